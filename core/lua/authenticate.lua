@@ -1,0 +1,27 @@
+-- Authenticate: (re)bind the certificate, clear the queues of the device
+-- and of its user channels, store the device facts, disable until the
+-- first TokenUpdate.
+--   ARGV[4] device base (key prefix of the device channel)
+--   ARGV[5..] field/value pairs for the device record
+-- The certificate was claimed globally beforehand (SET NX on its own key).
+local t = mdm_now()
+if ARGV[1] ~= 'off' and ARGV[2] ~= '' then
+    local cur = redis.call('HGET', KEYS[1], 'cert')
+    if cur ~= ARGV[2] then
+        redis.call('HSET', KEYS[1], 'cert', ARGV[2])
+    end
+end
+local base = ARGV[4]
+redis.call('DEL', base .. ':q', base .. ':cmd', base .. ':nn')
+for _, ub in ipairs(redis.call('SMEMBERS', KEYS[6])) do
+    redis.call('DEL', ub .. ':q', ub .. ':cmd', ub .. ':nn')
+end
+if redis.call('HSETNX', KEYS[1], 'first', t) == 0 then
+    redis.call('HDEL', KEYS[1], 'checkout')
+end
+local f = {'enabled', '0', 'last', t, 'auth', t}
+for i = 5, #ARGV do
+    f[#f + 1] = ARGV[i]
+end
+redis.call('HSET', KEYS[1], unpack(f))
+return {'OK'}

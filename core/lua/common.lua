@@ -1,0 +1,42 @@
+-- Prelude shared by every device-facing script (prepended at build time).
+--
+-- Device scripts take the same first keys and arguments:
+--   KEYS[1] device-channel record   KEYS[2] this enrollment's record
+--   KEYS[3] queue   KEYS[4] command bodies   KEYS[5] NotNow set
+--   KEYS[6] user channels of the device
+--   ARGV[1] binding mode (strict|retro|off)   ARGV[2] certificate SHA-256
+--   ARGV[3] 1 when the certificate was just claimed (retro binding)
+-- Every key carries the device's hash tag, so one script = one slot.
+
+local function mdm_now()
+    return redis.call('TIME')[1]
+end
+
+-- nil when the request may proceed, else the refusal reply.
+local function mdm_bind_check()
+    local mode, hash = ARGV[1], ARGV[2]
+    if mode == 'off' then
+        return nil
+    end
+    local cur = redis.call('HGET', KEYS[1], 'cert')
+    if cur == hash then
+        return nil
+    end
+    if not cur then
+        if mode == 'retro' then
+            if ARGV[3] == '1' then
+                redis.call('HSET', KEYS[1], 'cert', hash)
+                return nil
+            end
+            return {'RETRO'}
+        end
+        return {'UNBOUND'}
+    end
+    return {'MISMATCH'}
+end
+
+local function mdm_touch(key, t)
+    if redis.call('EXISTS', key) == 1 then
+        redis.call('HSET', key, 'last', t)
+    end
+end

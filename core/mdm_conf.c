@@ -1,0 +1,343 @@
+/* Configuration: options by name, validated when set, files loaded once. */
+#include "mdm_internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#define MDM_MAX_CONF_FILE (4 * 1024 * 1024)
+
+extern const char *const mdm_lua_src[MDM_LUA_COUNT];
+extern const char *const mdm_lua_name[MDM_LUA_COUNT];
+
+static mdm_script_t scripts[MDM_LUA_COUNT];
+static pthread_once_t scripts_once = PTHREAD_ONCE_INIT;
+
+static void
+scripts_init(void)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen;
+    size_t i;
+
+    for (i = 0; i < MDM_LUA_COUNT; i++) {
+        scripts[i].name = mdm_lua_name[i];
+        scripts[i].src = mdm_lua_src[i];
+        if (EVP_Digest(mdm_lua_src[i], strlen(mdm_lua_src[i]), md, &mdlen,
+                       EVP_sha1(), NULL) == 1) {
+            mdm_hex(md, mdlen, scripts[i].sha1);
+        }
+    }
+}
+
+const mdm_script_t *
+mdm_script(mdm_lua_t which)
+{
+    pthread_once(&scripts_once, scripts_init);
+    return &scripts[which];
+}
+
+mdm_conf_t *
+mdm_conf_new(void)
+{
+    mdm_conf_t *c = calloc(1, sizeof(*c));
+
+    if (c == NULL) {
+        return NULL;
+    }
+    c->prefix = mdm_strdup("mdm:");
+    if (c->prefix == NULL) {
+        free(c);
+        return NULL;
+    }
+    c->identity = MDM_ID_SIGNATURE | MDM_ID_TLS;
+    c->binding = MDM_BIND_STRICT;
+    c->results_ttl = 7 * 86400;
+    c->events_maxlen = 100000;
+    c->push_maxlen = 100000;
+    c->cache_size = 10000;
+    c->cache_ttl = 3600;
+    c->user_auth = MDM_UA_GONE;
+    return c;
+}
+
+void
+mdm_conf_free(mdm_conf_t *c)
+{
+    size_t i;
+
+    if (c == NULL) {
+        return;
+    }
+    free(c->prefix);
+    free(c->ca_file);
+    for (i = 0; i < c->ntopics; i++) {
+        free(c->topics[i]);
+    }
+    free(c->topics);
+    free(c->get_token_type);
+    free(c->get_token_file);
+    mdm_buf_free(&c->get_token);
+    free(c->rts_wifi_file);
+    free(c->rts_mdm_file);
+    mdm_buf_free(&c->rts_wifi);
+    mdm_buf_free(&c->rts_mdm);
+    if (c->verifier) {
+        mdm_verifier_free(c->verifier);
+    }
+    free(c->events_key);
+    free(c->push_key);
+    free(c);
+}
+
+static int
+set_str(char **dst, const char *v)
+{
+    char *n = mdm_strdup(v);
+
+    if (n == NULL) {
+        return -1;
+    }
+    free(*dst);
+    *dst = n;
+    return 0;
+}
+
+static int
+parse_long(const char *v, long min, long max, long *out)
+{
+    char *end;
+    long n;
+
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno || end == v || *end != '\0' || n < min || n > max) {
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+static int
+parse_identity(const char *v, unsigned *out)
+{
+    unsigned m = 0;
+    const char *p = v;
+    size_t n;
+
+    if (strcmp(v, "none") == 0) {
+        *out = 0;
+        return 0;
+    }
+    while (*p) {
+        n = strcspn(p, ", ");
+        if (n == 9 && strncmp(p, "signature", 9) == 0) {
+            m |= MDM_ID_SIGNATURE;
+        } else if (n == 3 && strncmp(p, "tls", 3) == 0) {
+            m |= MDM_ID_TLS;
+        } else if (n == 6 && strncmp(p, "header", 6) == 0) {
+            m |= MDM_ID_HEADER;
+        } else if (n != 0) {
+            return -1;
+        }
+        p += n;
+        p += strspn(p, ", ");
+    }
+    if (m == 0) {
+        return -1;
+    }
+    *out = m;
+    return 0;
+}
+
+int
+mdm_conf_set(mdm_conf_t *c, const char *name, const char *value, char *err,
+             size_t errlen)
+{
+    long n;
+    char **t;
+
+    if (c->finished) {
+        snprintf(err, errlen, "configuration already finished");
+        return -1;
+    }
+    if (strcmp(name, "prefix") == 0) {
+        if (*value == '\0' || strlen(value) > 64 || strpbrk(value, "{} ")) {
+            snprintf(err, errlen, "invalid prefix \"%s\": 1-64 characters, "
+                     "no braces or spaces", value);
+            return -1;
+        }
+        return set_str(&c->prefix, value);
+    }
+    if (strcmp(name, "identity") == 0) {
+        if (parse_identity(value, &c->identity) != 0) {
+            snprintf(err, errlen, "invalid identity \"%s\": expected a "
+                     "list of signature, tls, header, or \"none\"", value);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(name, "ca_file") == 0) {
+        return set_str(&c->ca_file, value);
+    }
+    if (strcmp(name, "topic") == 0) {
+        if (strncmp(value, "com.apple.mgmt.", 15) != 0 || value[15] == 0) {
+            snprintf(err, errlen, "invalid topic \"%s\": a push topic "
+                     "starts with \"com.apple.mgmt.\"", value);
+            return -1;
+        }
+        t = realloc(c->topics, (c->ntopics + 1) * sizeof(char *));
+        if (t == NULL) {
+            return -1;
+        }
+        c->topics = t;
+        t[c->ntopics] = mdm_strdup(value);
+        if (t[c->ntopics] == NULL) {
+            return -1;
+        }
+        c->ntopics++;
+        return 0;
+    }
+    if (strcmp(name, "binding") == 0) {
+        if (strcmp(value, "strict") == 0) {
+            c->binding = MDM_BIND_STRICT;
+        } else if (strcmp(value, "retro") == 0) {
+            c->binding = MDM_BIND_RETRO;
+        } else if (strcmp(value, "off") == 0) {
+            c->binding = MDM_BIND_OFF;
+        } else {
+            snprintf(err, errlen, "invalid binding \"%s\": expected "
+                     "strict, retro or off", value);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(name, "user_auth") == 0) {
+        if (strcmp(value, "gone") == 0) {
+            c->user_auth = MDM_UA_GONE;
+        } else if (strcmp(value, "zero-length") == 0) {
+            c->user_auth = MDM_UA_ZERO_LENGTH;
+        } else {
+            snprintf(err, errlen, "invalid user_auth \"%s\": expected gone "
+                     "or zero-length", value);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(name, "rts") == 0) {
+        if (strcmp(value, "on") == 0) {
+            c->rts = 1;
+        } else if (strcmp(value, "off") == 0) {
+            c->rts = 0;
+        } else {
+            snprintf(err, errlen, "invalid rts \"%s\": expected on or off",
+                     value);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(name, "rts_wifi_profile") == 0) {
+        return set_str(&c->rts_wifi_file, value);
+    }
+    if (strcmp(name, "rts_mdm_profile") == 0) {
+        return set_str(&c->rts_mdm_file, value);
+    }
+    if (strcmp(name, "get_token") == 0) {
+        const char *sp = strchr(value, ' ');
+
+        if (sp == NULL || sp == value || sp[1] == '\0') {
+            snprintf(err, errlen, "invalid get_token \"%s\": expected "
+                     "\"<TokenServiceType> <file>\"", value);
+            return -1;
+        }
+        free(c->get_token_type);
+        c->get_token_type = mdm_strndup(value, (size_t) (sp - value));
+        return set_str(&c->get_token_file, sp + 1);
+    }
+    if (strcmp(name, "results_ttl") == 0 ||
+        strcmp(name, "events_maxlen") == 0 ||
+        strcmp(name, "push_maxlen") == 0 || strcmp(name, "cache_size") == 0 ||
+        strcmp(name, "cache_ttl") == 0) {
+        if (parse_long(value, name[0] == 'r' ? 1 : 0, INT_MAX, &n) != 0) {
+            snprintf(err, errlen, "invalid %s \"%s\": expected a number "
+                     "from %d to %d", name, value, name[0] == 'r' ? 1 : 0,
+                     INT_MAX);
+            return -1;
+        }
+        if (name[0] == 'r') {
+            c->results_ttl = n;
+        } else if (name[0] == 'e') {
+            c->events_maxlen = n;
+        } else if (name[0] == 'p') {
+            c->push_maxlen = n;
+        } else if (strcmp(name, "cache_size") == 0) {
+            c->cache_size = (size_t) n;
+        } else {
+            c->cache_ttl = (unsigned) n;
+        }
+        return 0;
+    }
+    snprintf(err, errlen, "unknown option \"%s\"", name);
+    return -1;
+}
+
+int
+mdm_conf_finish(mdm_conf_t *c, char *err, size_t errlen)
+{
+    if (c->finished) {
+        return 0;
+    }
+    if (c->identity != 0) {
+        if (c->ca_file == NULL) {
+            snprintf(err, errlen, "an identity CA file is required unless "
+                     "identity is \"none\"");
+            return -1;
+        }
+        c->verifier = mdm_verifier_new(c->ca_file, c->cache_size,
+                                       c->cache_ttl, err, errlen);
+        if (c->verifier == NULL) {
+            return -1;
+        }
+    } else if (c->binding != MDM_BIND_OFF) {
+        snprintf(err, errlen, "certificate binding needs an identity: set "
+                 "binding to off when identity is \"none\"");
+        return -1;
+    }
+    if (c->get_token_file &&
+        mdm_read_file(c->get_token_file, &c->get_token, MDM_MAX_CONF_FILE,
+                      err, errlen) != 0) {
+        return -1;
+    }
+    if (c->rts_wifi_file &&
+        mdm_read_file(c->rts_wifi_file, &c->rts_wifi, MDM_MAX_CONF_FILE, err,
+                      errlen) != 0) {
+        return -1;
+    }
+    if (c->rts_mdm_file &&
+        mdm_read_file(c->rts_mdm_file, &c->rts_mdm, MDM_MAX_CONF_FILE, err,
+                      errlen) != 0) {
+        return -1;
+    }
+    if (asprintf(&c->events_key, "%sevents", c->prefix) < 0) {
+        c->events_key = NULL;
+        return -1;
+    }
+    if (asprintf(&c->push_key, "%spush", c->prefix) < 0) {
+        c->push_key = NULL;
+        return -1;
+    }
+    snprintf(c->events_maxlen_s, sizeof(c->events_maxlen_s), "%ld",
+             c->events_maxlen);
+    snprintf(c->push_maxlen_s, sizeof(c->push_maxlen_s), "%ld",
+             c->push_maxlen);
+    snprintf(c->results_ttl_s, sizeof(c->results_ttl_s), "%ld",
+             c->results_ttl);
+    (void) mdm_script(0);
+    c->finished = 1;
+    return 0;
+}

@@ -1,0 +1,53 @@
+/* Blocking executor: runs a transaction's plans on a hiredis context. */
+#include "mdm_internal.h"
+
+#include <stdlib.h>
+
+#include <hiredis.h>
+
+#define MDM_SYNC_MAX_REPLIES 64
+
+mdm_step_t
+mdm_exec_sync(redisContext *c, mdm_req_t *r)
+{
+    const mdm_plan_t *p;
+    redisReply *stack[MDM_SYNC_MAX_REPLIES], **rep;
+    void *x;
+    size_t i, got;
+    mdm_step_t step = MDM_STEP_REDIS;
+    int broken;
+
+    while (step == MDM_STEP_REDIS) {
+        p = mdm_req_plan(r);
+        rep = p->nreplies <= MDM_SYNC_MAX_REPLIES
+                  ? stack
+                  : calloc(p->nreplies, sizeof(*rep));
+        broken = c->err != 0 || rep == NULL;
+        for (i = 0; !broken && i < p->ncmds; i++) {
+            if (redisAppendCommandArgv(c, p->cmds[i].argc, p->cmds[i].argv,
+                                       p->cmds[i].argvlen) != REDIS_OK) {
+                broken = 1;
+            }
+        }
+        got = 0;
+        for (i = 0; !broken && i < p->ncmds; i++) {
+            if (redisGetReply(c, &x) != REDIS_OK) {
+                broken = 1;
+                break;
+            }
+            if (i < p->nreplies) {
+                rep[got++] = x;
+            } else {
+                freeReplyObject(x);
+            }
+        }
+        step = mdm_req_feed(r, broken ? NULL : rep, broken ? 0 : got);
+        for (i = 0; i < got; i++) {
+            freeReplyObject(rep[i]);
+        }
+        if (rep != stack) {
+            free(rep);
+        }
+    }
+    return step;
+}

@@ -1,0 +1,253 @@
+/*
+ * mdmctl: the admin's command line. For now it talks to Redis directly
+ * through libmdm's blocking executor; the same operations are what the
+ * modules' admin API exposes.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <hiredis.h>
+
+#include "mdm.h"
+
+static const char usage[] =
+    "usage: mdmctl [--redis ADDR] [--prefix P] COMMAND ARGS\n"
+    "\n"
+    "  enqueue ID[,ID...] FILE [--nopush]\n"
+    "                     queue a command (plist or JSON; '-' = stdin) for\n"
+    "                     one or more enrollments and request a push\n"
+    "  push ID[,ID...]    request a push\n"
+    "  show ID            show an enrollment record\n"
+    "  queue ID           list an enrollment's queued commands\n"
+    "  delete ID UUID     remove one queued command\n"
+    "  clear ID           remove every queued command\n"
+    "  result ID UUID     show a command result\n"
+    "\n"
+    "  --redis ADDR       host:port, or a unix socket path\n"
+    "                     (default 127.0.0.1:6379, or $MDM_REDIS)\n"
+    "  --prefix P         key prefix (default mdm:)\n"
+    "\n"
+    "Prints the JSON answer; exits 0 on success, 1 when the operation was\n"
+    "refused (unknown enrollment, duplicate uuid...), 2 on usage or\n"
+    "connection errors.\n";
+
+static redisContext *
+connect_redis(const char *addr)
+{
+    struct timeval tv = {5, 0};
+    char host[256];
+    const char *colon;
+    long port;
+    char *end;
+    redisContext *c;
+
+    if (addr[0] == '/' || strncmp(addr, "unix:", 5) == 0) {
+        c = redisConnectUnixWithTimeout(addr[0] == '/' ? addr : addr + 5, tv);
+    } else {
+        colon = strrchr(addr, ':');
+        if (colon == NULL || (size_t) (colon - addr) >= sizeof(host)) {
+            fprintf(stderr, "mdmctl: --redis: expected host:port or a "
+                            "socket path, got \"%s\"\n",
+                    addr);
+            return NULL;
+        }
+        errno = 0;
+        port = strtol(colon + 1, &end, 10);
+        if (errno || *end || port <= 0 || port > 65535) {
+            fprintf(stderr, "mdmctl: --redis: bad port in \"%s\"\n", addr);
+            return NULL;
+        }
+        snprintf(host, sizeof(host), "%.*s", (int) (colon - addr), addr);
+        c = redisConnectWithTimeout(host, (int) port, tv);
+    }
+    if (c == NULL || c->err) {
+        fprintf(stderr, "mdmctl: cannot connect to Redis at %s: %s\n", addr,
+                c ? c->errstr : "out of memory");
+        if (c) {
+            redisFree(c);
+        }
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    return c;
+}
+
+static char *
+read_all(const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    char *buf = NULL, *n;
+    size_t cap = 0, got = 0, r;
+
+    if (f == NULL) {
+        fprintf(stderr, "mdmctl: cannot open %s: %s\n", path,
+                strerror(errno));
+        return NULL;
+    }
+    do {
+        if (got == cap) {
+            cap = cap ? cap * 2 : 65536;
+            if (cap > 64 * 1024 * 1024 || (n = realloc(buf, cap)) == NULL) {
+                fprintf(stderr, "mdmctl: %s is too large\n", path);
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = n;
+        }
+        r = fread(buf + got, 1, cap - got, f);
+        got += r;
+    } while (r > 0);
+    if (f != stdin) {
+        fclose(f);
+    }
+    *len = got;
+    return buf;
+}
+
+/* Split "a,b,c" in place. */
+static size_t
+split_ids(char *s, const char **ids, size_t max)
+{
+    size_t n = 0;
+    char *tok, *save = NULL;
+
+    for (tok = strtok_r(s, ",", &save); tok && n < max;
+         tok = strtok_r(NULL, ",", &save)) {
+        ids[n++] = tok;
+    }
+    return n;
+}
+
+static void
+log_stderr(void *data, mdm_log_level_t level, const char *id,
+           const char *msg)
+{
+    (void) data;
+    (void) level;
+    fprintf(stderr, "mdmctl: %s %s\n", id, msg);
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *addr = getenv("MDM_REDIS"), *prefix = "mdm:";
+    const char *ids[1024];
+    mdm_admin_args_t a;
+    mdm_conf_t *conf;
+    redisContext *rc;
+    mdm_req_t *r;
+    const mdm_response_t *resp;
+    char err[512], *body = NULL, *op;
+    int i, status;
+
+    memset(&a, 0, sizeof(a));
+    if (addr == NULL) {
+        addr = "127.0.0.1:6379";
+    }
+    for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
+        if (strcmp(argv[i], "--help") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--redis") == 0 && i + 1 < argc) {
+            addr = argv[++i];
+        } else if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc) {
+            prefix = argv[++i];
+        } else {
+            fprintf(stderr, "mdmctl: unknown option %s\n\n%s", argv[i],
+                    usage);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    op = argv[i++];
+    argc -= i;
+    argv += i;
+    if (argc > 0 && strcmp(argv[argc - 1], "--nopush") == 0) {
+        a.nopush = 1;
+        argc--;
+    }
+
+#define NEED(n)                                                               \
+    if (argc != (n)) {                                                        \
+        fprintf(stderr, "mdmctl: %s takes %d argument(s)\n\n%s", op, (n),    \
+                usage);                                                       \
+        return 2;                                                             \
+    }
+    if (strcmp(op, "enqueue") == 0) {
+        NEED(2);
+        a.op = MDM_ADMIN_ENQUEUE;
+        body = read_all(argv[1], &a.body_len);
+        if (body == NULL) {
+            return 2;
+        }
+        a.body = (const unsigned char *) body;
+    } else if (strcmp(op, "push") == 0) {
+        NEED(1);
+        a.op = MDM_ADMIN_PUSH;
+    } else if (strcmp(op, "show") == 0) {
+        NEED(1);
+        a.op = MDM_ADMIN_ENROLLMENT;
+    } else if (strcmp(op, "queue") == 0) {
+        NEED(1);
+        a.op = MDM_ADMIN_QUEUE;
+    } else if (strcmp(op, "clear") == 0) {
+        NEED(1);
+        a.op = MDM_ADMIN_CLEAR;
+    } else if (strcmp(op, "delete") == 0 || strcmp(op, "result") == 0) {
+        NEED(2);
+        a.op = op[0] == 'd' ? MDM_ADMIN_DELETE : MDM_ADMIN_RESULT;
+        a.uuid = argv[1];
+    } else {
+        fprintf(stderr, "mdmctl: unknown command \"%s\"\n\n%s", op, usage);
+        return 2;
+    }
+    a.ids = ids;
+    a.nids = split_ids(argv[0], ids, sizeof(ids) / sizeof(ids[0]));
+
+    conf = mdm_conf_new();
+    if (conf == NULL ||
+        mdm_conf_set(conf, "prefix", prefix, err, sizeof(err)) != 0 ||
+        mdm_conf_set(conf, "identity", "none", err, sizeof(err)) != 0 ||
+        mdm_conf_set(conf, "binding", "off", err, sizeof(err)) != 0 ||
+        mdm_conf_finish(conf, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mdmctl: --prefix: %s\n", err);
+        return 2;
+    }
+    rc = connect_redis(addr);
+    if (rc == NULL) {
+        mdm_conf_free(conf);
+        free(body);
+        return 2;
+    }
+    r = mdm_req_new_admin(conf, &a);
+    if (r == NULL) {
+        fprintf(stderr, "mdmctl: out of memory\n");
+        return 2;
+    }
+    mdm_req_set_logger(r, log_stderr, NULL);
+    if (mdm_req_start(r) == MDM_STEP_REDIS) {
+        mdm_exec_sync(rc, r);
+    }
+    resp = mdm_req_response(r);
+    status = resp->status;
+    if (resp->body_len) {
+        fwrite(resp->body, 1, resp->body_len, stdout);
+        fputc('\n', stdout);
+    }
+    if (status == 503) {
+        fprintf(stderr, "mdmctl: Redis at %s failed: %s\n", addr,
+                rc->err ? rc->errstr : "see the message above");
+    }
+    mdm_req_free(r);
+    redisFree(rc);
+    mdm_conf_free(conf);
+    free(body);
+    return status >= 200 && status < 300 ? 0 : (status == 503 ? 2 : 1);
+}
