@@ -70,6 +70,7 @@ void mdm_conf_free(mdm_conf_t *c);
  *   push_maxlen     approximate cap of the push stream (default 100000)
  *   cache_size      identity cache entries (default 10000)
  *   cache_ttl       identity cache seconds (default 3600)
+ *   cert_cache_size decoded certificates kept per process (default 1000)
  *   user_auth       gone (410, default) | zero-length
  *   get_token       "<TokenServiceType> <file>": answer GetToken from file
  *   rts             off (default) | on: ReturnToService Enabled

@@ -62,6 +62,7 @@ mdm_conf_new(void)
     c->push_maxlen = 100000;
     c->cache_size = 10000;
     c->cache_ttl = 3600;
+    c->cert_cache_size = 1000;
     c->user_auth = MDM_UA_GONE;
     return c;
 }
@@ -262,7 +263,8 @@ mdm_conf_set(mdm_conf_t *c, const char *name, const char *value, char *err,
     if (strcmp(name, "results_ttl") == 0 ||
         strcmp(name, "events_maxlen") == 0 ||
         strcmp(name, "push_maxlen") == 0 || strcmp(name, "cache_size") == 0 ||
-        strcmp(name, "cache_ttl") == 0) {
+        strcmp(name, "cache_ttl") == 0 ||
+        strcmp(name, "cert_cache_size") == 0) {
         if (parse_long(value, name[0] == 'r' ? 1 : 0, INT_MAX, &n) != 0) {
             snprintf(err, errlen, "invalid %s \"%s\": expected a number "
                      "from %d to %d", name, value, name[0] == 'r' ? 1 : 0,
@@ -275,6 +277,8 @@ mdm_conf_set(mdm_conf_t *c, const char *name, const char *value, char *err,
             c->events_maxlen = n;
         } else if (name[0] == 'p') {
             c->push_maxlen = n;
+        } else if (strcmp(name, "cert_cache_size") == 0) {
+            c->cert_cache_size = (size_t) n;
         } else if (strcmp(name, "cache_size") == 0) {
             c->cache_size = (size_t) n;
         } else {
@@ -301,6 +305,12 @@ mdm_conf_finish(mdm_conf_t *c, char *err, size_t errlen)
         c->verifier = mdm_verifier_new(c->ca_file, c->cache_size,
                                        c->cache_ttl, err, errlen);
         if (c->verifier == NULL) {
+            return -1;
+        }
+        if (mdm_verifier_set_cert_cache(c->verifier, c->cert_cache_size) !=
+            0) {
+            snprintf(err, errlen, "cannot allocate %zu certificate cache "
+                     "entries", c->cert_cache_size);
             return -1;
         }
     } else if (c->binding != MDM_BIND_OFF) {

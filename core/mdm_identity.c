@@ -4,6 +4,7 @@
  * identity CA with a bounded per-verifier cache.
  */
 #include "mdm_identity.h"
+#include "mdm_der.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -39,8 +40,17 @@ typedef struct {
     int used;
 } mdm_cache_entry_t;
 
+/* A decoded certificate, keyed by the SHA-256 of its DER. */
+typedef struct {
+    unsigned char key[32];
+    X509 *x;
+    time_t used;
+} mdm_cert_entry_t;
+
 struct mdm_verifier_s {
     X509_STORE *store;
+    mdm_cert_entry_t *certs; /* decoded certificates, see mdm_parse_cached */
+    size_t certs_size;
     /* 1970-01-01, to turn ASN1_TIME into time_t without timegm() */
     ASN1_TIME *epoch;
     pthread_mutex_t lock;
@@ -102,25 +112,33 @@ mdm_set_why(const char **why, const char *msg)
     }
 }
 
+/* 0-63: digit value; 64: whitespace; 65: '='; 0xff: invalid. A table
+ * because this runs over every Mdm-Signature header (~3 KB). */
+static const unsigned char mdm_b64_tab[256] = {
+    ['A'] = 0,  ['B'] = 1,  ['C'] = 2,  ['D'] = 3,  ['E'] = 4,  ['F'] = 5,
+    ['G'] = 6,  ['H'] = 7,  ['I'] = 8,  ['J'] = 9,  ['K'] = 10, ['L'] = 11,
+    ['M'] = 12, ['N'] = 13, ['O'] = 14, ['P'] = 15, ['Q'] = 16, ['R'] = 17,
+    ['S'] = 18, ['T'] = 19, ['U'] = 20, ['V'] = 21, ['W'] = 22, ['X'] = 23,
+    ['Y'] = 24, ['Z'] = 25, ['a'] = 26, ['b'] = 27, ['c'] = 28, ['d'] = 29,
+    ['e'] = 30, ['f'] = 31, ['g'] = 32, ['h'] = 33, ['i'] = 34, ['j'] = 35,
+    ['k'] = 36, ['l'] = 37, ['m'] = 38, ['n'] = 39, ['o'] = 40, ['p'] = 41,
+    ['q'] = 42, ['r'] = 43, ['s'] = 44, ['t'] = 45, ['u'] = 46, ['v'] = 47,
+    ['w'] = 48, ['x'] = 49, ['y'] = 50, ['z'] = 51, ['0'] = 52, ['1'] = 53,
+    ['2'] = 54, ['3'] = 55, ['4'] = 56, ['5'] = 57, ['6'] = 58, ['7'] = 59,
+    ['8'] = 60, ['9'] = 61, ['+'] = 62, ['/'] = 63, [' '] = 64, ['\t'] = 64,
+    ['\r'] = 64, ['\n'] = 64, ['='] = 65,
+};
+
+/* The table's zero entries are ambiguous ('A' is 0): check 'A' apart. */
 static int
 mdm_b64_value(unsigned char c)
 {
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
+    unsigned char v = mdm_b64_tab[c];
+
+    if (v == 0 && c != 'A') {
+        return -1;
     }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '+') {
-        return 62;
-    }
-    if (c == '/') {
-        return 63;
-    }
-    return -1;
+    return v;
 }
 
 /**
@@ -152,23 +170,20 @@ mdm_b64_decode(const char *in, size_t len, int allow_ws, unsigned char **out,
     }
     for (i = 0; i < len; i++) {
         c = (unsigned char) in[i];
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+        v = mdm_b64_value(c);
+        if (v == 64) {
             if (!allow_ws) {
                 goto bad;
             }
             continue;
         }
-        if (c == '=') {
+        if (v == 65) {
             if (++pad > 2) {
                 goto bad;
             }
             continue;
         }
-        if (pad > 0) {
-            goto bad;
-        }
-        v = mdm_b64_value(c);
-        if (v < 0) {
+        if (pad > 0 || v < 0) {
             goto bad;
         }
         acc = ((acc << 6) | (unsigned) v) & 0xfff;
@@ -225,32 +240,6 @@ mdm_parse_der(const unsigned char *data, size_t len, X509 **cert,
     return MDM_ID_OK;
 }
 
-static mdm_id_rc_t
-mdm_parse_pem(const unsigned char *data, size_t len, X509 **cert,
-              const char **why)
-{
-    BIO *bio;
-    X509 *x;
-
-    if (len > INT_MAX) {
-        mdm_set_why(why, "certificate too large");
-        return MDM_ID_ERR_DECODE;
-    }
-    bio = BIO_new_mem_buf(data, (int) len);
-    if (bio == NULL) {
-        mdm_set_why(why, "out of memory");
-        return MDM_ID_ERR_NOMEM;
-    }
-    x = PEM_read_bio_X509(bio, NULL, mdm_no_password, NULL);
-    BIO_free(bio);
-    if (x == NULL) {
-        mdm_set_why(why, "invalid PEM certificate");
-        return MDM_ID_ERR_DECODE;
-    }
-    *cert = x;
-    return MDM_ID_OK;
-}
-
 static int
 mdm_is_pem(const unsigned char *data, size_t len)
 {
@@ -265,11 +254,21 @@ mdm_is_pem(const unsigned char *data, size_t len)
  * the same per-thread queue), and errors queued by the caller stay put.
  */
 
-mdm_id_rc_t
-mdm_identity_from_signature(const char *b64, size_t b64len,
-                            const unsigned char *body, size_t bodylen,
-                            X509 **signer, const char **why)
+static mdm_id_rc_t mdm_parse_cached(mdm_verifier_t *v,
+                                    const unsigned char *der, size_t len,
+                                    X509 **cert, char *hash,
+                                    const char **why);
+static void mdm_hash_hex(const unsigned char *der, size_t len, char *out);
+
+static mdm_id_rc_t
+mdm_signature_impl(mdm_verifier_t *v, const char *b64, size_t b64len,
+                   const unsigned char *body, size_t bodylen, X509 **signer,
+                   char *hash, const char **why)
 {
+    mdm_cms_split_t split = {0};
+    STACK_OF(X509) *certs = NULL;
+    char hashes[MDM_CMS_MAX_CERTS][65];
+    size_t i;
     unsigned char *der = NULL;
     const unsigned char *p;
     size_t derlen = 0;
@@ -294,6 +293,37 @@ mdm_identity_from_signature(const char *b64, size_t b64len,
         goto done;
     }
 
+    /*
+     * Fast path: decode the embedded certificates through the verifier's
+     * cache and the rest of the structure on its own. Anything the
+     * splitter does not recognise (BER, odd shapes) is decoded whole.
+     */
+    if (v && v->certs && mdm_cms_split(der, derlen, &split) == 0) {
+        certs = sk_X509_new_null();
+        if (certs == NULL) {
+            rc = MDM_ID_ERR_NOMEM;
+            mdm_set_why(why, "out of memory");
+            goto done;
+        }
+        for (i = 0; i < split.ncerts; i++) {
+            rc = mdm_parse_cached(v, split.cert[i], split.cert_len[i], &x,
+                                  hashes[i], why);
+            if (rc != MDM_ID_OK) {
+                goto done;
+            }
+            if (!sk_X509_push(certs, x)) {
+                X509_free(x);
+                rc = MDM_ID_ERR_NOMEM;
+                mdm_set_why(why, "out of memory");
+                goto done;
+            }
+        }
+        x = NULL;
+        free(der);
+        der = split.stripped;
+        derlen = split.stripped_len;
+        split.stripped = NULL;
+    }
     p = der;
     cms = d2i_CMS_ContentInfo(NULL, &p, (long) derlen);
     if (cms == NULL || p != der + derlen) {
@@ -325,7 +355,7 @@ mdm_identity_from_signature(const char *b64, size_t b64len,
      * CMS_verify(), which would report a missing certificate as a mere
      * verification failure.
      */
-    if (CMS_set1_signers_certs(cms, NULL, 0) < 0) {
+    if (CMS_set1_signers_certs(cms, certs, 0) < 0) {
         rc = MDM_ID_ERR_SIGNERS;
         mdm_set_why(why, "cannot resolve the signer certificate");
         goto done;
@@ -355,7 +385,7 @@ mdm_identity_from_signature(const char *b64, size_t b64len,
      * canonicalise LF to CRLF. The chain is checked separately by
      * mdm_verifier_check(), hence CMS_NO_SIGNER_CERT_VERIFY.
      */
-    if (CMS_verify(cms, NULL, NULL, bio, NULL,
+    if (CMS_verify(cms, certs, NULL, bio, NULL,
                    CMS_DETACHED | CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) !=
         1) {
         rc = MDM_ID_ERR_SIGNATURE;
@@ -377,12 +407,29 @@ mdm_identity_from_signature(const char *b64, size_t b64len,
         goto done;
     }
     *signer = x;
+    if (hash) {
+        hash[0] = '\0';
+        for (i = 0; certs && i < (size_t) sk_X509_num(certs); i++) {
+            if (sk_X509_value(certs, (int) i) == x) {
+                memcpy(hash, hashes[i], 65);
+            }
+        }
+        if (hash[0] == '\0' && mdm_cert_sha256_hex(x, hash) != 0) {
+            X509_free(x);
+            *signer = NULL;
+            rc = MDM_ID_ERR_NOMEM;
+            mdm_set_why(why, "out of memory");
+            goto done;
+        }
+    }
     rc = MDM_ID_OK;
     mdm_set_why(why, "ok");
 
 done:
     /* the stack is ours, the certificates belong to cms */
     sk_X509_free(signers);
+    sk_X509_pop_free(certs, X509_free);
+    free(split.stripped);
     BIO_free(bio);
     CMS_ContentInfo_free(cms);
     free(der);
@@ -391,8 +438,68 @@ done:
 }
 
 mdm_id_rc_t
-mdm_identity_from_cert(const unsigned char *data, size_t len, X509 **cert,
-                       const char **why)
+mdm_identity_from_signature(const char *b64, size_t b64len,
+                            const unsigned char *body, size_t bodylen,
+                            X509 **signer, const char **why)
+{
+    return mdm_signature_impl(NULL, b64, b64len, body, bodylen, signer, NULL,
+                              why);
+}
+
+mdm_id_rc_t
+mdm_verifier_signature(mdm_verifier_t *v, const char *b64, size_t b64len,
+                       const unsigned char *body, size_t bodylen,
+                       X509 **signer, char hash[65], const char **why)
+{
+    return mdm_signature_impl(v, b64, b64len, body, bodylen, signer, hash,
+                              why);
+}
+
+/* PEM to DER without decoding the certificate (see mdm_parse_cached). */
+static mdm_id_rc_t
+mdm_pem_to_der(const unsigned char *data, size_t len, unsigned char **der,
+               long *derlen, const char **why)
+{
+    BIO *bio;
+    int ok;
+
+    if (len > INT_MAX) {
+        mdm_set_why(why, "certificate too large");
+        return MDM_ID_ERR_DECODE;
+    }
+    bio = BIO_new_mem_buf(data, (int) len);
+    if (bio == NULL) {
+        mdm_set_why(why, "out of memory");
+        return MDM_ID_ERR_NOMEM;
+    }
+    ok = PEM_bytes_read_bio(der, derlen, NULL, PEM_STRING_X509, bio,
+                            mdm_no_password, NULL);
+    BIO_free(bio);
+    if (!ok) {
+        mdm_set_why(why, "invalid PEM certificate");
+        return MDM_ID_ERR_DECODE;
+    }
+    return MDM_ID_OK;
+}
+
+static mdm_id_rc_t
+mdm_pem_cached(mdm_verifier_t *v, const unsigned char *data, size_t len,
+               X509 **cert, char *hash, const char **why)
+{
+    unsigned char *der = NULL;
+    long derlen = 0;
+    mdm_id_rc_t rc = mdm_pem_to_der(data, len, &der, &derlen, why);
+
+    if (rc == MDM_ID_OK) {
+        rc = mdm_parse_cached(v, der, (size_t) derlen, cert, hash, why);
+    }
+    OPENSSL_free(der);
+    return rc;
+}
+
+static mdm_id_rc_t
+mdm_cert_impl(mdm_verifier_t *v, const unsigned char *data, size_t len,
+              X509 **cert, char *hash, const char **why)
 {
     mdm_id_rc_t rc;
 
@@ -403,15 +510,29 @@ mdm_identity_from_cert(const unsigned char *data, size_t len, X509 **cert,
     }
     ERR_set_mark();
     if (mdm_is_pem(data, len)) {
-        rc = mdm_parse_pem(data, len, cert, why);
+        rc = mdm_pem_cached(v, data, len, cert, hash, why);
     } else {
-        rc = mdm_parse_der(data, len, cert, why);
+        rc = mdm_parse_cached(v, data, len, cert, hash, why);
     }
     if (rc == MDM_ID_OK) {
         mdm_set_why(why, "ok");
     }
     ERR_pop_to_mark();
     return rc;
+}
+
+mdm_id_rc_t
+mdm_identity_from_cert(const unsigned char *data, size_t len, X509 **cert,
+                       const char **why)
+{
+    return mdm_cert_impl(NULL, data, len, cert, NULL, why);
+}
+
+mdm_id_rc_t
+mdm_verifier_cert(mdm_verifier_t *v, const unsigned char *data, size_t len,
+                  X509 **cert, char hash[65], const char **why)
+{
+    return mdm_cert_impl(v, data, len, cert, hash, why);
 }
 
 static int
@@ -473,9 +594,9 @@ bad:
     return MDM_ID_ERR_DECODE;
 }
 
-mdm_id_rc_t
-mdm_identity_from_header(const char *value, size_t len, X509 **cert,
-                         const char **why)
+static mdm_id_rc_t
+mdm_header_impl(mdm_verifier_t *v, const char *value, size_t len,
+                X509 **cert, char *hash, const char **why)
 {
     unsigned char *buf = NULL;
     size_t buflen = 0;
@@ -508,13 +629,13 @@ mdm_identity_from_header(const char *value, size_t len, X509 **cert,
         }
         rc = mdm_b64_decode(value + 1, len - 2, 0, &buf, &buflen, why);
         if (rc == MDM_ID_OK) {
-            rc = mdm_parse_der(buf, buflen, cert, why);
+            rc = mdm_parse_cached(v, buf, buflen, cert, hash, why);
         }
     } else {
         rc = mdm_percent_decode(value, len, &buf, &buflen, why);
         if (rc == MDM_ID_OK) {
             if (mdm_is_pem(buf, buflen)) {
-                rc = mdm_parse_pem(buf, buflen, cert, why);
+                rc = mdm_pem_cached(v, buf, buflen, cert, hash, why);
             } else {
                 rc = MDM_ID_ERR_DECODE;
                 mdm_set_why(why, "certificate header is not PEM");
@@ -529,6 +650,20 @@ done:
     free(buf);
     ERR_pop_to_mark();
     return rc;
+}
+
+mdm_id_rc_t
+mdm_identity_from_header(const char *value, size_t len, X509 **cert,
+                         const char **why)
+{
+    return mdm_header_impl(NULL, value, len, cert, NULL, why);
+}
+
+mdm_id_rc_t
+mdm_verifier_header(mdm_verifier_t *v, const char *value, size_t len,
+                    X509 **cert, char hash[65], const char **why)
+{
+    return mdm_header_impl(v, value, len, cert, hash, why);
 }
 
 /** Returns 0, or -1 (and an empty string in out) on failure. */
@@ -723,6 +858,10 @@ mdm_verifier_free(mdm_verifier_t *v)
     ASN1_TIME_free(v->epoch);
     pthread_mutex_destroy(&v->lock);
     free(v->cache);
+    for (size_t i = 0; i < v->certs_size; i++) {
+        X509_free(v->certs[i].x);
+    }
+    free(v->certs);
     free(v);
 }
 
@@ -958,6 +1097,9 @@ void
 mdm_verifier_stats(mdm_verifier_t *v, unsigned long *hits,
                    unsigned long *misses, size_t *entries)
 {
+    if (v == NULL) {
+        return;
+    }
     pthread_mutex_lock(&v->lock);
     if (hits != NULL) {
         *hits = v->hits;
@@ -969,4 +1111,113 @@ mdm_verifier_stats(mdm_verifier_t *v, unsigned long *hits,
         *entries = v->entries;
     }
     pthread_mutex_unlock(&v->lock);
+}
+
+/* ---------------------------------------------------------------- */
+/* decoded certificates                                             */
+
+int
+mdm_verifier_set_cert_cache(mdm_verifier_t *v, size_t size)
+{
+    mdm_cert_entry_t *c = NULL;
+
+    if (size > 0 && (c = calloc(size, sizeof(*c))) == NULL) {
+        return -1;
+    }
+    pthread_mutex_lock(&v->lock);
+    for (size_t i = 0; i < v->certs_size; i++) {
+        X509_free(v->certs[i].x);
+    }
+    free(v->certs);
+    v->certs = c;
+    v->certs_size = size;
+    pthread_mutex_unlock(&v->lock);
+    return 0;
+}
+
+static void
+mdm_hash_hex(const unsigned char *key, size_t len, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        out[2 * i] = hex[key[i] >> 4];
+        out[2 * i + 1] = hex[key[i] & 0xf];
+    }
+    out[2 * len] = '\0';
+}
+
+/**
+ * d2i_X509 through the verifier's cache of decoded certificates (content
+ * addressed: a hit is the same DER). *cert is a new reference. hash, when
+ * not NULL, receives the hex SHA-256 of the DER.
+ */
+static mdm_id_rc_t
+mdm_parse_cached(mdm_verifier_t *v, const unsigned char *der, size_t len,
+                 X509 **cert, char *hash, const char **why)
+{
+    unsigned char key[32];
+    unsigned int n = 0;
+    mdm_cert_entry_t *e, *slot = NULL;
+    uint64_t h = 0;
+    size_t i, home;
+    time_t now = time(NULL);
+    mdm_id_rc_t rc;
+
+    if (len == 0 || EVP_Digest(der, len, key, &n, EVP_sha256(), NULL) != 1) {
+        mdm_set_why(why, len ? "out of memory" : "empty certificate");
+        return len ? MDM_ID_ERR_NOMEM : MDM_ID_ERR_DECODE;
+    }
+    if (hash) {
+        mdm_hash_hex(key, sizeof(key), hash);
+    }
+    if (v == NULL || v->certs == NULL) {
+        return mdm_parse_der(der, len, cert, why);
+    }
+    for (i = 0; i < 8; i++) {
+        h = h << 8 | key[i];
+    }
+    home = (size_t) (h % v->certs_size);
+
+    pthread_mutex_lock(&v->lock);
+    for (i = 0; i < MDM_CACHE_PROBE && i < v->certs_size; i++) {
+        e = &v->certs[(home + i) % v->certs_size];
+        if (e->x && memcmp(e->key, key, sizeof(key)) == 0 &&
+            X509_up_ref(e->x) == 1) {
+            e->used = now;
+            *cert = e->x;
+            pthread_mutex_unlock(&v->lock);
+            return MDM_ID_OK;
+        }
+    }
+    pthread_mutex_unlock(&v->lock);
+
+    rc = mdm_parse_der(der, len, cert, why);
+    if (rc != MDM_ID_OK) {
+        return rc;
+    }
+    pthread_mutex_lock(&v->lock);
+    for (i = 0; i < MDM_CACHE_PROBE && i < v->certs_size; i++) {
+        e = &v->certs[(home + i) % v->certs_size];
+        if (e->x == NULL) {
+            slot = e;
+            break;
+        }
+        if (memcmp(e->key, key, sizeof(key)) == 0) {
+            slot = NULL; /* another thread was faster */
+            break;
+        }
+        if (slot == NULL || e->used < slot->used) {
+            slot = e;
+        }
+    }
+    if (slot && X509_up_ref(*cert) == 1) {
+        X509_free(slot->x);
+        memcpy(slot->key, key, sizeof(key));
+        slot->x = *cert;
+        slot->used = now;
+    }
+    pthread_mutex_unlock(&v->lock);
+    return MDM_ID_OK;
 }

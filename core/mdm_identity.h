@@ -79,6 +79,30 @@ mdm_id_rc_t mdm_verifier_check(mdm_verifier_t *v, X509 *cert,
                                const char *sha256_hex, time_t now,
                                const char **why);
 
+/**
+ * Keep up to size decoded certificates (0 = none). OpenSSL 3.0 spends
+ * about 100 us decoding one certificate, so a device polling with the same
+ * certificate should not pay that on every request. Returns -1 on
+ * allocation failure. Each entry costs one X509 (~2-3 KB).
+ */
+int mdm_verifier_set_cert_cache(mdm_verifier_t *v, size_t size);
+
+/**
+ * The same as mdm_identity_from_signature() / _from_cert() / _from_header()
+ * but decoding certificates through v's certificate cache; hash receives
+ * the lowercase hex SHA-256 of the certificate's DER.
+ */
+mdm_id_rc_t mdm_verifier_signature(mdm_verifier_t *v, const char *b64,
+                                   size_t b64len, const unsigned char *body,
+                                   size_t bodylen, X509 **signer,
+                                   char hash[65], const char **why);
+mdm_id_rc_t mdm_verifier_cert(mdm_verifier_t *v, const unsigned char *data,
+                              size_t len, X509 **cert, char hash[65],
+                              const char **why);
+mdm_id_rc_t mdm_verifier_header(mdm_verifier_t *v, const char *value,
+                                size_t len, X509 **cert, char hash[65],
+                                const char **why);
+
 /** Cache statistics, for tests and benchmarks. */
 void mdm_verifier_stats(mdm_verifier_t *v, unsigned long *hits,
                         unsigned long *misses, size_t *entries);

@@ -33,6 +33,7 @@ struct mdm_conf_s {
     long push_maxlen;
     size_t cache_size;
     unsigned cache_ttl;
+    size_t cert_cache_size;
     int user_auth;
     char *get_token_type;
     char *get_token_file;

@@ -154,6 +154,9 @@ xml_depth_ok(const unsigned char *p, size_t len)
             continue;
         }
         q = p + 1;
+        if (q == end) {
+            break;
+        }
         if (ci_prefix(q, end, "!--") || ci_prefix(q, end, "![CDATA[") ||
             ci_prefix(q, end, "!") || ci_prefix(q, end, "?")) {
             if (ci_prefix(q, end, "!--")) {
@@ -713,7 +716,21 @@ mdm_msg_parse(const unsigned char *body, size_t len, mdm_expect_t expect,
     if (binary) {
         plist_from_bin((const char *) body, (uint32_t) len, &root);
     } else {
-        plist_from_xml((const char *) body, (uint32_t) len, &root);
+        /*
+         * libplist is built without sanitizers, so an over-read past len
+         * in its XML tokenizer would go unseen by the fuzzer: give it a
+         * NUL-terminated copy so any such scan stops at our bytes.
+         */
+        char *copy = malloc(len + 1);
+
+        if (copy == NULL) {
+            *why = "out of memory";
+            return MDM_MSG_ERR_NOMEM;
+        }
+        memcpy(copy, body, len);
+        copy[len] = '\0';
+        plist_from_xml(copy, (uint32_t) len, &root);
+        free(copy);
     }
     if (root == NULL) {
         *why = "not a plist";

@@ -271,16 +271,19 @@ identify(mdm_req_t *r)
     if ((c->identity & MDM_ID_SIGNATURE) && r->sig_len) {
         src = "Mdm-Signature";
         id = "MDM02002";
-        rc = mdm_identity_from_signature(r->sig, r->sig_len, r->body,
-                                         r->body_len, &r->cert, &why);
+        rc = mdm_verifier_signature(c->verifier, r->sig, r->sig_len, r->body,
+                                    r->body_len, &r->cert, r->cert_hash,
+                                    &why);
     } else if ((c->identity & MDM_ID_TLS) && r->tls_len) {
         src = "TLS client certificate";
         id = "MDM02003";
-        rc = mdm_identity_from_cert(r->tls, r->tls_len, &r->cert, &why);
+        rc = mdm_verifier_cert(c->verifier, r->tls, r->tls_len, &r->cert,
+                               r->cert_hash, &why);
     } else if ((c->identity & MDM_ID_HEADER) && r->hdr_len) {
         src = "certificate header";
         id = "MDM02004";
-        rc = mdm_identity_from_header(r->hdr, r->hdr_len, &r->cert, &why);
+        rc = mdm_verifier_header(c->verifier, r->hdr, r->hdr_len, &r->cert,
+                                 r->cert_hash, &why);
     } else {
         r->vars[MDM_VAR_IDENTITY] = "none";
         mdm_req_refuse(r, 400, MDM_LOG_WARN, "MDM02001",
@@ -292,10 +295,6 @@ identify(mdm_req_t *r)
         r->vars[MDM_VAR_IDENTITY] = mdm_id_rc_name(rc);
         mdm_req_refuse(r, 400, MDM_LOG_WARN, id, "bad %s: %s (%s)", src,
                        mdm_id_rc_name(rc), why ? why : "-");
-        return MDM_STEP_DONE;
-    }
-    if (mdm_cert_sha256_hex(r->cert, r->cert_hash) != 0) {
-        mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001", "out of memory");
         return MDM_STEP_DONE;
     }
     r->vars[MDM_VAR_CERT_SHA256] = r->cert_hash;

@@ -13,8 +13,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const mdm_expect_t modes[] = {MDM_EXPECT_CHECKIN,
-                                         MDM_EXPECT_REPORT, MDM_EXPECT_ANY};
+    static const mdm_expect_t modes[] = {MDM_EXPECT_CHECKIN, MDM_EXPECT_REPORT,
+                                         MDM_EXPECT_ANY};
     mdm_msg_t m;
     const char *why;
     size_t i;

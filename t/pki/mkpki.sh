@@ -7,7 +7,9 @@
 #   devec (EC P-256, by int), expired, notyet, serverauth (EKU serverAuth
 #   only), other-root, stranger (by other-root), selfsigned,
 #   server (CN=localhost, by int) + server-chain.pem = server + int.
-# Keys are 0644 on purpose: test servers may drop privileges.
+# Keys: RSA 2048 for root, int, dev1, dev2, server; EC P-256 for the rest
+# (faster to generate). Keys are 0644 on purpose: test servers may drop
+# privileges.
 # Idempotent: does nothing when OUTDIR/.done exists.
 set -eu
 
@@ -146,28 +148,28 @@ issue int root int "/O=libmdm test/CN=libmdm test device CA" \
     "$CA_START" "$CA_END"
 ca_conf int
 
-key_rsa other-root
+key_ec other-root
 selfsign other-root root "/O=elsewhere/CN=unrelated root CA"
 
 key_rsa dev1
 issue dev1 int client "/O=libmdm test/CN=device-1"
 key_rsa dev2
 issue dev2 int client "/O=libmdm test/CN=device-2"
-key_rsa devroot
+key_ec devroot
 issue devroot root client "/O=libmdm test/CN=device-root"
 key_ec devec
 issue devec int client "/O=libmdm test/CN=device-ec"
-key_rsa expired
+key_ec expired
 issue expired int client "/O=libmdm test/CN=device-expired" \
     "$(d '-30 days')" "$(d '-1 day')"
-key_rsa notyet
+key_ec notyet
 issue notyet int client "/O=libmdm test/CN=device-notyet" \
     "$(d '+30 days')" "$(d '+60 days')"
-key_rsa serverauth
+key_ec serverauth
 issue serverauth int serverauth "/O=libmdm test/CN=device-serverauth"
-key_rsa stranger
+key_ec stranger
 issue stranger other-root client "/O=elsewhere/CN=device-stranger"
-key_rsa selfsigned
+key_ec selfsigned
 selfsign selfsigned selfclient "/O=nobody/CN=device-selfsigned"
 key_rsa server
 issue server int server "/O=libmdm test/CN=localhost"

@@ -1140,6 +1140,19 @@ test_bad_input(void **state)
     assert_int_equal(parse_str("bplist00", MDM_EXPECT_ANY, &m, &why),
                      MDM_MSG_ERR_PLIST);
 
+    /* a body ending in '<', in a buffer with no byte after it */
+    {
+        static const char tail[] = "<plist><dict/></plist><";
+        unsigned char *exact = malloc(sizeof(tail) - 1);
+
+        assert_non_null(exact);
+        memcpy(exact, tail, sizeof(tail) - 1);
+        assert_int_not_equal(
+            mdm_msg_parse(exact, sizeof(tail) - 1, MDM_EXPECT_ANY, &m, &why),
+            MDM_MSG_OK);
+        free(exact);
+    }
+
     /* a real message cut in half, at every tenth of its length */
     buf = load("nanomdm/mdm_testdata_TokenUpdate.1.plist", &len);
     for (size_t cut = 1; cut < 10; cut++) {

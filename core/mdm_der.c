@@ -1,0 +1,153 @@
+/* See mdm_der.h. Only definite-length DER with one-byte tags. */
+#include "mdm_der.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    unsigned char tag;
+    const unsigned char *tlv; /* start of the element */
+    const unsigned char *val; /* start of its contents */
+    size_t len;               /* contents length */
+    size_t tlv_len;           /* whole element */
+} tlv_t;
+
+static int
+tlv_read(const unsigned char *p, const unsigned char *end, tlv_t *t)
+{
+    size_t n, i, len;
+
+    if (end - p < 2 || (p[0] & 0x1f) == 0x1f) {
+        return -1;
+    }
+    t->tag = p[0];
+    t->tlv = p;
+    if (p[1] < 0x80) {
+        len = p[1];
+        n = 2;
+    } else {
+        i = p[1] & 0x7f;
+        /* 0x80 (indefinite, BER) and absurd sizes are not for us */
+        if (i == 0 || i > 4 || (size_t) (end - p) < 2 + i) {
+            return -1;
+        }
+        len = 0;
+        for (n = 0; n < i; n++) {
+            len = len << 8 | p[2 + n];
+        }
+        n = 2 + i;
+    }
+    if (len > (size_t) (end - p) - n) {
+        return -1;
+    }
+    t->val = p + n;
+    t->len = len;
+    t->tlv_len = n + len;
+    return 0;
+}
+
+static size_t
+hdr_len(size_t len)
+{
+    return len < 0x80 ? 2 : len < 0x100 ? 3 : len < 0x10000 ? 4
+                                             : len < 0x1000000 ? 5 : 6;
+}
+
+static unsigned char *
+hdr_put(unsigned char *o, unsigned char tag, size_t len)
+{
+    size_t n = hdr_len(len) - 2, i;
+
+    *o++ = tag;
+    if (n == 0) {
+        *o++ = (unsigned char) len;
+        return o;
+    }
+    *o++ = (unsigned char) (0x80 | n);
+    for (i = n; i > 0; i--) {
+        *o++ = (unsigned char) (len >> (8 * (i - 1)));
+    }
+    return o;
+}
+
+int
+mdm_cms_split(const unsigned char *in, size_t len, mdm_cms_split_t *out)
+{
+    static const unsigned char oid_signed[] = {0x06, 0x09, 0x2a, 0x86, 0x48,
+                                               0x86, 0xf7, 0x0d, 0x01, 0x07,
+                                               0x02};
+    tlv_t ci, oid, exp, sd, el, certs = {0};
+    const unsigned char *p, *end;
+    size_t sd_len, exp_len, ci_len;
+    unsigned char *o;
+
+    memset(out, 0, sizeof(*out));
+    if (tlv_read(in, in + len, &ci) != 0 || ci.tag != 0x30 ||
+        ci.tlv_len != len) {
+        return -1;
+    }
+    p = ci.val;
+    end = ci.val + ci.len;
+    if (tlv_read(p, end, &oid) != 0 || oid.tlv_len != sizeof(oid_signed) ||
+        memcmp(oid.tlv, oid_signed, sizeof(oid_signed)) != 0) {
+        return -1;
+    }
+    p += oid.tlv_len;
+    if (tlv_read(p, end, &exp) != 0 || exp.tag != 0xa0 ||
+        exp.val + exp.len != end) {
+        return -1;
+    }
+    if (tlv_read(exp.val, exp.val + exp.len, &sd) != 0 || sd.tag != 0x30 ||
+        sd.tlv_len != exp.len) {
+        return -1;
+    }
+    /* SignedData: version, digestAlgorithms, encapContentInfo,
+     * [0] certificates, [1] crls, signerInfos */
+    for (p = sd.val, end = sd.val + sd.len; p < end; p += el.tlv_len) {
+        if (tlv_read(p, end, &el) != 0) {
+            return -1;
+        }
+        if (el.tag == 0xa0) {
+            if (certs.tlv) {
+                return -1;
+            }
+            certs = el;
+        }
+    }
+    if (certs.tlv == NULL) {
+        return -1;
+    }
+    for (p = certs.val, end = certs.val + certs.len; p < end;
+         p += el.tlv_len) {
+        if (tlv_read(p, end, &el) != 0 || el.tag != 0x30 ||
+            out->ncerts == MDM_CMS_MAX_CERTS) {
+            return -1;
+        }
+        out->cert[out->ncerts] = el.tlv;
+        out->cert_len[out->ncerts] = el.tlv_len;
+        out->ncerts++;
+    }
+    if (out->ncerts == 0) {
+        return -1;
+    }
+
+    sd_len = sd.len - certs.tlv_len;
+    exp_len = hdr_len(sd_len) + sd_len;
+    ci_len = oid.tlv_len + hdr_len(exp_len) + exp_len;
+    out->stripped_len = hdr_len(ci_len) + ci_len;
+    out->stripped = malloc(out->stripped_len);
+    if (out->stripped == NULL) {
+        out->ncerts = 0;
+        return -1;
+    }
+    o = hdr_put(out->stripped, 0x30, ci_len);
+    memcpy(o, oid.tlv, oid.tlv_len);
+    o += oid.tlv_len;
+    o = hdr_put(o, 0xa0, exp_len);
+    o = hdr_put(o, 0x30, sd_len);
+    memcpy(o, sd.val, (size_t) (certs.tlv - sd.val));
+    o += certs.tlv - sd.val;
+    memcpy(o, certs.tlv + certs.tlv_len,
+           (size_t) (sd.val + sd.len - (certs.tlv + certs.tlv_len)));
+    return 0;
+}

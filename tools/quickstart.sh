@@ -1,0 +1,110 @@
+#!/bin/sh
+# One entry point for a fresh Debian 12 machine (run as root, or as a user
+# when every package is already installed):
+#
+#   tools/quickstart.sh demo   install what is missing, build, run the demo
+#   tools/quickstart.sh test   install what is missing, build, run every test
+#                              (plain build, ASan+UBSan build, fuzzing)
+set -eu
+
+cd "$(dirname "$0")/.."
+top=$(pwd)
+what=${1:-}
+case "$what" in
+demo|test) ;;
+*) echo "usage: $0 demo|test" >&2; exit 2 ;;
+esac
+
+# ---- Debian packages ----
+pkgs="build-essential autoconf automake libtool pkg-config openssl
+libssl-dev libplist-dev libhiredis-dev libjansson-dev redis-server
+libcmocka-dev python3"
+if [ "$what" = test ]; then
+    pkgs="$pkgs clang libclang-rt-14-dev"
+fi
+missing=""
+for p in $pkgs; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+        grep -q 'install ok installed'; then
+        missing="$missing $p"
+    fi
+done
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "quickstart: missing packages:$missing (run as root)" >&2
+        exit 1
+    fi
+    echo "quickstart: installing$missing"
+    apt-get update -q >/dev/null
+    # never start system services from here (redis would take :6379)
+    DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -q \
+        --no-install-recommends $missing >/dev/null
+fi
+
+# ---- build ----
+jobs=$(nproc 2>/dev/null || echo 2)
+[ -x configure ] && [ configure -nt configure.ac ] || autoreconf -fi >/dev/null
+build() { # dir, configure args...
+    dir=$1
+    shift
+    mkdir -p "$dir"
+    if [ ! -f "$dir/Makefile" ]; then
+        (cd "$dir" && "$top/configure" "$@" >configure.out)
+    fi
+    make -s -C "$dir" -j"$jobs" >/dev/null
+}
+build build CFLAGS="-O2 -g"
+
+if [ "$what" = demo ]; then
+    exec sh tools/demo.sh "$top/build"
+fi
+
+# ---- tests ----
+status=0
+summary() { # dir: add its automake results to the totals
+    p=$(grep -c '^PASS' "$1/test-suite.log.all" 2>/dev/null || true)
+    echo "$p"
+}
+pass=0
+fail=0
+for dir in build build-asan; do
+    if [ "$dir" = build-asan ]; then
+        build build-asan CFLAGS="-O1 -g" --enable-sanitizers
+    fi
+    echo "== make check ($dir)"
+    if ! ASAN_OPTIONS=detect_leaks=1 make -s -C "$dir" -j"$jobs" check \
+        >"$dir/check.out" 2>&1; then
+        status=1
+        cat "$dir/check.out"
+        find "$dir/t" -name '*.log' -newer "$dir/Makefile" \
+            -exec grep -l -E '^(FAIL|ERROR)' {} \; | while read -r l; do
+            echo "---- $l"
+            tail -50 "$l"
+        done
+    fi
+    grep -E '^(PASS|FAIL|ERROR|SKIP):' "$dir/check.out" || true
+    p=$(grep -c '^PASS:' "$dir/check.out" || true)
+    f=$(grep -c -E '^(FAIL|ERROR):' "$dir/check.out" || true)
+    # cmocka counts inside each unit program
+    for log in "$dir"/t/unit/*.log; do
+        [ -f "$log" ] || continue
+        n=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\./\1/p' "$log")
+        [ -n "$n" ] && p=$((p + n - 1))
+        n=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test(s).*/\1/p' "$log")
+        [ -n "$n" ] && f=$((f + n))
+    done
+    pass=$((pass + p))
+    fail=$((fail + f))
+done
+
+echo "== fuzz (bounded)"
+if sh t/fuzz/run.sh "$top/build-fuzz" "${MDM_FUZZ_SECONDS:-30}"; then
+    pass=$((pass + 1))
+else
+    fail=$((fail + 1))
+    status=1
+fi
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ] || status=1
+exit $status
