@@ -450,6 +450,12 @@ resolve_id(mdm_msg_t *m, const char **why)
         *why = "enrollment id: bad characters or length";
         return MDM_MSG_ERR_ID;
     }
+    /* ':' separates the channel part: in a device id it would make
+     * "A:B" both device "A:B" and user B of device A */
+    if (strchr(dev, ':') != NULL) {
+        *why = "enrollment id: ':' in UDID or EnrollmentID";
+        return MDM_MSG_ERR_ID;
+    }
     m->device_id = join_id(dev, NULL);
     m->id = join_id(dev, sub);
     if (m->device_id == NULL || m->id == NULL) {

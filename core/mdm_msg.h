@@ -139,7 +139,8 @@ const char *mdm_enr_type_name(mdm_enr_type_t t);
 
 /**
  * An enrollment id is usable as a Redis key part: 1..255 bytes, printable
- * ASCII, none of '{', '}', ' '. Returns 1 if valid.
+ * ASCII, none of '{', '}', ' '. Returns 1 if valid. (The device part of an
+ * id, UDID or EnrollmentID, must in addition contain no ':'.)
  */
 int mdm_id_valid(const char *id, size_t len);
 

@@ -24,17 +24,19 @@ log_stderr(void *data, mdm_log_level_t level, const char *id,
     fprintf(stderr, "  core: %s %s\n", id, msg);
 }
 
+/* body and *len come from sim_plist(): pass len by pointer, so that it is
+ * read after the body was built (argument order is unspecified in C). */
 static int
 step(redisContext *rc, const mdm_conf_t *conf, mdm_endpoint_t ep,
-     const sim_device_t *d, const char *what, char *body, size_t len,
+     const sim_device_t *d, const char *what, char *body, const size_t *len,
      sim_resp_t *out)
 {
-    int st = sim_send(rc, conf, ep, d, body, len, out);
+    int st = sim_send(rc, conf, ep, d, body, *len, out);
 
-    printf("device -> %-28s <- HTTP %d%s%s%s\n", what, st,
+    printf("device -> %-28s <- HTTP %d%s%s%s%s\n", what, st,
            out->body_len ? ", command " : "",
            out->body_len ? out->next_uuid : "",
-           out->error_id[0] ? out->error_id : "");
+           out->error_id[0] ? ", refused: " : "", out->error_id);
     free(body);
     return st;
 }
@@ -112,7 +114,7 @@ main(int argc, char **argv)
                  sim_plist(&len, "MessageType", "Authenticate", "UDID", udid,
                            "Topic", topic, "SerialNumber", "C02DEMO0001",
                            "Model", "Mac14,2", "OSVersion", "14.5", NULL),
-                 len, &r) != 200) {
+                 &len, &r) != 200) {
             rv = 1;
         }
         sim_resp_free(&r);
@@ -120,7 +122,7 @@ main(int argc, char **argv)
                  sim_plist(&len, "MessageType", "TokenUpdate", "UDID", udid,
                            "Topic", topic, "Token", "demo-push-token",
                            "PushMagic", "5F1A6B3C-DEMO", NULL),
-                 len, &r) != 200) {
+                 &len, &r) != 200) {
             rv = 1;
         }
         sim_resp_free(&r);
@@ -128,7 +130,7 @@ main(int argc, char **argv)
         char uuid[64];
 
         if (step(rc, conf, MDM_EP_COMMAND, &dev, "Idle",
-                 sim_plist(&len, "UDID", udid, "Status", "Idle", NULL), len,
+                 sim_plist(&len, "UDID", udid, "Status", "Idle", NULL), &len,
                  &r) != 200) {
             rv = 1;
         }
@@ -142,7 +144,7 @@ main(int argc, char **argv)
                      sim_plist(&len, "UDID", udid, "Status", "Acknowledged",
                                "CommandUUID", uuid, "RequestType", "demo",
                                NULL),
-                     len, &r) != 200) {
+                     &len, &r) != 200) {
                 rv = 1;
             }
         }
@@ -151,7 +153,7 @@ main(int argc, char **argv)
         if (step(rc, conf, MDM_EP_CHECKIN, &dev, "CheckOut",
                  sim_plist(&len, "MessageType", "CheckOut", "UDID", udid,
                            "Topic", topic, NULL),
-                 len, &r) != 200) {
+                 &len, &r) != 200) {
             rv = 1;
         }
         sim_resp_free(&r);

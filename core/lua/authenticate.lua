@@ -19,7 +19,7 @@ end
 if redis.call('HSETNX', KEYS[1], 'first', t) == 0 then
     redis.call('HDEL', KEYS[1], 'checkout')
 end
-local f = {'enabled', '0', 'last', t, 'auth', t}
+local f = {'enabled', '0', 'last', t}
 for i = 5, #ARGV do
     f[#f + 1] = ARGV[i]
 end

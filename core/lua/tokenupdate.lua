@@ -12,7 +12,7 @@ if KEYS[2] ~= KEYS[1] then
 end
 redis.call('HSETNX', KEYS[2], 'first', t)
 redis.call('HDEL', KEYS[2], 'push_dead', 'checkout')
-local f = {'enabled', '1', 'last', t, 'tokenupdate', t}
+local f = {'enabled', '1', 'last', t}
 for i = 5, #ARGV do
     f[#f + 1] = ARGV[i]
 end

@@ -573,6 +573,8 @@ test_enrollment_bad_ids(void **state)
         {"UDID", ""},
         {"UDID", "caf\xc3\xa9"},
         {"UDID", "a\tb"},
+        {"UDID", "A:B"}, /* would read as user B of device A */
+        {"EnrollmentID", "E:1"},
         {"UserID", "A B"},
         {"UserID", "{x"},
         {"UserShortName", "jane doe"}, /* only used on Shared iPad */

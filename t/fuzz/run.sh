@@ -1,0 +1,48 @@
+#!/bin/sh
+# Build the libFuzzer targets with clang and run each for a bounded time.
+#   t/fuzz/run.sh OUTDIR [SECONDS_PER_TARGET]
+# Corpora are copied to OUTDIR first: new inputs never land in the tree.
+set -eu
+src=$(cd "$(dirname "$0")/../.." && pwd)
+out=$1
+secs=${2:-30}
+mkdir -p "$out"
+flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
+flags="$flags -D_GNU_SOURCE -I$src/core"
+ssl=$(pkg-config --cflags --libs openssl)
+plist=$(pkg-config --cflags --libs libplist-2.0)
+
+build() { # name, sources..., then libs after --
+    name=$1
+    shift
+    srcs=""
+    while [ "$1" != "--" ]; do
+        srcs="$srcs $src/$1"
+        shift
+    done
+    shift
+    # shellcheck disable=SC2086
+    clang $flags $srcs -o "$out/$name" "$@" -lpthread
+}
+build fuzz_msg core/mdm_msg.c t/fuzz/fuzz_msg.c -- $plist
+build fuzz_signature core/mdm_identity.c core/mdm_der.c \
+    t/fuzz/fuzz_signature.c -- $ssl
+
+status=0
+for t in msg signature; do
+    rm -rf "$out/corpus-$t"
+    mkdir -p "$out/corpus-$t"
+    cp "$src/t/fuzz/corpus/$t/"* "$out/corpus-$t/"
+    if "$out/fuzz_$t" -max_total_time="$secs" -rss_limit_mb=2048 \
+        -max_len=65536 -print_final_stats=1 "$out/corpus-$t" \
+        >"$out/fuzz_$t.log" 2>&1; then
+        runs=$(sed -n 's/^stat::number_of_executed_units: *//p' \
+            "$out/fuzz_$t.log")
+        echo "PASS: fuzz_$t ($runs executions in ${secs}s)"
+    else
+        echo "FAIL: fuzz_$t (see $out/fuzz_$t.log)"
+        tail -40 "$out/fuzz_$t.log"
+        status=1
+    fi
+done
+exit $status
