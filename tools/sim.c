@@ -88,10 +88,13 @@ sim_sign(const sim_device_t *d, const void *body, size_t len)
     if (in == NULL) {
         return NULL;
     }
+    /* contentType, messageDigest and signingTime only, like a device
+     * (no S/MIME capabilities) */
     cms = CMS_sign(NULL, NULL, NULL, NULL,
                    CMS_DETACHED | CMS_BINARY | CMS_PARTIAL);
     if (cms == NULL ||
-        CMS_add1_signer(cms, d->cert, d->key, d->md, CMS_BINARY) == NULL ||
+        CMS_add1_signer(cms, d->cert, d->key, d->md,
+                        CMS_BINARY | CMS_NOSMIMECAP) == NULL ||
         CMS_final(cms, in, NULL, CMS_DETACHED | CMS_BINARY) != 1) {
         goto done;
     }
