@@ -104,10 +104,10 @@ main(int argc, char **argv)
         do {
             for (i = 0; i < 200; i++) {
                 md = EVP_MD_CTX_new();
-                if (EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL,
-                                         pub) != 1 ||
-                    EVP_DigestVerify(md, rsig, rsiglen,
-                                     (unsigned char *) body, len) != 1) {
+                if (EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub) !=
+                        1 ||
+                    EVP_DigestVerify(md, rsig, rsiglen, (unsigned char *) body,
+                                     len) != 1) {
                     fprintf(stderr, "rsa verify failed\n");
                     return 1;
                 }

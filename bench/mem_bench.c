@@ -110,10 +110,10 @@ main(int argc, char **argv)
         for (i = 0; i < n; i += BATCH) {
             nb = (size_t) (n - i < BATCH ? n - i : BATCH);
             for (k = 0; k < (long) nb; k++) {
-                snprintf(udid, sizeof(udid),
-                         "%08lX-0000-4000-8000-%012lX", i + k, (i + k) * 7);
-                snprintf(magic, sizeof(magic),
-                         "%08lX-1111-4111-8111-%012lX", i + k, (i + k) * 3);
+                snprintf(udid, sizeof(udid), "%08lX-0000-4000-8000-%012lX",
+                         i + k, (i + k) * 7);
+                snprintf(magic, sizeof(magic), "%08lX-1111-4111-8111-%012lX",
+                         i + k, (i + k) * 3);
                 snprintf(token, sizeof(token), "%032lx", (i + k) * 977);
                 if (pass == 0) {
                     bodies[k] = sim_plist(

@@ -76,8 +76,8 @@ void mdm_conf_free(mdm_conf_t *c);
  *   rts             off (default) | on: ReturnToService Enabled
  *   rts_wifi_profile / rts_mdm_profile   files sent with ReturnToService
  */
-int mdm_conf_set(mdm_conf_t *c, const char *name, const char *value,
-                 char *err, size_t errlen);
+int mdm_conf_set(mdm_conf_t *c, const char *name, const char *value, char *err,
+                 size_t errlen);
 
 /**
  * Load files named by the options (CA file, token files, profiles) and
@@ -176,8 +176,8 @@ typedef enum {
     MDM_VAR_COMMAND_UUID,
     MDM_VAR_CERT_SHA256,
     MDM_VAR_CERT_SUBJECT,
-    MDM_VAR_IDENTITY, /* verdict: ok, none, bad-signature, untrusted... */
-    MDM_VAR_ERROR_ID, /* the MDM0nnnn id of the refusal, if any */
+    MDM_VAR_IDENTITY,  /* verdict: ok, none, bad-signature, untrusted... */
+    MDM_VAR_ERROR_ID,  /* the MDM0nnnn id of the refusal, if any */
     MDM_VAR_NEXT_UUID, /* CommandUUID of the command sent back */
     MDM_VAR_COUNT
 } mdm_var_t;

@@ -90,8 +90,7 @@ reply_json(mdm_req_t *r, int status, json_t *j)
 
     json_decref(j);
     if (s == NULL) {
-        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001",
-                              "out of memory");
+        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001", "out of memory");
     }
     b.ptr = (unsigned char *) s;
     b.len = strlen(s);
@@ -153,7 +152,8 @@ json_obj_to_plist(json_t *j, const char **why)
         return d;
     }
     d = plist_new_dict();
-    json_object_foreach(j, k, v) {
+    json_object_foreach(j, k, v)
+    {
         if (json_is_null(v)) {
             continue;
         }
@@ -214,8 +214,8 @@ admin_command(mdm_req_t *r, const char **why)
     const char *s;
     uint64_t slen = 0;
 
-    while (i < n && (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' ||
-                     p[i] == '\t')) {
+    while (i < n &&
+           (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t')) {
         i++;
     }
     if (i < n && p[i] == '{') {
@@ -310,8 +310,7 @@ push_keys(mdm_req_t *r, size_t i, mdm_keys_t *k)
 }
 
 static void
-plan_dequeue(mdm_req_t *r, const mdm_keys_t *k, const char *uuid,
-             int eval)
+plan_dequeue(mdm_req_t *r, const mdm_keys_t *k, const char *uuid, int eval)
 {
     mdm_req_evalsha(r, MDM_LUA_DEQUEUE);
     if (eval) {
@@ -335,8 +334,7 @@ plan_main(mdm_req_t *r)
     switch (r->a.op) {
     case MDM_ADMIN_ENQUEUE:
         for (i = 0; i < r->a.nids; i++) {
-            if (r->id_state[i] != ID_PENDING &&
-                r->id_state[i] != ID_NOSCRIPT) {
+            if (r->id_state[i] != ID_PENDING && r->id_state[i] != ID_NOSCRIPT) {
                 continue;
             }
             eval = r->id_state[i] == ID_NOSCRIPT;
@@ -413,16 +411,15 @@ plan_main(mdm_req_t *r)
         if (push_keys(r, 0, &k) != 0) {
             break;
         }
-        plan_dequeue(r, &k,
-                     r->a.op == MDM_ADMIN_DELETE ? r->uuid : "", r->evalled);
+        plan_dequeue(r, &k, r->a.op == MDM_ADMIN_DELETE ? r->uuid : "",
+                     r->evalled);
         mdm_keys_clear(&k);
         nreplies = 1;
         break;
     }
     r->plan = mdm_planb_finish(&r->pb, nreplies);
     if (r->plan == NULL) {
-        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001",
-                              "out of memory");
+        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001", "out of memory");
     }
     r->state = AST_MAIN;
     return MDM_STEP_REDIS;
@@ -494,9 +491,9 @@ hash_json(const redisReply *rep)
     size_t i;
 
     for (i = 0; i + 1 < rep->elements; i += 2) {
-        json_object_set_new(o, rep->element[i]->str,
-                            bulk_json(rep->element[i + 1]->str,
-                                      rep->element[i + 1]->len));
+        json_object_set_new(
+            o, rep->element[i]->str,
+            bulk_json(rep->element[i + 1]->str, rep->element[i + 1]->len));
     }
     return o;
 }
@@ -527,8 +524,7 @@ enqueue_done(mdm_req_t *r)
 
     e = json_object();
     for (i = 0; i < r->a.nids; i++) {
-        json_object_set_new(e, r->ids[i],
-                            json_string(names[r->id_state[i]]));
+        json_object_set_new(e, r->ids[i], json_string(names[r->id_state[i]]));
         ok += r->id_state[i] == ID_QUEUED;
         unknown += r->id_state[i] == ID_UNKNOWN;
         dup += r->id_state[i] == ID_DUP;
@@ -550,9 +546,9 @@ enqueue_done(mdm_req_t *r)
                     "%zu duplicate uuid(s)",
                     r->uuid, ok, unknown, dup);
     }
-    j = json_pack("{s:s,s:s,s:o,s:b}", "command_uuid", r->uuid,
-                  "request_type", r->request_type, "enrollments", e,
-                  "pushed", ok > 0 && !r->a.nopush);
+    j = json_pack("{s:s,s:s,s:o,s:b}", "command_uuid", r->uuid, "request_type",
+                  r->request_type, "enrollments", e, "pushed",
+                  ok > 0 && !r->a.nopush);
     return reply_json(r, status, j);
 }
 
@@ -612,8 +608,7 @@ feed_enqueue(mdm_req_t *r, struct redisReply *const *rep, size_t n)
     }
     r->plan = mdm_planb_finish(&r->pb, npush);
     if (r->plan == NULL) {
-        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001",
-                              "out of memory");
+        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001", "out of memory");
     }
     r->state = AST_PUSH;
     return MDM_STEP_REDIS;
@@ -652,9 +647,8 @@ feed_queue(mdm_req_t *r, struct redisReply *const *rep)
         free(rt);
         json_array_append_new(list, item);
     }
-    return reply_json(r, 200,
-                      json_pack("{s:s,s:o}", "id", r->ids[0], "commands",
-                                list));
+    return reply_json(
+        r, 200, json_pack("{s:s,s:o}", "id", r->ids[0], "commands", list));
 }
 
 mdm_step_t
@@ -665,8 +659,7 @@ mdm_admin_feed(mdm_req_t *r, struct redisReply *const *rep, size_t n)
 
     if (r->state == AST_PUSH) {
         for (i = 0; i < r->plan->nreplies; i++) {
-            if (i >= n || rep[i] == NULL ||
-                rep[i]->type == REDIS_REPLY_ERROR) {
+            if (i >= n || rep[i] == NULL || rep[i]->type == REDIS_REPLY_ERROR) {
                 return mdm_req_storage_failed(r, i < n ? rep[i] : NULL);
             }
         }
@@ -699,9 +692,8 @@ mdm_admin_feed(mdm_req_t *r, struct redisReply *const *rep, size_t n)
             return admin_error(r, 404, "MDM05007", "unknown enrollment");
         }
         return reply_json(r, 200,
-                          json_pack("{s:s,s:o,s:I}", "id", r->ids[0],
-                                    "record", hash_json(rep[0]),
-                                    "queue_length",
+                          json_pack("{s:s,s:o,s:I}", "id", r->ids[0], "record",
+                                    hash_json(rep[0]), "queue_length",
                                     (json_int_t) rep[1]->integer));
     case MDM_ADMIN_QUEUE:
         return feed_queue(r, rep);
@@ -723,8 +715,8 @@ mdm_admin_feed(mdm_req_t *r, struct redisReply *const *rep, size_t n)
             return admin_error(r, 404, "MDM05009",
                                "no such command in the queue");
         }
-        return reply_json(r, 200, json_pack("{s:I}", "removed",
-                                            (json_int_t) i));
+        return reply_json(r, 200,
+                          json_pack("{s:I}", "removed", (json_int_t) i));
     default:
         return admin_error(r, 400, "MDM05005", "unknown operation");
     }

@@ -169,16 +169,20 @@ mdm_conf_set(mdm_conf_t *c, const char *name, const char *value, char *err,
     }
     if (strcmp(name, "prefix") == 0) {
         if (*value == '\0' || strlen(value) > 64 || strpbrk(value, "{} ")) {
-            snprintf(err, errlen, "invalid prefix \"%s\": 1-64 characters, "
-                     "no braces or spaces", value);
+            snprintf(err, errlen,
+                     "invalid prefix \"%s\": 1-64 characters, "
+                     "no braces or spaces",
+                     value);
             return -1;
         }
         return set_str(&c->prefix, value);
     }
     if (strcmp(name, "identity") == 0) {
         if (parse_identity(value, &c->identity) != 0) {
-            snprintf(err, errlen, "invalid identity \"%s\": expected a "
-                     "list of signature, tls, header, or \"none\"", value);
+            snprintf(err, errlen,
+                     "invalid identity \"%s\": expected a "
+                     "list of signature, tls, header, or \"none\"",
+                     value);
             return -1;
         }
         return 0;
@@ -188,8 +192,10 @@ mdm_conf_set(mdm_conf_t *c, const char *name, const char *value, char *err,
     }
     if (strcmp(name, "topic") == 0) {
         if (strncmp(value, "com.apple.mgmt.", 15) != 0 || value[15] == 0) {
-            snprintf(err, errlen, "invalid topic \"%s\": a push topic "
-                     "starts with \"com.apple.mgmt.\"", value);
+            snprintf(err, errlen,
+                     "invalid topic \"%s\": a push topic "
+                     "starts with \"com.apple.mgmt.\"",
+                     value);
             return -1;
         }
         t = realloc(c->topics, (c->ntopics + 1) * sizeof(char *));
@@ -212,8 +218,10 @@ mdm_conf_set(mdm_conf_t *c, const char *name, const char *value, char *err,
         } else if (strcmp(value, "off") == 0) {
             c->binding = MDM_BIND_OFF;
         } else {
-            snprintf(err, errlen, "invalid binding \"%s\": expected "
-                     "strict, retro or off", value);
+            snprintf(err, errlen,
+                     "invalid binding \"%s\": expected "
+                     "strict, retro or off",
+                     value);
             return -1;
         }
         return 0;
@@ -224,8 +232,10 @@ mdm_conf_set(mdm_conf_t *c, const char *name, const char *value, char *err,
         } else if (strcmp(value, "zero-length") == 0) {
             c->user_auth = MDM_UA_ZERO_LENGTH;
         } else {
-            snprintf(err, errlen, "invalid user_auth \"%s\": expected gone "
-                     "or zero-length", value);
+            snprintf(err, errlen,
+                     "invalid user_auth \"%s\": expected gone "
+                     "or zero-length",
+                     value);
             return -1;
         }
         return 0;
@@ -252,8 +262,10 @@ mdm_conf_set(mdm_conf_t *c, const char *name, const char *value, char *err,
         const char *sp = strchr(value, ' ');
 
         if (sp == NULL || sp == value || sp[1] == '\0') {
-            snprintf(err, errlen, "invalid get_token \"%s\": expected "
-                     "\"<TokenServiceType> <file>\"", value);
+            snprintf(err, errlen,
+                     "invalid get_token \"%s\": expected "
+                     "\"<TokenServiceType> <file>\"",
+                     value);
             return -1;
         }
         free(c->get_token_type);
@@ -266,9 +278,10 @@ mdm_conf_set(mdm_conf_t *c, const char *name, const char *value, char *err,
         strcmp(name, "cache_ttl") == 0 ||
         strcmp(name, "cert_cache_size") == 0) {
         if (parse_long(value, name[0] == 'r' ? 1 : 0, INT_MAX, &n) != 0) {
-            snprintf(err, errlen, "invalid %s \"%s\": expected a number "
-                     "from %d to %d", name, value, name[0] == 'r' ? 1 : 0,
-                     INT_MAX);
+            snprintf(err, errlen,
+                     "invalid %s \"%s\": expected a number "
+                     "from %d to %d",
+                     name, value, name[0] == 'r' ? 1 : 0, INT_MAX);
             return -1;
         }
         if (name[0] == 'r') {
@@ -298,29 +311,32 @@ mdm_conf_finish(mdm_conf_t *c, char *err, size_t errlen)
     }
     if (c->identity != 0) {
         if (c->ca_file == NULL) {
-            snprintf(err, errlen, "an identity CA file is required unless "
+            snprintf(err, errlen,
+                     "an identity CA file is required unless "
                      "identity is \"none\"");
             return -1;
         }
-        c->verifier = mdm_verifier_new(c->ca_file, c->cache_size,
-                                       c->cache_ttl, err, errlen);
+        c->verifier = mdm_verifier_new(c->ca_file, c->cache_size, c->cache_ttl,
+                                       err, errlen);
         if (c->verifier == NULL) {
             return -1;
         }
-        if (mdm_verifier_set_cert_cache(c->verifier, c->cert_cache_size) !=
-            0) {
-            snprintf(err, errlen, "cannot allocate %zu certificate cache "
-                     "entries", c->cert_cache_size);
+        if (mdm_verifier_set_cert_cache(c->verifier, c->cert_cache_size) != 0) {
+            snprintf(err, errlen,
+                     "cannot allocate %zu certificate cache "
+                     "entries",
+                     c->cert_cache_size);
             return -1;
         }
     } else if (c->binding != MDM_BIND_OFF) {
-        snprintf(err, errlen, "certificate binding needs an identity: set "
+        snprintf(err, errlen,
+                 "certificate binding needs an identity: set "
                  "binding to off when identity is \"none\"");
         return -1;
     }
     if (c->get_token_file &&
-        mdm_read_file(c->get_token_file, &c->get_token, MDM_MAX_CONF_FILE,
-                      err, errlen) != 0) {
+        mdm_read_file(c->get_token_file, &c->get_token, MDM_MAX_CONF_FILE, err,
+                      errlen) != 0) {
         return -1;
     }
     if (c->rts_wifi_file &&
@@ -328,9 +344,8 @@ mdm_conf_finish(mdm_conf_t *c, char *err, size_t errlen)
                       errlen) != 0) {
         return -1;
     }
-    if (c->rts_mdm_file &&
-        mdm_read_file(c->rts_mdm_file, &c->rts_mdm, MDM_MAX_CONF_FILE, err,
-                      errlen) != 0) {
+    if (c->rts_mdm_file && mdm_read_file(c->rts_mdm_file, &c->rts_mdm,
+                                         MDM_MAX_CONF_FILE, err, errlen) != 0) {
         return -1;
     }
     if (asprintf(&c->events_key, "%sevents", c->prefix) < 0) {
@@ -343,10 +358,8 @@ mdm_conf_finish(mdm_conf_t *c, char *err, size_t errlen)
     }
     snprintf(c->events_maxlen_s, sizeof(c->events_maxlen_s), "%ld",
              c->events_maxlen);
-    snprintf(c->push_maxlen_s, sizeof(c->push_maxlen_s), "%ld",
-             c->push_maxlen);
-    snprintf(c->results_ttl_s, sizeof(c->results_ttl_s), "%ld",
-             c->results_ttl);
+    snprintf(c->push_maxlen_s, sizeof(c->push_maxlen_s), "%ld", c->push_maxlen);
+    snprintf(c->results_ttl_s, sizeof(c->results_ttl_s), "%ld", c->results_ttl);
     (void) mdm_script(0);
     c->finished = 1;
     return 0;

@@ -49,8 +49,11 @@ tlv_read(const unsigned char *p, const unsigned char *end, tlv_t *t)
 static size_t
 hdr_len(size_t len)
 {
-    return len < 0x80 ? 2 : len < 0x100 ? 3 : len < 0x10000 ? 4
-                                             : len < 0x1000000 ? 5 : 6;
+    return len < 0x80        ? 2
+           : len < 0x100     ? 3
+           : len < 0x10000   ? 4
+           : len < 0x1000000 ? 5
+                             : 6;
 }
 
 static unsigned char *
@@ -73,9 +76,8 @@ hdr_put(unsigned char *o, unsigned char tag, size_t len)
 int
 mdm_cms_split(const unsigned char *in, size_t len, mdm_cms_split_t *out)
 {
-    static const unsigned char oid_signed[] = {0x06, 0x09, 0x2a, 0x86, 0x48,
-                                               0x86, 0xf7, 0x0d, 0x01, 0x07,
-                                               0x02};
+    static const unsigned char oid_signed[] = {
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02};
     tlv_t ci, oid, exp, sd, el, certs = {0};
     const unsigned char *p, *end;
     size_t sd_len, exp_len, ci_len;
@@ -117,8 +119,7 @@ mdm_cms_split(const unsigned char *in, size_t len, mdm_cms_split_t *out)
     if (certs.tlv == NULL) {
         return -1;
     }
-    for (p = certs.val, end = certs.val + certs.len; p < end;
-         p += el.tlv_len) {
+    for (p = certs.val, end = certs.val + certs.len; p < end; p += el.tlv_len) {
         if (tlv_read(p, end, &el) != 0 || el.tag != 0x30 ||
             out->ncerts == MDM_CMS_MAX_CERTS) {
             return -1;

@@ -115,17 +115,17 @@ mdm_set_why(const char **why, const char *msg)
 /* 0-63: digit value; 64: whitespace; 65: '='; 0xff: invalid. A table
  * because this runs over every Mdm-Signature header (~3 KB). */
 static const unsigned char mdm_b64_tab[256] = {
-    ['A'] = 0,  ['B'] = 1,  ['C'] = 2,  ['D'] = 3,  ['E'] = 4,  ['F'] = 5,
-    ['G'] = 6,  ['H'] = 7,  ['I'] = 8,  ['J'] = 9,  ['K'] = 10, ['L'] = 11,
-    ['M'] = 12, ['N'] = 13, ['O'] = 14, ['P'] = 15, ['Q'] = 16, ['R'] = 17,
-    ['S'] = 18, ['T'] = 19, ['U'] = 20, ['V'] = 21, ['W'] = 22, ['X'] = 23,
-    ['Y'] = 24, ['Z'] = 25, ['a'] = 26, ['b'] = 27, ['c'] = 28, ['d'] = 29,
-    ['e'] = 30, ['f'] = 31, ['g'] = 32, ['h'] = 33, ['i'] = 34, ['j'] = 35,
-    ['k'] = 36, ['l'] = 37, ['m'] = 38, ['n'] = 39, ['o'] = 40, ['p'] = 41,
-    ['q'] = 42, ['r'] = 43, ['s'] = 44, ['t'] = 45, ['u'] = 46, ['v'] = 47,
-    ['w'] = 48, ['x'] = 49, ['y'] = 50, ['z'] = 51, ['0'] = 52, ['1'] = 53,
-    ['2'] = 54, ['3'] = 55, ['4'] = 56, ['5'] = 57, ['6'] = 58, ['7'] = 59,
-    ['8'] = 60, ['9'] = 61, ['+'] = 62, ['/'] = 63, [' '] = 64, ['\t'] = 64,
+    ['A'] = 0,   ['B'] = 1,   ['C'] = 2,  ['D'] = 3,  ['E'] = 4,  ['F'] = 5,
+    ['G'] = 6,   ['H'] = 7,   ['I'] = 8,  ['J'] = 9,  ['K'] = 10, ['L'] = 11,
+    ['M'] = 12,  ['N'] = 13,  ['O'] = 14, ['P'] = 15, ['Q'] = 16, ['R'] = 17,
+    ['S'] = 18,  ['T'] = 19,  ['U'] = 20, ['V'] = 21, ['W'] = 22, ['X'] = 23,
+    ['Y'] = 24,  ['Z'] = 25,  ['a'] = 26, ['b'] = 27, ['c'] = 28, ['d'] = 29,
+    ['e'] = 30,  ['f'] = 31,  ['g'] = 32, ['h'] = 33, ['i'] = 34, ['j'] = 35,
+    ['k'] = 36,  ['l'] = 37,  ['m'] = 38, ['n'] = 39, ['o'] = 40, ['p'] = 41,
+    ['q'] = 42,  ['r'] = 43,  ['s'] = 44, ['t'] = 45, ['u'] = 46, ['v'] = 47,
+    ['w'] = 48,  ['x'] = 49,  ['y'] = 50, ['z'] = 51, ['0'] = 52, ['1'] = 53,
+    ['2'] = 54,  ['3'] = 55,  ['4'] = 56, ['5'] = 57, ['6'] = 58, ['7'] = 59,
+    ['8'] = 60,  ['9'] = 61,  ['+'] = 62, ['/'] = 63, [' '] = 64, ['\t'] = 64,
     ['\r'] = 64, ['\n'] = 64, ['='] = 65,
 };
 
@@ -254,9 +254,8 @@ mdm_is_pem(const unsigned char *data, size_t len)
  * the same per-thread queue), and errors queued by the caller stay put.
  */
 
-static mdm_id_rc_t mdm_parse_cached(mdm_verifier_t *v,
-                                    const unsigned char *der, size_t len,
-                                    X509 **cert, char *hash,
+static mdm_id_rc_t mdm_parse_cached(mdm_verifier_t *v, const unsigned char *der,
+                                    size_t len, X509 **cert, char *hash,
                                     const char **why);
 static void mdm_hash_hex(const unsigned char *der, size_t len, char *out);
 
@@ -448,11 +447,10 @@ mdm_identity_from_signature(const char *b64, size_t b64len,
 
 mdm_id_rc_t
 mdm_verifier_signature(mdm_verifier_t *v, const char *b64, size_t b64len,
-                       const unsigned char *body, size_t bodylen,
-                       X509 **signer, char hash[65], const char **why)
+                       const unsigned char *body, size_t bodylen, X509 **signer,
+                       char hash[65], const char **why)
 {
-    return mdm_signature_impl(v, b64, b64len, body, bodylen, signer, hash,
-                              why);
+    return mdm_signature_impl(v, b64, b64len, body, bodylen, signer, hash, why);
 }
 
 /* PEM to DER without decoding the certificate (see mdm_parse_cached). */
@@ -595,8 +593,8 @@ bad:
 }
 
 static mdm_id_rc_t
-mdm_header_impl(mdm_verifier_t *v, const char *value, size_t len,
-                X509 **cert, char *hash, const char **why)
+mdm_header_impl(mdm_verifier_t *v, const char *value, size_t len, X509 **cert,
+                char *hash, const char **why)
 {
     unsigned char *buf = NULL;
     size_t buflen = 0;

@@ -47,8 +47,8 @@ mdm_id_rc_t mdm_identity_from_cert(const unsigned char *data, size_t len,
  * A header from a trusted TLS-terminating proxy: RFC 9440 ":<base64 DER>:"
  * (Client-Cert), or URL-escaped PEM (nginx $ssl_client_escaped_cert).
  */
-mdm_id_rc_t mdm_identity_from_header(const char *value, size_t len,
-                                     X509 **cert, const char **why);
+mdm_id_rc_t mdm_identity_from_header(const char *value, size_t len, X509 **cert,
+                                     const char **why);
 
 /** Lowercase hex SHA-256 of the DER encoding: out has room for 65 bytes. */
 int mdm_cert_sha256_hex(X509 *cert, char out[65]);
@@ -65,8 +65,7 @@ typedef struct mdm_verifier_s mdm_verifier_t;
  * Returns NULL and fills err on failure.
  */
 mdm_verifier_t *mdm_verifier_new(const char *ca_file, size_t cache_size,
-                                 unsigned cache_ttl, char *err,
-                                 size_t errlen);
+                                 unsigned cache_ttl, char *err, size_t errlen);
 void mdm_verifier_free(mdm_verifier_t *v);
 
 /**
@@ -94,8 +93,8 @@ int mdm_verifier_set_cert_cache(mdm_verifier_t *v, size_t size);
  */
 mdm_id_rc_t mdm_verifier_signature(mdm_verifier_t *v, const char *b64,
                                    size_t b64len, const unsigned char *body,
-                                   size_t bodylen, X509 **signer,
-                                   char hash[65], const char **why);
+                                   size_t bodylen, X509 **signer, char hash[65],
+                                   const char **why);
 mdm_id_rc_t mdm_verifier_cert(mdm_verifier_t *v, const unsigned char *data,
                               size_t len, X509 **cert, char hash[65],
                               const char **why);

@@ -44,8 +44,7 @@ mdm_keys_init(mdm_keys_t *k, const char *prefix, const char *id,
     k->nn = cat(k->base, ":nn");
     k->users = cat(k->devbase, ":users");
     k->res = cat(k->base, ":res:");
-    if (k->devrec && k->rec && k->q && k->cmd && k->nn && k->users &&
-        k->res) {
+    if (k->devrec && k->rec && k->q && k->cmd && k->nn && k->users && k->res) {
         return 0;
     }
 fail:

@@ -77,8 +77,8 @@ mdm_planb_arg(mdm_planb_t *b, const void *p, size_t len)
     size_t cap = b->cap_args;
 
     if (b->ncmds == 0 ||
-        grow((void **) &b->argv, &b->cap_args, b->nargs + 1,
-             sizeof(char *)) != 0 ||
+        grow((void **) &b->argv, &b->cap_args, b->nargs + 1, sizeof(char *)) !=
+            0 ||
         grow((void **) &b->argvlen, &cap, b->nargs + 1, sizeof(size_t)) != 0) {
         b->failed = 1;
         return;
@@ -105,9 +105,8 @@ mdm_planb_fmt(mdm_planb_t *b, const char *fmt, ...)
     va_start(ap, fmt);
     n = vasprintf(&s, fmt, ap);
     va_end(ap);
-    if (n < 0 ||
-        grow((void **) &b->owned, &b->cap_owned, b->nowned + 1,
-             sizeof(char *)) != 0) {
+    if (n < 0 || grow((void **) &b->owned, &b->cap_owned, b->nowned + 1,
+                      sizeof(char *)) != 0) {
         if (n >= 0) {
             free(s);
         }

@@ -46,8 +46,8 @@ mdm_req_log(mdm_req_t *r, mdm_log_level_t level, const char *id,
 }
 
 mdm_step_t
-mdm_req_refuse(mdm_req_t *r, int status, mdm_log_level_t level,
-               const char *id, const char *fmt, ...)
+mdm_req_refuse(mdm_req_t *r, int status, mdm_log_level_t level, const char *id,
+               const char *fmt, ...)
 {
     char buf[1024];
     va_list ap;
@@ -94,8 +94,7 @@ mdm_req_storage_failed(mdm_req_t *r, const struct redisReply *rep)
         mdm_req_refuse(r, 503, MDM_LOG_ERR, "MDM04001",
                        "storage unavailable (connection error or timeout)");
     } else {
-        mdm_req_refuse(r, 503, MDM_LOG_ERR, "MDM04002",
-                       "storage error: %.*s",
+        mdm_req_refuse(r, 503, MDM_LOG_ERR, "MDM04002", "storage error: %.*s",
                        rep->type == REDIS_REPLY_ERROR ? (int) rep->len : 14,
                        rep->type == REDIS_REPLY_ERROR ? rep->str
                                                       : "unexpected reply");
@@ -272,8 +271,7 @@ identify(mdm_req_t *r)
         src = "Mdm-Signature";
         id = "MDM02002";
         rc = mdm_verifier_signature(c->verifier, r->sig, r->sig_len, r->body,
-                                    r->body_len, &r->cert, r->cert_hash,
-                                    &why);
+                                    r->body_len, &r->cert, r->cert_hash, &why);
     } else if ((c->identity & MDM_ID_TLS) && r->tls_len) {
         src = "TLS client certificate";
         id = "MDM02003";
@@ -383,8 +381,7 @@ plan_claim(mdm_req_t *r, int state)
     mdm_planb_str(&r->pb, "GET");
     r->plan = mdm_planb_finish(&r->pb, 1);
     if (r->plan == NULL) {
-        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001",
-                              "out of memory");
+        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001", "out of memory");
     }
     r->state = state;
     return MDM_STEP_REDIS;
@@ -485,8 +482,7 @@ plan_script(mdm_req_t *r, int claimed)
     }
     r->plan = mdm_planb_finish(&r->pb, 1);
     if (r->plan == NULL) {
-        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001",
-                              "out of memory");
+        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001", "out of memory");
     }
     r->state = ST_SCRIPT;
     return MDM_STEP_REDIS;
@@ -514,9 +510,9 @@ parse_fail(mdm_req_t *r, mdm_msg_rc_t rc, const char *why)
     };
     size_t i = (size_t) rc < sizeof(ids) / sizeof(ids[0]) ? (size_t) rc : 0;
 
-    return mdm_req_refuse(r, rc == MDM_MSG_ERR_NOMEM ? 500 : 400,
-                          MDM_LOG_WARN, ids[i], "bad device message: %s (%s)",
-                          what[i], why ? why : "-");
+    return mdm_req_refuse(r, rc == MDM_MSG_ERR_NOMEM ? 500 : 400, MDM_LOG_WARN,
+                          ids[i], "bad device message: %s (%s)", what[i],
+                          why ? why : "-");
 }
 
 static int
@@ -619,10 +615,9 @@ mdm_req_start(mdm_req_t *r)
     if (check_local(r) == MDM_STEP_DONE) {
         return MDM_STEP_DONE;
     }
-    if (mdm_keys_init(&r->keys, r->conf->prefix, r->msg.id,
-                      r->msg.device_id) != 0) {
-        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001",
-                              "out of memory");
+    if (mdm_keys_init(&r->keys, r->conf->prefix, r->msg.id, r->msg.device_id) !=
+        0) {
+        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001", "out of memory");
     }
     if (r->msg.type == MDM_MSG_AUTHENTICATE && r->conf->identity &&
         r->conf->binding != MDM_BIND_OFF) {
@@ -641,8 +636,7 @@ reply_plist(mdm_req_t *r, plist_t dict)
 
     plist_free(dict);
     if (rc != 0) {
-        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001",
-                              "out of memory");
+        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001", "out of memory");
     }
     return mdm_req_reply(r, 200, ct_xml, &r->out);
 }
@@ -651,8 +645,7 @@ static mdm_step_t
 reply_const(mdm_req_t *r, const char *ctype, const char *s)
 {
     if (mdm_buf_set(&r->out, s, strlen(s)) != 0) {
-        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001",
-                              "out of memory");
+        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001", "out of memory");
     }
     return mdm_req_reply(r, 200, ctype, &r->out);
 }
@@ -696,14 +689,14 @@ respond(mdm_req_t *r, const redisReply *rep)
         plist_dict_set_item(rts, "Enabled", plist_new_bool(c->rts));
         if (c->rts) {
             if (c->rts_wifi.ptr) {
-                plist_dict_set_item(rts, "WiFiProfileData",
-                                    plist_new_data((char *) c->rts_wifi.ptr,
-                                                   c->rts_wifi.len));
+                plist_dict_set_item(
+                    rts, "WiFiProfileData",
+                    plist_new_data((char *) c->rts_wifi.ptr, c->rts_wifi.len));
             }
             if (c->rts_mdm.ptr) {
-                plist_dict_set_item(rts, "MDMProfileData",
-                                    plist_new_data((char *) c->rts_mdm.ptr,
-                                                   c->rts_mdm.len));
+                plist_dict_set_item(
+                    rts, "MDMProfileData",
+                    plist_new_data((char *) c->rts_mdm.ptr, c->rts_mdm.len));
             }
             if (tok && tok->type == REDIS_REPLY_STRING) {
                 plist_dict_set_item(rts, "BootstrapToken",
@@ -726,9 +719,9 @@ respond(mdm_req_t *r, const redisReply *rep)
 
     case MDM_MSG_GET_TOKEN:
         d = plist_new_dict();
-        plist_dict_set_item(d, "TokenData",
-                            plist_new_data((char *) c->get_token.ptr,
-                                           c->get_token.len));
+        plist_dict_set_item(
+            d, "TokenData",
+            plist_new_data((char *) c->get_token.ptr, c->get_token.len));
         return reply_plist(r, d);
 
     case MDM_MSG_DECLARATIVE_MANAGEMENT:
@@ -778,13 +771,12 @@ mdm_req_feed(mdm_req_t *r, struct redisReply *const *replies, size_t n)
         if (rep->type != REDIS_REPLY_STRING) {
             return mdm_req_storage_failed(r, rep);
         }
-        return mdm_req_refuse(r, 400, MDM_LOG_WARN, "MDM03002",
-                              "%s from %s refused: certificate %s is bound "
-                              "to enrollment %.*s",
-                              r->msg.message_type ? r->msg.message_type
-                                                  : r->msg.status_str,
-                              r->msg.id, r->cert_hash, (int) rep->len,
-                              rep->str);
+        return mdm_req_refuse(
+            r, 400, MDM_LOG_WARN, "MDM03002",
+            "%s from %s refused: certificate %s is bound "
+            "to enrollment %.*s",
+            r->msg.message_type ? r->msg.message_type : r->msg.status_str,
+            r->msg.id, r->cert_hash, (int) rep->len, rep->str);
     }
 
     /* ST_SCRIPT */

@@ -47,14 +47,15 @@ mdm_read_file(const char *path, mdm_buf_t *out, size_t max, char *err,
 
     f = fopen(path, "rb");
     if (f == NULL) {
-        snprintf(err, errlen, "cannot open \"%s\": %s", path,
-                 strerror(errno));
+        snprintf(err, errlen, "cannot open \"%s\": %s", path, strerror(errno));
         return -1;
     }
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) ||
         (size_t) st.st_size > max) {
-        snprintf(err, errlen, "\"%s\" is not a regular file of at most %zu "
-                 "bytes", path, max);
+        snprintf(err, errlen,
+                 "\"%s\" is not a regular file of at most %zu "
+                 "bytes",
+                 path, max);
         fclose(f);
         return -1;
     }
@@ -133,8 +134,8 @@ mdm_uuid(char out[37])
     snprintf(out, 37,
              "%02X%02X%02X%02X-%02X%02X-%02X%02X-%02X%02X-"
              "%02X%02X%02X%02X%02X%02X",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
-             b[10], b[11], b[12], b[13], b[14], b[15]);
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
+             b[11], b[12], b[13], b[14], b[15]);
     return 0;
 }
 

@@ -16,8 +16,7 @@
 #include "sim.h"
 
 static void
-log_stderr(void *data, mdm_log_level_t level, const char *id,
-           const char *msg)
+log_stderr(void *data, mdm_log_level_t level, const char *id, const char *msg)
 {
     (void) data;
     (void) level;

@@ -49,8 +49,9 @@ connect_redis(const char *addr)
     } else {
         colon = strrchr(addr, ':');
         if (colon == NULL || (size_t) (colon - addr) >= sizeof(host)) {
-            fprintf(stderr, "mdmctl: --redis: expected host:port or a "
-                            "socket path, got \"%s\"\n",
+            fprintf(stderr,
+                    "mdmctl: --redis: expected host:port or a "
+                    "socket path, got \"%s\"\n",
                     addr);
             return NULL;
         }
@@ -83,8 +84,7 @@ read_all(const char *path, size_t *len)
     size_t cap = 0, got = 0, r;
 
     if (f == NULL) {
-        fprintf(stderr, "mdmctl: cannot open %s: %s\n", path,
-                strerror(errno));
+        fprintf(stderr, "mdmctl: cannot open %s: %s\n", path, strerror(errno));
         return NULL;
     }
     do {
@@ -123,8 +123,7 @@ split_ids(char *s, const char **ids, size_t max)
 }
 
 static void
-log_stderr(void *data, mdm_log_level_t level, const char *id,
-           const char *msg)
+log_stderr(void *data, mdm_log_level_t level, const char *id, const char *msg)
 {
     (void) data;
     (void) level;
@@ -157,8 +156,7 @@ main(int argc, char **argv)
         } else if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc) {
             prefix = argv[++i];
         } else {
-            fprintf(stderr, "mdmctl: unknown option %s\n\n%s", argv[i],
-                    usage);
+            fprintf(stderr, "mdmctl: unknown option %s\n\n%s", argv[i], usage);
             return 2;
         }
     }
@@ -174,11 +172,11 @@ main(int argc, char **argv)
         argc--;
     }
 
-#define NEED(n)                                                               \
-    if (argc != (n)) {                                                        \
-        fprintf(stderr, "mdmctl: %s takes %d argument(s)\n\n%s", op, (n),    \
-                usage);                                                       \
-        return 2;                                                             \
+#define NEED(n)                                                                \
+    if (argc != (n)) {                                                         \
+        fprintf(stderr, "mdmctl: %s takes %d argument(s)\n\n%s", op, (n),      \
+                usage);                                                        \
+        return 2;                                                              \
     }
     if (strcmp(op, "enqueue") == 0) {
         NEED(2);

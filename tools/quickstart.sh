@@ -18,7 +18,7 @@ esac
 # ---- Debian packages ----
 pkgs="build-essential autoconf automake libtool pkg-config openssl
 libssl-dev libplist-dev libhiredis-dev libjansson-dev redis-server
-libcmocka-dev python3"
+libcmocka-dev python3 clang-format"
 if [ "$what" = test ]; then
     pkgs="$pkgs clang libclang-rt-14-dev"
 fi

@@ -121,8 +121,7 @@ sim_resp_free(sim_resp_t *r)
 
 int
 sim_send(redisContext *rc, const mdm_conf_t *conf, mdm_endpoint_t ep,
-         const sim_device_t *d, const char *body, size_t len,
-         sim_resp_t *out)
+         const sim_device_t *d, const char *body, size_t len, sim_resp_t *out)
 {
     mdm_req_t *r = mdm_req_new(conf, ep);
     const mdm_response_t *resp;

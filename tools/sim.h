@@ -20,8 +20,7 @@ typedef struct {
 } sim_device_t;
 
 /** Load a PEM certificate and key. Returns -1 on failure. */
-int sim_device_load(sim_device_t *d, const char *cert_pem,
-                    const char *key_pem);
+int sim_device_load(sim_device_t *d, const char *cert_pem, const char *key_pem);
 void sim_device_free(sim_device_t *d);
 
 /**
@@ -49,8 +48,8 @@ void sim_resp_free(sim_resp_t *r);
  * Send body through the core on a blocking Redis connection, signed by d
  * (d may be NULL: no identity). Returns the HTTP status.
  */
-int sim_send(struct redisContext *rc, const mdm_conf_t *conf,
-             mdm_endpoint_t ep, const sim_device_t *d, const char *body,
-             size_t len, sim_resp_t *out);
+int sim_send(struct redisContext *rc, const mdm_conf_t *conf, mdm_endpoint_t ep,
+             const sim_device_t *d, const char *body, size_t len,
+             sim_resp_t *out);
 
 #endif

@@ -18,10 +18,10 @@
 #include "redis_fixture.h"
 #include "sim.h"
 
-#define TOPIC "com.apple.mgmt.External.test-0001"
-#define UDID1 "UDID-0001"
-#define UDID2 "UDID-0002"
-#define USER1 "11111111-2222-3333-4444-555555555555"
+#define TOPIC  "com.apple.mgmt.External.test-0001"
+#define UDID1  "UDID-0001"
+#define UDID2  "UDID-0002"
+#define USER1  "11111111-2222-3333-4444-555555555555"
 #define SHARED "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF"
 
 static redis_fixture_t fx;
@@ -39,8 +39,7 @@ log_sink(void *data, mdm_log_level_t level, const char *id, const char *msg)
 }
 
 static mdm_conf_t *
-make_conf(const char *binding, const char *extra_name,
-          const char *extra_value)
+make_conf(const char *binding, const char *extra_name, const char *extra_value)
 {
     mdm_conf_t *c = mdm_conf_new();
     char err[512], ca[600];
@@ -50,10 +49,8 @@ make_conf(const char *binding, const char *extra_name,
     assert_int_equal(mdm_conf_set(c, "prefix", "t:", err, sizeof(err)), 0);
     assert_int_equal(mdm_conf_set(c, "ca_file", ca, err, sizeof(err)), 0);
     assert_int_equal(mdm_conf_set(c, "topic", TOPIC, err, sizeof(err)), 0);
-    assert_int_equal(mdm_conf_set(c, "binding", binding, err, sizeof(err)),
-                     0);
-    assert_int_equal(mdm_conf_set(c, "results_ttl", "60", err, sizeof(err)),
-                     0);
+    assert_int_equal(mdm_conf_set(c, "binding", binding, err, sizeof(err)), 0);
+    assert_int_equal(mdm_conf_set(c, "results_ttl", "60", err, sizeof(err)), 0);
     if (extra_name) {
         assert_int_equal(
             mdm_conf_set(c, extra_name, extra_value, err, sizeof(err)), 0);
@@ -134,12 +131,12 @@ send_msg(const mdm_conf_t *c, mdm_endpoint_t ep, const sim_device_t *d,
     return sim_send(rc, c, ep, d, body, len, out);
 }
 
-#define SEND(c, ep, d, out, ...)                                              \
-    do {                                                                      \
-        size_t len_;                                                          \
-        char *b_ = sim_plist(&len_, __VA_ARGS__, NULL);                       \
-        send_msg(c, ep, d, out, b_, len_);                                    \
-        free(b_);                                                             \
+#define SEND(c, ep, d, out, ...)                                               \
+    do {                                                                       \
+        size_t len_;                                                           \
+        char *b_ = sim_plist(&len_, __VA_ARGS__, NULL);                        \
+        send_msg(c, ep, d, out, b_, len_);                                     \
+        free(b_);                                                              \
     } while (0)
 
 static void
@@ -147,8 +144,8 @@ enroll(const mdm_conf_t *c, const sim_device_t *d, const char *udid)
 {
     sim_resp_t r;
 
-    SEND(c, MDM_EP_CHECKIN, d, &r, "MessageType", "Authenticate", "UDID",
-         udid, "Topic", TOPIC, "SerialNumber", "SER1");
+    SEND(c, MDM_EP_CHECKIN, d, &r, "MessageType", "Authenticate", "UDID", udid,
+         "Topic", TOPIC, "SerialNumber", "SER1");
     assert_int_equal(r.status, 200);
     sim_resp_free(&r);
     SEND(c, MDM_EP_CHECKIN, d, &r, "MessageType", "TokenUpdate", "UDID", udid,
@@ -175,8 +172,8 @@ admin_req(const mdm_conf_t *c, mdm_admin_op_t op, const char *id,
 }
 
 static int
-admin(const mdm_conf_t *c, mdm_admin_op_t op, const char *id,
-      const char *uuid, const char *body, char *out, size_t outlen)
+admin(const mdm_conf_t *c, mdm_admin_op_t op, const char *id, const char *uuid,
+      const char *body, char *out, size_t outlen)
 {
     mdm_req_t *r = admin_req(c, op, id, uuid, body);
     const mdm_response_t *resp;
@@ -197,24 +194,21 @@ admin(const mdm_conf_t *c, mdm_admin_op_t op, const char *id,
 }
 
 static void
-enqueue(const mdm_conf_t *c, const char *id, const char *uuid,
-        const char *type)
+enqueue(const mdm_conf_t *c, const char *id, const char *uuid, const char *type)
 {
     char body[512], out[1024];
 
     snprintf(body, sizeof(body),
              "{\"CommandUUID\":\"%s\",\"Command\":{\"RequestType\":\"%s\"}}",
              uuid, type);
-    assert_int_equal(admin(c, MDM_ADMIN_ENQUEUE, id, NULL, body, out,
-                           sizeof(out)),
-                     200);
+    assert_int_equal(
+        admin(c, MDM_ADMIN_ENQUEUE, id, NULL, body, out, sizeof(out)), 200);
 }
 
 /* Report Status for uuid; returns the status; next uuid in r->next_uuid. */
 static int
 report(const mdm_conf_t *c, const sim_device_t *d, const char *udid,
-       const char *user, const char *status, const char *uuid,
-       sim_resp_t *r)
+       const char *user, const char *status, const char *uuid, sim_resp_t *r)
 {
     size_t len;
     char *b;
@@ -226,8 +220,8 @@ report(const mdm_conf_t *c, const sim_device_t *d, const char *udid,
         b = sim_plist(&len, "UDID", udid, "UserID", user, "Status", status,
                       NULL);
     } else if (uuid) {
-        b = sim_plist(&len, "UDID", udid, "Status", status, "CommandUUID",
-                      uuid, NULL);
+        b = sim_plist(&len, "UDID", udid, "Status", status, "CommandUUID", uuid,
+                      NULL);
     } else {
         b = sim_plist(&len, "UDID", udid, "Status", status, NULL);
     }
@@ -339,8 +333,8 @@ test_lifecycle(void **state)
     free(v);
     assert_int_equal(cmd_int("LLEN %s", "t:{" UDID1 "}:q"), 0);
 
-    SEND(c, MDM_EP_CHECKIN, &dev1, &r, "MessageType", "CheckOut", "UDID",
-         UDID1, "Topic", TOPIC);
+    SEND(c, MDM_EP_CHECKIN, &dev1, &r, "MessageType", "CheckOut", "UDID", UDID1,
+         "Topic", TOPIC);
     assert_int_equal(r.status, 200);
     sim_resp_free(&r);
     v = hget("t:{" UDID1 "}:rec", "enabled");
@@ -420,8 +414,8 @@ test_shared_ipad(void **state)
     (void) state;
     enroll(c, &dev1, UDID1);
     SEND(c, MDM_EP_CHECKIN, &dev1, &r, "MessageType", "TokenUpdate", "UDID",
-         UDID1, "UserID", SHARED, "UserShortName", "bob@example.com",
-         "Topic", TOPIC, "Token", "tok-bob", "PushMagic", "BM");
+         UDID1, "UserID", SHARED, "UserShortName", "bob@example.com", "Topic",
+         TOPIC, "Token", "tok-bob", "PushMagic", "BM");
     assert_int_equal(r.status, 200);
     sim_resp_free(&r);
     v = hget("t:{" UDID1 "}:bob@example.com:rec", "type");
@@ -430,9 +424,9 @@ test_shared_ipad(void **state)
     enqueue(c, UDID1 ":bob@example.com", "SCMD-1", "ProfileList");
     {
         size_t len;
-        char *b = sim_plist(&len, "UDID", UDID1, "UserID", SHARED,
-                            "UserShortName", "bob@example.com", "Status",
-                            "Idle", NULL);
+        char *b =
+            sim_plist(&len, "UDID", UDID1, "UserID", SHARED, "UserShortName",
+                      "bob@example.com", "Status", "Idle", NULL);
 
         send_msg(c, MDM_EP_COMMAND, &dev1, &r, b, len);
         free(b);
@@ -527,24 +521,20 @@ test_duplicate_uuid(void **state)
 
     (void) state;
     enroll(c, &dev1, UDID1);
-    assert_int_equal(admin(c, MDM_ADMIN_ENQUEUE, UDID1, NULL, body, out,
-                           sizeof(out)),
-                     200);
-    assert_int_equal(admin(c, MDM_ADMIN_ENQUEUE, UDID1, NULL, body, out,
-                           sizeof(out)),
-                     409);
+    assert_int_equal(
+        admin(c, MDM_ADMIN_ENQUEUE, UDID1, NULL, body, out, sizeof(out)), 200);
+    assert_int_equal(
+        admin(c, MDM_ADMIN_ENQUEUE, UDID1, NULL, body, out, sizeof(out)), 409);
     assert_non_null(strstr(out, "duplicate"));
     /* still refused once the command has a result */
     expect_next(c, &dev1, UDID1, NULL, "Idle", NULL, "DUP-1");
     expect_next(c, &dev1, UDID1, NULL, "Acknowledged", "DUP-1", NULL);
-    assert_int_equal(admin(c, MDM_ADMIN_ENQUEUE, UDID1, NULL, body, out,
-                           sizeof(out)),
-                     409);
+    assert_int_equal(
+        admin(c, MDM_ADMIN_ENQUEUE, UDID1, NULL, body, out, sizeof(out)), 409);
     assert_int_equal(cmd_int("LLEN %s", "t:{" UDID1 "}:q"), 0);
     /* unknown enrollment */
-    assert_int_equal(admin(c, MDM_ADMIN_ENQUEUE, "NOPE", NULL, body, out,
-                           sizeof(out)),
-                     404);
+    assert_int_equal(
+        admin(c, MDM_ADMIN_ENQUEUE, "NOPE", NULL, body, out, sizeof(out)), 404);
     mdm_conf_free(c);
 }
 
@@ -566,9 +556,10 @@ test_admin_ops(void **state)
     a.op = MDM_ADMIN_ENQUEUE;
     a.ids = ids;
     a.nids = 2;
-    a.body = (const unsigned char *)
-        "<?xml version=\"1.0\"?><plist version=\"1.0\"><dict>"
-        "<key>RequestType</key><string>ProfileList</string></dict></plist>";
+    a.body = (const unsigned char
+                  *) "<?xml version=\"1.0\"?><plist version=\"1.0\"><dict>"
+                     "<key>RequestType</key><string>ProfileList</string></"
+                     "dict></plist>";
     a.body_len = strlen((const char *) a.body);
     r = mdm_req_new_admin(c, &a);
     assert_int_equal(mdm_req_start(r), MDM_STEP_REDIS);
@@ -591,31 +582,27 @@ test_admin_ops(void **state)
     assert_int_equal(cmd_int("XLEN %s", "t:push"), 2);
 
     enqueue(c, UDID1, "Q-3", "DeviceInformation");
-    assert_int_equal(admin(c, MDM_ADMIN_QUEUE, UDID1, NULL, NULL, out,
-                           sizeof(out)),
-                     200);
+    assert_int_equal(
+        admin(c, MDM_ADMIN_QUEUE, UDID1, NULL, NULL, out, sizeof(out)), 200);
     assert_non_null(strstr(out, "\"uuid\":\"Q-3\""));
     assert_non_null(strstr(out, "\"request_type\":\"DeviceInformation\""));
 
-    assert_int_equal(admin(c, MDM_ADMIN_ENROLLMENT, UDID1, NULL, NULL, out,
-                           sizeof(out)),
-                     200);
+    assert_int_equal(
+        admin(c, MDM_ADMIN_ENROLLMENT, UDID1, NULL, NULL, out, sizeof(out)),
+        200);
     assert_non_null(strstr(out, "\"queue_length\":3"));
     assert_non_null(strstr(out, "\"magic\":\"MAGIC-1\""));
-    assert_int_equal(admin(c, MDM_ADMIN_ENROLLMENT, "UNKNOWN", NULL, NULL,
-                           out, sizeof(out)),
-                     404);
+    assert_int_equal(
+        admin(c, MDM_ADMIN_ENROLLMENT, "UNKNOWN", NULL, NULL, out, sizeof(out)),
+        404);
 
-    assert_int_equal(admin(c, MDM_ADMIN_DELETE, UDID1, "Q-3", NULL, out,
-                           sizeof(out)),
-                     200);
-    assert_int_equal(admin(c, MDM_ADMIN_DELETE, UDID1, "Q-3", NULL, out,
-                           sizeof(out)),
-                     404);
+    assert_int_equal(
+        admin(c, MDM_ADMIN_DELETE, UDID1, "Q-3", NULL, out, sizeof(out)), 200);
+    assert_int_equal(
+        admin(c, MDM_ADMIN_DELETE, UDID1, "Q-3", NULL, out, sizeof(out)), 404);
     assert_int_equal(cmd_int("LLEN %s", "t:{" UDID1 "}:q"), 2);
-    assert_int_equal(admin(c, MDM_ADMIN_CLEAR, UDID1, NULL, NULL, out,
-                           sizeof(out)),
-                     200);
+    assert_int_equal(
+        admin(c, MDM_ADMIN_CLEAR, UDID1, NULL, NULL, out, sizeof(out)), 200);
     assert_non_null(strstr(out, "\"removed\":2"));
     assert_int_equal(cmd_int("EXISTS %s", "t:{" UDID1 "}:q"), 0);
     mdm_conf_free(c);
@@ -632,22 +619,20 @@ test_admin_result_push(void **state)
     enqueue(c, UDID1, "RES-1", "DeviceInformation");
     expect_next(c, &dev1, UDID1, NULL, "Idle", NULL, "RES-1");
     expect_next(c, &dev1, UDID1, NULL, "Acknowledged", "RES-1", NULL);
-    assert_int_equal(admin(c, MDM_ADMIN_RESULT, UDID1, "RES-1", NULL, out,
-                           sizeof(out)),
-                     200);
+    assert_int_equal(
+        admin(c, MDM_ADMIN_RESULT, UDID1, "RES-1", NULL, out, sizeof(out)),
+        200);
     assert_non_null(strstr(out, "\"status\":\"Acknowledged\""));
     assert_non_null(strstr(out, "RES-1"));
-    assert_int_equal(admin(c, MDM_ADMIN_RESULT, UDID1, "NONE", NULL, out,
-                           sizeof(out)),
-                     404);
-    assert_int_equal(admin(c, MDM_ADMIN_PUSH, UDID1, NULL, NULL, out,
-                           sizeof(out)),
-                     200);
+    assert_int_equal(
+        admin(c, MDM_ADMIN_RESULT, UDID1, "NONE", NULL, out, sizeof(out)), 404);
+    assert_int_equal(
+        admin(c, MDM_ADMIN_PUSH, UDID1, NULL, NULL, out, sizeof(out)), 200);
     assert_int_equal(cmd_int("XLEN %s", "t:push"), 2);
     /* bad admin input */
-    assert_int_equal(admin(c, MDM_ADMIN_ENQUEUE, UDID1, NULL, "{\"x\":1}",
-                           out, sizeof(out)),
-                     400);
+    assert_int_equal(
+        admin(c, MDM_ADMIN_ENQUEUE, UDID1, NULL, "{\"x\":1}", out, sizeof(out)),
+        400);
     assert_non_null(strstr(out, "MDM05004"));
     assert_int_equal(admin(c, MDM_ADMIN_ENQUEUE, "bad id", NULL,
                            "{\"RequestType\":\"X\"}", out, sizeof(out)),
@@ -815,8 +800,7 @@ test_binding_retro(void **state)
 
     (void) state;
     /* a migrated device: never authenticated here */
-    assert_int_equal(report(strict, &dev1, UDID1, NULL, "Idle", NULL, &r),
-                     400);
+    assert_int_equal(report(strict, &dev1, UDID1, NULL, "Idle", NULL, &r), 400);
     sim_resp_free(&r);
     assert_int_equal(report(c, &dev1, UDID1, NULL, "Idle", NULL, &r), 200);
     sim_resp_free(&r);
@@ -902,8 +886,7 @@ test_bad_input_leaves_store(void **state)
         mdm_req_set_signature(q, sig, strlen(sig));
         assert_int_equal(mdm_req_start(q), MDM_STEP_DONE);
         assert_int_equal(mdm_req_response(q)->status, 400);
-        assert_string_equal(mdm_req_var(q, MDM_VAR_IDENTITY),
-                            "bad-signature");
+        assert_string_equal(mdm_req_var(q, MDM_VAR_IDENTITY), "bad-signature");
         mdm_req_free(q);
         free(sig);
     }
@@ -977,25 +960,25 @@ test_checkin_answers(void **state)
     assert_int_equal(r.body_len, 0);
     sim_resp_free(&r);
     /* DeclarativeManagement, GetToken, ReturnToService */
-    SEND(c, MDM_EP_CHECKIN, &dev1, &r, "MessageType",
-         "DeclarativeManagement", "UDID", UDID1, "Endpoint", "tokens");
+    SEND(c, MDM_EP_CHECKIN, &dev1, &r, "MessageType", "DeclarativeManagement",
+         "UDID", UDID1, "Endpoint", "tokens");
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "SyncTokens"));
     sim_resp_free(&r);
-    SEND(c, MDM_EP_CHECKIN, &dev1, &r, "MessageType", "GetToken", "UDID",
-         UDID1, "TokenServiceType", "com.apple.maid");
+    SEND(c, MDM_EP_CHECKIN, &dev1, &r, "MessageType", "GetToken", "UDID", UDID1,
+         "TokenServiceType", "com.apple.maid");
     assert_int_equal(r.status, 400);
     assert_string_equal(r.error_id, "MDM01007");
     sim_resp_free(&r);
-    SEND(c, MDM_EP_CHECKIN, &dev1, &r, "MessageType", "ReturnToService",
-         "UDID", UDID1);
+    SEND(c, MDM_EP_CHECKIN, &dev1, &r, "MessageType", "ReturnToService", "UDID",
+         UDID1);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "<key>Enabled</key>"));
     assert_non_null(strstr(r.body, "<false/>"));
     sim_resp_free(&r);
     /* one URL for both: the combined endpoint routes by content */
-    SEND(c, MDM_EP_ANY, &dev1, &r, "MessageType", "TokenUpdate", "UDID",
-         UDID1, "Topic", TOPIC, "Token", "t", "PushMagic", "m");
+    SEND(c, MDM_EP_ANY, &dev1, &r, "MessageType", "TokenUpdate", "UDID", UDID1,
+         "Topic", TOPIC, "Token", "t", "PushMagic", "m");
     assert_int_equal(r.status, 200);
     sim_resp_free(&r);
     assert_int_equal(report(c, &dev1, UDID1, NULL, "Idle", NULL, &r), 200);
@@ -1065,18 +1048,15 @@ test_conf_errors(void **state)
     char err[256];
 
     (void) state;
-    assert_int_equal(mdm_conf_set(c, "binding", "loose", err, sizeof(err)),
-                     -1);
+    assert_int_equal(mdm_conf_set(c, "binding", "loose", err, sizeof(err)), -1);
     assert_non_null(strstr(err, "binding"));
     assert_int_equal(mdm_conf_set(c, "topic", "x.y", err, sizeof(err)), -1);
-    assert_int_equal(mdm_conf_set(c, "results_ttl", "0", err, sizeof(err)),
-                     -1);
+    assert_int_equal(mdm_conf_set(c, "results_ttl", "0", err, sizeof(err)), -1);
     assert_int_equal(mdm_conf_set(c, "identity", "magic", err, sizeof(err)),
                      -1);
     assert_int_equal(mdm_conf_set(c, "nope", "1", err, sizeof(err)), -1);
-    assert_int_equal(mdm_conf_set(c, "ca_file", "/nonexistent/ca.pem", err,
-                                  sizeof(err)),
-                     0);
+    assert_int_equal(
+        mdm_conf_set(c, "ca_file", "/nonexistent/ca.pem", err, sizeof(err)), 0);
     assert_int_equal(mdm_conf_finish(c, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "/nonexistent/ca.pem"));
     mdm_conf_free(c);
