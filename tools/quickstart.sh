@@ -43,13 +43,17 @@ fi
 
 # ---- build ----
 jobs=$(nproc 2>/dev/null || echo 2)
-[ -x configure ] && [ configure -nt configure.ac ] || autoreconf -fi >/dev/null
+[ -x configure ] && [ configure -nt configure.ac ] ||
+    autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
 build() { # dir, configure args...
     dir=$1
     shift
     mkdir -p "$dir"
     if [ ! -f "$dir/Makefile" ]; then
-        (cd "$dir" && "$top/configure" "$@" >configure.out)
+        if ! (cd "$dir" && "$top/configure" "$@" >configure.out 2>&1); then
+            tail -20 "$dir/configure.out"
+            exit 1
+        fi
     fi
     make -s -C "$dir" -j"$jobs" >/dev/null
 }
