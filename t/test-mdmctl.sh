@@ -1,0 +1,55 @@
+#!/bin/sh
+# mdmctl's command-line contract: help, usage errors (2), refusals (1),
+# success (0), against a private redis-server on a free loopback port.
+set -u
+bin=${MDMCTL:-./tools/mdmctl}
+work=$(mktemp -d /tmp/mdm-ctl-XXXXXX)
+port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+fail=0
+pass=0
+redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$work" --loglevel warning >/dev/null 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
+i=0
+until redis-cli -p "$port" ping >/dev/null 2>&1; do
+    i=$((i + 1)); [ $i -lt 100 ] || { echo "FAIL: no redis"; exit 1; }
+    sleep 0.05
+done
+
+check() { # expected-exit, description, command...
+    want=$1
+    what=$2
+    shift 2
+    "$@" >"$work/out" 2>"$work/err"
+    got=$?
+    if [ "$got" -eq "$want" ]; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+        echo "FAIL: $what: exit $got, expected $want"
+        cat "$work/out" "$work/err"
+    fi
+}
+r="--redis 127.0.0.1:$port"
+check 0 "--help" $bin --help
+check 2 "no command" $bin
+check 2 "unknown command" $bin $r frobnicate x
+check 2 "missing argument" $bin $r result ONE
+check 2 "bad --redis" $bin --redis nowhere queue X
+check 2 "unreachable redis" $bin --redis 127.0.0.1:1 queue X
+check 2 "missing file" $bin $r enqueue X /nonexistent
+echo '{"RequestType":"DeviceInformation"}' >"$work/cmd.json"
+check 1 "unknown enrollment" $bin $r enqueue NOBODY "$work/cmd.json"
+grep -q unknown "$work/out" || { fail=$((fail + 1)); echo "FAIL: no per-id status"; }
+redis-cli -p "$port" HSET 'mdm:{DEV-1}:rec' enabled 1 >/dev/null
+check 0 "enqueue" $bin $r enqueue DEV-1 "$work/cmd.json"
+check 0 "queue" $bin $r queue DEV-1
+grep -q DeviceInformation "$work/out" || { fail=$((fail + 1)); echo "FAIL: queue listing"; }
+check 1 "bad command" sh -c "echo '{\"x\":1}' | $bin $r enqueue DEV-1 -"
+check 1 "no result" $bin $r result DEV-1 NOPE
+check 0 "clear" $bin $r clear DEV-1
+check 0 "show" $bin $r show DEV-1
+check 1 "show unknown" $bin $r show NOBODY
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
