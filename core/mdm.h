@@ -75,6 +75,7 @@ void mdm_conf_free(mdm_conf_t *c);
  *   get_token       "<TokenServiceType> <file>": answer GetToken from file
  *   rts             off (default) | on: ReturnToService Enabled
  *   rts_wifi_profile / rts_mdm_profile   files sent with ReturnToService
+ *   admin_key       API key the admin API requires (X-API-Key)
  */
 int mdm_conf_set(mdm_conf_t *c, const char *name, const char *value, char *err,
                  size_t errlen);
@@ -213,6 +214,30 @@ typedef struct {
 
 /** An admin transaction. args is copied; body stays borrowed. */
 mdm_req_t *mdm_req_new_admin(const mdm_conf_t *c, const mdm_admin_args_t *a);
+
+/**
+ * An admin API request over HTTP, routed here so that every module
+ * exposes the same API. path is the part after the admin location
+ * ("/queue/ID/UUID", still percent-encoded), query the raw query string
+ * (NULL or ""), body borrowed. Unknown paths answer 404, wrong methods
+ * 405, both as JSON.
+ *
+ *   POST   /enqueue/ID[,ID...][?nopush=1]  body: command (plist or JSON)
+ *   POST   /push/ID[,ID...]
+ *   GET    /enrollments/ID
+ *   GET    /queue/ID        DELETE /queue/ID        DELETE /queue/ID/UUID
+ *   GET    /results/ID/UUID
+ */
+mdm_req_t *mdm_req_new_admin_http(const mdm_conf_t *c, const char *method,
+                                  size_t mlen, const char *path, size_t plen,
+                                  const char *query, size_t qlen,
+                                  const unsigned char *body, size_t blen);
+
+/**
+ * 1 when key matches the configured admin_key (constant time), or when no
+ * key is configured; 0 otherwise.
+ */
+int mdm_conf_admin_key_ok(const mdm_conf_t *c, const char *key, size_t len);
 
 /* ------------------------------------------------------------------ */
 /* Blocking executor (tools, tests, Apache)                           */

@@ -431,6 +431,9 @@ mdm_admin_start(mdm_req_t *r)
     const char *why = NULL;
     size_t i;
 
+    if (r->pre_status) {
+        return admin_error(r, r->pre_status, r->pre_id, r->pre_msg);
+    }
     if (r->a.nids == 0) {
         return admin_error(r, 400, "MDM05001", "no enrollment id given");
     }
@@ -720,4 +723,202 @@ mdm_admin_feed(mdm_req_t *r, struct redisReply *const *rep, size_t n)
     default:
         return admin_error(r, 400, "MDM05005", "unknown operation");
     }
+}
+
+/* ---------------------------------------------------------------- */
+/* HTTP routing                                                     */
+
+static int
+unhex(int c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* Percent-decode [p, p+n) into a malloc'd string; NULL on bad escapes. */
+static char *
+pct_decode(const char *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    size_t i, o = 0;
+    int hi, lo;
+
+    if (s == NULL) {
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        if (p[i] == '%') {
+            if (i + 2 >= n || (hi = unhex(p[i + 1])) < 0 ||
+                (lo = unhex(p[i + 2])) < 0 || (hi == 0 && lo == 0)) {
+                free(s);
+                return NULL;
+            }
+            s[o++] = (char) (hi << 4 | lo);
+            i += 2;
+        } else {
+            s[o++] = p[i];
+        }
+    }
+    s[o] = '\0';
+    return s;
+}
+
+static int
+query_flag(const char *q, size_t qlen, const char *name)
+{
+    size_t n = strlen(name), i = 0, e;
+
+    while (q && i < qlen) {
+        e = i;
+        while (e < qlen && q[e] != '&') {
+            e++;
+        }
+        if (e - i > n && strncmp(q + i, name, n) == 0 && q[i + n] == '=') {
+            const char *v = q + i + n + 1;
+            size_t vl = e - i - n - 1;
+
+            return (vl == 1 && v[0] == '1') ||
+                   (vl == 4 && strncmp(v, "true", 4) == 0) ||
+                   (vl == 3 && strncmp(v, "yes", 3) == 0);
+        }
+        if (e - i == n && strncmp(q + i, name, n) == 0) {
+            return 1;
+        }
+        i = e + 1;
+    }
+    return 0;
+}
+
+static mdm_req_t *
+admin_refused(const mdm_conf_t *c, int status, const char *id, const char *msg)
+{
+    mdm_admin_args_t a;
+    mdm_req_t *r;
+
+    memset(&a, 0, sizeof(a));
+    r = mdm_req_new_admin(c, &a);
+    if (r) {
+        r->pre_status = status;
+        r->pre_id = id;
+        snprintf(r->pre_msg, sizeof(r->pre_msg), "%s", msg);
+    }
+    return r;
+}
+
+mdm_req_t *
+mdm_req_new_admin_http(const mdm_conf_t *c, const char *method, size_t mlen,
+                       const char *path, size_t plen, const char *query,
+                       size_t qlen, const unsigned char *body, size_t blen)
+{
+    const char *seg[4];
+    size_t segl[4], nseg = 0, i = 0, s;
+    char *dec[3] = {NULL, NULL, NULL}, *save = NULL, *tok;
+    const char *ids[1024];
+    mdm_admin_args_t a;
+    mdm_req_t *r = NULL;
+    const char *want;
+    int is_get = mlen == 3 && memcmp(method, "GET", 3) == 0;
+    int is_post = mlen == 4 && memcmp(method, "POST", 4) == 0;
+    int is_del = mlen == 6 && memcmp(method, "DELETE", 6) == 0;
+
+    while (i < plen && nseg < 4) {
+        while (i < plen && path[i] == '/') {
+            i++;
+        }
+        s = i;
+        while (i < plen && path[i] != '/') {
+            i++;
+        }
+        if (i > s) {
+            seg[nseg] = path + s;
+            segl[nseg++] = i - s;
+        }
+    }
+    while (i < plen && path[i] == '/') {
+        i++;
+    }
+    if (nseg == 0 || i < plen) {
+        return admin_refused(c, 404, "MDM05010", "no such admin endpoint");
+    }
+    for (s = 1; s < nseg; s++) {
+        dec[s - 1] = pct_decode(seg[s], segl[s]);
+        if (dec[s - 1] == NULL) {
+            r = admin_refused(c, 400, "MDM05002", "bad percent-encoding");
+            goto done;
+        }
+    }
+    memset(&a, 0, sizeof(a));
+    a.body = body;
+    a.body_len = blen;
+    a.ids = ids;
+
+#define SEG(name)                                                              \
+    (segl[0] == sizeof(name) - 1 && !memcmp(seg[0], name, segl[0]))
+    if ((SEG("enqueue") || SEG("push")) && nseg == 2) {
+        want = "POST";
+        a.op = SEG("enqueue") ? MDM_ADMIN_ENQUEUE : MDM_ADMIN_PUSH;
+        a.nopush = query_flag(query, qlen, "nopush");
+        for (tok = strtok_r(dec[0], ",", &save); tok && a.nids < 1024;
+             tok = strtok_r(NULL, ",", &save)) {
+            ids[a.nids++] = tok;
+        }
+        if (!is_post) {
+            goto not_allowed;
+        }
+    } else if (SEG("enrollments") && nseg == 2) {
+        want = "GET";
+        a.op = MDM_ADMIN_ENROLLMENT;
+        if (!is_get) {
+            goto not_allowed;
+        }
+    } else if (SEG("queue") && nseg == 2) {
+        want = "GET, DELETE";
+        a.op = is_del ? MDM_ADMIN_CLEAR : MDM_ADMIN_QUEUE;
+        if (!is_get && !is_del) {
+            goto not_allowed;
+        }
+    } else if (SEG("queue") && nseg == 3) {
+        want = "DELETE";
+        a.op = MDM_ADMIN_DELETE;
+        if (!is_del) {
+            goto not_allowed;
+        }
+    } else if (SEG("results") && nseg == 3) {
+        want = "GET";
+        a.op = MDM_ADMIN_RESULT;
+        if (!is_get) {
+            goto not_allowed;
+        }
+    } else {
+        r = admin_refused(c, 404, "MDM05010", "no such admin endpoint");
+        goto done;
+    }
+#undef SEG
+    if (a.op != MDM_ADMIN_ENQUEUE && a.op != MDM_ADMIN_PUSH) {
+        ids[0] = dec[0];
+        a.nids = 1;
+    }
+    a.uuid = nseg == 3 ? dec[1] : NULL;
+    r = mdm_req_new_admin(c, &a);
+    goto done;
+
+not_allowed : {
+    char msg[96];
+
+    snprintf(msg, sizeof(msg), "method not allowed here; use %s", want);
+    r = admin_refused(c, 405, "MDM05011", msg);
+}
+done:
+    free(dec[0]);
+    free(dec[1]);
+    free(dec[2]);
+    return r;
 }

@@ -93,6 +93,7 @@ mdm_conf_free(mdm_conf_t *c)
     }
     free(c->events_key);
     free(c->push_key);
+    free(c->admin_key);
     free(c);
 }
 
@@ -252,6 +253,15 @@ mdm_conf_set(mdm_conf_t *c, const char *name, const char *value, char *err,
         }
         return 0;
     }
+    if (strcmp(name, "admin_key") == 0) {
+        if (strlen(value) < 16) {
+            snprintf(err, errlen,
+                     "admin key too short: use at least 16 "
+                     "characters");
+            return -1;
+        }
+        return set_str(&c->admin_key, value);
+    }
     if (strcmp(name, "rts_wifi_profile") == 0) {
         return set_str(&c->rts_wifi_file, value);
     }
@@ -363,4 +373,26 @@ mdm_conf_finish(mdm_conf_t *c, char *err, size_t errlen)
     (void) mdm_script(0);
     c->finished = 1;
     return 0;
+}
+
+int
+mdm_conf_admin_key_ok(const mdm_conf_t *c, const char *key, size_t len)
+{
+    size_t klen, i;
+    unsigned char d = 0;
+
+    if (c->admin_key == NULL) {
+        return 1;
+    }
+    klen = strlen(c->admin_key);
+    if (key == NULL) {
+        key = "";
+        len = 0;
+    }
+    /* compare over the configured key's length whatever was sent */
+    for (i = 0; i < klen; i++) {
+        d |= (unsigned char) c->admin_key[i] ^
+             (unsigned char) (i < len ? key[i] : 0);
+    }
+    return d == 0 && len == klen;
 }

@@ -43,6 +43,7 @@ struct mdm_conf_s {
     char *rts_mdm_file;
     mdm_buf_t rts_wifi;
     mdm_buf_t rts_mdm;
+    char *admin_key;
 
     /* derived by mdm_conf_finish() */
     int finished;
@@ -178,6 +179,9 @@ struct mdm_req_s {
     char *request_type;
     mdm_buf_t cmd;
     int *id_state;
+    int pre_status; /* admin HTTP routing refused the request */
+    const char *pre_id;
+    char pre_msg[160];
 };
 
 /** Refuse with status and one log line (id = stable message id). */

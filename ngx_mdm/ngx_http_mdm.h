@@ -1,0 +1,90 @@
+/*
+ * ngx_mdm: Apple MDM in nginx. The protocol is libmdm's (core/); this
+ * module reads bodies, runs libmdm's Redis plans on the event loop and
+ * sends the answers.
+ */
+#ifndef NGX_HTTP_MDM_H
+#define NGX_HTTP_MDM_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <hiredis.h>
+
+#include "mdm.h"
+
+typedef enum {
+    NGX_HTTP_MDM_OFF = 0,
+    NGX_HTTP_MDM_CHECKIN,
+    NGX_HTTP_MDM_COMMAND,
+    NGX_HTTP_MDM_SERVER,
+    NGX_HTTP_MDM_ADMIN
+} ngx_http_mdm_kind_e;
+
+typedef struct {
+    ngx_str_t redis;     /* as written, for messages */
+    ngx_str_t host;      /* IP literal, NUL-terminated */
+    ngx_int_t port;      /* 0 for a unix socket */
+    ngx_str_t unix_path; /* NUL-terminated */
+    ngx_msec_t connect_timeout;
+    ngx_msec_t timeout;
+    ngx_flag_t used; /* some location needs Redis */
+} ngx_http_mdm_main_conf_t;
+
+typedef struct {
+    ngx_uint_t kind;
+    ngx_flag_t verify;
+    ngx_str_t prefix;
+    ngx_str_t identity;
+    ngx_str_t identity_ca;
+    ngx_str_t identity_header;
+    ngx_array_t *topics; /* of ngx_str_t */
+    ngx_str_t binding;
+    time_t results_ttl;
+    ngx_int_t events_maxlen;
+    ngx_str_t user_auth;
+    ngx_str_t admin_key;
+    mdm_conf_t *mdm; /* built when the location handles MDM */
+} ngx_http_mdm_loc_conf_t;
+
+typedef struct ngx_http_mdm_batch_s ngx_http_mdm_batch_t;
+
+typedef struct {
+    ngx_http_request_t *r;
+    mdm_req_t *req;
+    u_char *body;
+    size_t body_len;
+    ngx_http_mdm_batch_t *batch; /* Redis replies being awaited */
+    ngx_event_t timer;
+    ngx_int_t verify_status; /* mdm_verify: access phase result */
+    unsigned done : 1;
+    unsigned verify : 1;
+} ngx_http_mdm_ctx_t;
+
+extern ngx_module_t ngx_http_mdm_module;
+
+/* ngx_http_mdm_handler.c */
+ngx_int_t ngx_http_mdm_device_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_mdm_admin_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_mdm_access_handler(ngx_http_request_t *r);
+/** Replies of the current plan arrived (NULL replies: storage failed). */
+void ngx_http_mdm_replies(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
+                          redisReply **replies, size_t n);
+
+/* ngx_http_mdm_redis.c */
+/**
+ * Send the transaction's current plan. NGX_OK: the replies will come
+ * through ngx_http_mdm_replies(); NGX_ERROR: Redis is unavailable now.
+ */
+ngx_int_t ngx_http_mdm_redis_send(ngx_http_request_t *r,
+                                  ngx_http_mdm_ctx_t *ctx);
+/** The request is going away: drop its interest in pending replies. */
+void ngx_http_mdm_redis_detach(ngx_http_mdm_ctx_t *ctx);
+ngx_int_t ngx_http_mdm_redis_init_process(ngx_cycle_t *cycle);
+void ngx_http_mdm_redis_exit_process(ngx_cycle_t *cycle);
+
+/* ngx_http_mdm_variables.c */
+ngx_int_t ngx_http_mdm_add_variables(ngx_conf_t *cf);
+
+#endif

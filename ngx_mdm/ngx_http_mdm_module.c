@@ -1,0 +1,568 @@
+/*
+ * ngx_mdm: directives and configuration. Every value is checked where the
+ * directive is read, so that `nginx -t` names the directive at fault.
+ */
+#include "ngx_http_mdm.h"
+
+static ngx_int_t ngx_http_mdm_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_mdm_postconfiguration(ngx_conf_t *cf);
+static void *ngx_http_mdm_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_mdm_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_mdm_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent,
+                                         void *child);
+static char *ngx_http_mdm_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_mdm_handler_set(ngx_conf_t *cf, ngx_command_t *cmd,
+                                      void *conf);
+static char *ngx_http_mdm_checked_str(ngx_conf_t *cf, ngx_command_t *cmd,
+                                      void *conf);
+static char *ngx_http_mdm_identity(ngx_conf_t *cf, ngx_command_t *cmd,
+                                   void *conf);
+static char *ngx_http_mdm_topic(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_mdm_init_process(ngx_cycle_t *cycle);
+static void ngx_http_mdm_exit_process(ngx_cycle_t *cycle);
+
+/* libmdm option checked by ngx_http_mdm_checked_str, per directive */
+typedef struct {
+    const char *option;
+} ngx_http_mdm_option_t;
+
+static ngx_http_mdm_option_t ngx_http_mdm_opt_prefix = {"prefix"};
+static ngx_http_mdm_option_t ngx_http_mdm_opt_binding = {"binding"};
+static ngx_http_mdm_option_t ngx_http_mdm_opt_user_auth = {"user_auth"};
+static ngx_http_mdm_option_t ngx_http_mdm_opt_admin_key = {"admin_key"};
+
+static ngx_command_t ngx_http_mdm_commands[] = {
+
+    {ngx_string("mdm_redis"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+     ngx_http_mdm_redis, NGX_HTTP_MAIN_CONF_OFFSET, 0, NULL},
+
+    {ngx_string("mdm_redis_connect_timeout"),
+     NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, ngx_conf_set_msec_slot,
+     NGX_HTTP_MAIN_CONF_OFFSET,
+     offsetof(ngx_http_mdm_main_conf_t, connect_timeout), NULL},
+
+    {ngx_string("mdm_redis_timeout"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_msec_slot, NGX_HTTP_MAIN_CONF_OFFSET,
+     offsetof(ngx_http_mdm_main_conf_t, timeout), NULL},
+
+    {ngx_string("mdm_checkin"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+     ngx_http_mdm_handler_set, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MDM_CHECKIN,
+     NULL},
+
+    {ngx_string("mdm_command"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+     ngx_http_mdm_handler_set, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MDM_COMMAND,
+     NULL},
+
+    {ngx_string("mdm_server"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+     ngx_http_mdm_handler_set, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MDM_SERVER,
+     NULL},
+
+    {ngx_string("mdm_admin"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+     ngx_http_mdm_handler_set, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MDM_ADMIN,
+     NULL},
+
+    {ngx_string("mdm_verify"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+     ngx_http_mdm_handler_set, NGX_HTTP_LOC_CONF_OFFSET, (ngx_uint_t) -1, NULL},
+
+    {ngx_string("mdm_prefix"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_checked_str, NGX_HTTP_LOC_CONF_OFFSET,
+     offsetof(ngx_http_mdm_loc_conf_t, prefix), &ngx_http_mdm_opt_prefix},
+
+    {ngx_string("mdm_identity"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_1MORE,
+     ngx_http_mdm_identity, NGX_HTTP_LOC_CONF_OFFSET,
+     offsetof(ngx_http_mdm_loc_conf_t, identity), NULL},
+
+    {ngx_string("mdm_identity_ca"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET,
+     offsetof(ngx_http_mdm_loc_conf_t, identity_ca), NULL},
+
+    {ngx_string("mdm_identity_header"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_conf_set_str_slot, NGX_HTTP_LOC_CONF_OFFSET,
+     offsetof(ngx_http_mdm_loc_conf_t, identity_header), NULL},
+
+    {ngx_string("mdm_topic"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_1MORE,
+     ngx_http_mdm_topic, NGX_HTTP_LOC_CONF_OFFSET, 0, NULL},
+
+    {ngx_string("mdm_binding"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_checked_str, NGX_HTTP_LOC_CONF_OFFSET,
+     offsetof(ngx_http_mdm_loc_conf_t, binding), &ngx_http_mdm_opt_binding},
+
+    {ngx_string("mdm_results_ttl"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_conf_set_sec_slot, NGX_HTTP_LOC_CONF_OFFSET,
+     offsetof(ngx_http_mdm_loc_conf_t, results_ttl), NULL},
+
+    {ngx_string("mdm_events_maxlen"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_conf_set_num_slot, NGX_HTTP_LOC_CONF_OFFSET,
+     offsetof(ngx_http_mdm_loc_conf_t, events_maxlen), NULL},
+
+    {ngx_string("mdm_user_authenticate"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_checked_str, NGX_HTTP_LOC_CONF_OFFSET,
+     offsetof(ngx_http_mdm_loc_conf_t, user_auth), &ngx_http_mdm_opt_user_auth},
+
+    {ngx_string("mdm_admin_key"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_checked_str, NGX_HTTP_LOC_CONF_OFFSET,
+     offsetof(ngx_http_mdm_loc_conf_t, admin_key), &ngx_http_mdm_opt_admin_key},
+
+    ngx_null_command};
+
+static ngx_http_module_t ngx_http_mdm_module_ctx = {
+    ngx_http_mdm_preconfiguration,  /* preconfiguration */
+    ngx_http_mdm_postconfiguration, /* postconfiguration */
+    ngx_http_mdm_create_main_conf,  /* create main configuration */
+    ngx_http_mdm_init_main_conf,    /* init main configuration */
+    NULL,                           /* create server configuration */
+    NULL,                           /* merge server configuration */
+    ngx_http_mdm_create_loc_conf,   /* create location configuration */
+    ngx_http_mdm_merge_loc_conf     /* merge location configuration */
+};
+
+ngx_module_t ngx_http_mdm_module = {NGX_MODULE_V1,
+                                    &ngx_http_mdm_module_ctx,
+                                    ngx_http_mdm_commands,
+                                    NGX_HTTP_MODULE,
+                                    NULL,
+                                    NULL,
+                                    ngx_http_mdm_init_process,
+                                    NULL,
+                                    NULL,
+                                    ngx_http_mdm_exit_process,
+                                    NULL,
+                                    NGX_MODULE_V1_PADDING};
+
+/* ---------------------------------------------------------------- */
+
+static void *
+ngx_http_mdm_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_mdm_main_conf_t *mcf;
+
+    mcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_mdm_main_conf_t));
+    if (mcf == NULL) {
+        return NULL;
+    }
+    mcf->connect_timeout = NGX_CONF_UNSET_MSEC;
+    mcf->timeout = NGX_CONF_UNSET_MSEC;
+    mcf->used = 0;
+    return mcf;
+}
+
+static char *
+ngx_http_mdm_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_mdm_main_conf_t *mcf = conf;
+
+    ngx_conf_init_msec_value(mcf->connect_timeout, 1000);
+    ngx_conf_init_msec_value(mcf->timeout, 2000);
+    return NGX_CONF_OK;
+}
+
+static char *
+ngx_http_mdm_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mdm_main_conf_t *mcf = conf;
+    ngx_str_t *value = cf->args->elts;
+    ngx_str_t *v = &value[1];
+    u_char *colon, *p;
+    ngx_int_t port;
+    struct in_addr a4;
+    struct in6_addr a6;
+
+    if (mcf->redis.data) {
+        return "is duplicate";
+    }
+    mcf->redis = *v;
+    if (v->len > 5 && ngx_strncmp(v->data, "unix:", 5) == 0) {
+        mcf->unix_path.len = v->len - 5;
+        mcf->unix_path.data = ngx_pnalloc(cf->pool, v->len - 4);
+        if (mcf->unix_path.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+        ngx_cpystrn(mcf->unix_path.data, v->data + 5, v->len - 4);
+        return NGX_CONF_OK;
+    }
+    colon = NULL;
+    for (p = v->data; p < v->data + v->len; p++) {
+        if (*p == ':') {
+            colon = p;
+        }
+    }
+    if (colon == NULL || colon == v->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"mdm_redis\": expected IP:PORT or unix:PATH, "
+                           "got \"%V\"",
+                           v);
+        return NGX_CONF_ERROR;
+    }
+    port = ngx_atoi(colon + 1, v->data + v->len - colon - 1);
+    if (port < 1 || port > 65535) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"mdm_redis\": invalid port in \"%V\"", v);
+        return NGX_CONF_ERROR;
+    }
+    mcf->port = port;
+    p = v->data;
+    if (*p == '[' && colon[-1] == ']') {
+        p++;
+        colon--;
+    }
+    mcf->host.len = colon - p;
+    mcf->host.data = ngx_pnalloc(cf->pool, mcf->host.len + 1);
+    if (mcf->host.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+    ngx_cpystrn(mcf->host.data, p, mcf->host.len + 1);
+    /* hiredis resolves names with a blocking getaddrinfo(): IPs only */
+    if (inet_pton(AF_INET, (char *) mcf->host.data, &a4) != 1 &&
+        inet_pton(AF_INET6, (char *) mcf->host.data, &a6) != 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"mdm_redis\": \"%V\" is not an IP address; use "
+                           "an IP or unix:PATH (a worker never resolves "
+                           "names)",
+                           &mcf->host);
+        return NGX_CONF_ERROR;
+    }
+    (void) cmd;
+    return NGX_CONF_OK;
+}
+
+static char *
+ngx_http_mdm_handler_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mdm_loc_conf_t *lcf = conf;
+    ngx_http_core_loc_conf_t *clcf;
+
+    if (cmd->offset == (ngx_uint_t) -1) {
+        if (lcf->verify != NGX_CONF_UNSET) {
+            return "is duplicate";
+        }
+        lcf->verify = 1;
+        return NGX_CONF_OK;
+    }
+    if (lcf->kind != NGX_CONF_UNSET_UINT) {
+        return "is duplicate: a location has one MDM handler";
+    }
+    lcf->kind = cmd->offset;
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = lcf->kind == NGX_HTTP_MDM_ADMIN
+                        ? ngx_http_mdm_admin_handler
+                        : ngx_http_mdm_device_handler;
+    return NGX_CONF_OK;
+}
+
+/* A string whose value libmdm checks now, for a precise nginx -t error. */
+static char *
+ngx_http_mdm_checked_str(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mdm_option_t *opt = cmd->post;
+    ngx_str_t *value = cf->args->elts;
+    ngx_str_t *field = (ngx_str_t *) ((u_char *) conf + cmd->offset);
+    mdm_conf_t *tmp;
+    char err[256];
+    int rc;
+
+    if (field->data) {
+        return "is duplicate";
+    }
+    tmp = mdm_conf_new();
+    if (tmp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+    rc = mdm_conf_set(tmp, opt->option, (char *) value[1].data, err,
+                      sizeof(err));
+    mdm_conf_free(tmp);
+    if (rc != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": %s", &cmd->name, err);
+        return NGX_CONF_ERROR;
+    }
+    *field = value[1];
+    return NGX_CONF_OK;
+}
+
+static char *
+ngx_http_mdm_identity(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mdm_loc_conf_t *lcf = conf;
+    ngx_str_t *value = cf->args->elts;
+    ngx_uint_t i;
+    size_t len = 0;
+    u_char *p;
+    mdm_conf_t *tmp;
+    char err[256];
+    int rc;
+
+    if (lcf->identity.data) {
+        return "is duplicate";
+    }
+    for (i = 1; i < cf->args->nelts; i++) {
+        len += value[i].len + 1;
+    }
+    p = ngx_pnalloc(cf->pool, len);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+    lcf->identity.data = p;
+    for (i = 1; i < cf->args->nelts; i++) {
+        p = ngx_cpymem(p, value[i].data, value[i].len);
+        *p++ = (i + 1 < cf->args->nelts) ? ',' : '\0';
+    }
+    lcf->identity.len = len - 1;
+    tmp = mdm_conf_new();
+    if (tmp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+    rc = mdm_conf_set(tmp, "identity", (char *) lcf->identity.data, err,
+                      sizeof(err));
+    mdm_conf_free(tmp);
+    if (rc != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": %s", &cmd->name, err);
+        return NGX_CONF_ERROR;
+    }
+    return NGX_CONF_OK;
+}
+
+static char *
+ngx_http_mdm_topic(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mdm_loc_conf_t *lcf = conf;
+    ngx_str_t *value = cf->args->elts, *t;
+    ngx_uint_t i;
+    mdm_conf_t *tmp;
+    char err[256];
+
+    if (lcf->topics == NGX_CONF_UNSET_PTR) {
+        lcf->topics = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+        if (lcf->topics == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+    tmp = mdm_conf_new();
+    if (tmp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (mdm_conf_set(tmp, "topic", (char *) value[i].data, err,
+                         sizeof(err)) != 0) {
+            mdm_conf_free(tmp);
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": %s", &cmd->name,
+                               err);
+            return NGX_CONF_ERROR;
+        }
+        t = ngx_array_push(lcf->topics);
+        if (t == NULL) {
+            mdm_conf_free(tmp);
+            return NGX_CONF_ERROR;
+        }
+        *t = value[i];
+    }
+    mdm_conf_free(tmp);
+    return NGX_CONF_OK;
+}
+
+/* ---------------------------------------------------------------- */
+
+static void *
+ngx_http_mdm_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_mdm_loc_conf_t *lcf;
+
+    lcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_mdm_loc_conf_t));
+    if (lcf == NULL) {
+        return NULL;
+    }
+    /* ngx_pcalloc leaves the ngx_str_t fields empty: unset */
+    lcf->kind = NGX_CONF_UNSET_UINT;
+    lcf->verify = NGX_CONF_UNSET;
+    lcf->topics = NGX_CONF_UNSET_PTR;
+    lcf->results_ttl = NGX_CONF_UNSET;
+    lcf->events_maxlen = NGX_CONF_UNSET;
+    return lcf;
+}
+
+static void
+ngx_http_mdm_cleanup_conf(void *data)
+{
+    mdm_conf_free(data);
+}
+
+static ngx_int_t
+ngx_http_mdm_set(ngx_conf_t *cf, mdm_conf_t *m, const char *directive,
+                 const char *option, ngx_str_t *v)
+{
+    char err[512];
+
+    if (v->data == NULL) {
+        return NGX_OK;
+    }
+    if (mdm_conf_set(m, option, (char *) v->data, err, sizeof(err)) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%s\": %s", directive, err);
+        return NGX_ERROR;
+    }
+    return NGX_OK;
+}
+
+static char *
+ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_mdm_loc_conf_t *prev = parent, *conf = child;
+    ngx_http_mdm_main_conf_t *mcf;
+    ngx_pool_cleanup_t *cln;
+    ngx_str_t *t, num;
+    u_char buf[32];
+    char err[512];
+    ngx_uint_t i;
+    mdm_conf_t *m;
+
+    /* handlers belong to their own location: not inherited */
+    if (conf->kind == NGX_CONF_UNSET_UINT) {
+        conf->kind = NGX_HTTP_MDM_OFF;
+    }
+    if (conf->verify == NGX_CONF_UNSET) {
+        conf->verify = 0;
+    }
+    ngx_conf_merge_str_value(conf->prefix, prev->prefix, "");
+    ngx_conf_merge_str_value(conf->identity, prev->identity, "");
+    ngx_conf_merge_str_value(conf->identity_ca, prev->identity_ca, "");
+    ngx_conf_merge_str_value(conf->identity_header, prev->identity_header, "");
+    ngx_conf_merge_ptr_value(conf->topics, prev->topics, NULL);
+    ngx_conf_merge_str_value(conf->binding, prev->binding, "");
+    ngx_conf_merge_sec_value(conf->results_ttl, prev->results_ttl, 7 * 86400);
+    ngx_conf_merge_value(conf->events_maxlen, prev->events_maxlen, 100000);
+    ngx_conf_merge_str_value(conf->user_auth, prev->user_auth, "");
+    ngx_conf_merge_str_value(conf->admin_key, prev->admin_key, "");
+
+    if (conf->kind == NGX_HTTP_MDM_OFF && !conf->verify) {
+        return NGX_CONF_OK;
+    }
+
+    /* This location answers MDM: build its libmdm configuration now, so
+     * that file errors show at nginx -t. */
+    m = mdm_conf_new();
+    if (m == NULL) {
+        return NGX_CONF_ERROR;
+    }
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        mdm_conf_free(m);
+        return NGX_CONF_ERROR;
+    }
+    cln->handler = ngx_http_mdm_cleanup_conf;
+    cln->data = m;
+    conf->mdm = m;
+
+#define SET(d, o, v)                                                           \
+    if (v.len && ngx_http_mdm_set(cf, m, d, o, &v) != NGX_OK) {                \
+        return NGX_CONF_ERROR;                                                 \
+    }
+    SET("mdm_prefix", "prefix", conf->prefix);
+    if (conf->kind == NGX_HTTP_MDM_ADMIN) {
+        /* the admin API does not identify devices */
+        ngx_str_t none = ngx_string("none"), off = ngx_string("off");
+
+        SET("mdm_identity", "identity", none);
+        SET("mdm_binding", "binding", off);
+    } else {
+        SET("mdm_identity", "identity", conf->identity);
+        SET("mdm_identity_ca", "ca_file", conf->identity_ca);
+        SET("mdm_binding", "binding", conf->binding);
+    }
+    SET("mdm_user_authenticate", "user_auth", conf->user_auth);
+    SET("mdm_admin_key", "admin_key", conf->admin_key);
+    if (conf->topics) {
+        t = conf->topics->elts;
+        for (i = 0; i < conf->topics->nelts; i++) {
+            SET("mdm_topic", "topic", t[i]);
+        }
+    }
+    num.data = buf;
+    num.len = ngx_sprintf(buf, "%T%Z", conf->results_ttl) - buf - 1;
+    SET("mdm_results_ttl", "results_ttl", num);
+    num.len = ngx_sprintf(buf, "%i%Z", conf->events_maxlen) - buf - 1;
+    SET("mdm_events_maxlen", "events_maxlen", num);
+#undef SET
+
+    if (conf->kind != NGX_HTTP_MDM_ADMIN &&
+        ngx_strstr(conf->identity.len ? (char *) conf->identity.data
+                                      : "signature,tls",
+                   "header") &&
+        conf->identity_header.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"mdm_identity header\" needs "
+                           "\"mdm_identity_header\" (the header name)");
+        return NGX_CONF_ERROR;
+    }
+    if (mdm_conf_finish(m, err, sizeof(err)) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%s\": %s",
+                           ngx_strstr(err, "CA") || ngx_strstr(err, "ca")
+                               ? "mdm_identity_ca"
+                               : "mdm",
+                           err);
+        return NGX_CONF_ERROR;
+    }
+    if (conf->kind != NGX_HTTP_MDM_OFF) {
+        mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mdm_module);
+        if (mcf->redis.data == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "MDM handlers need \"mdm_redis\" in the "
+                               "http block");
+            return NGX_CONF_ERROR;
+        }
+        mcf->used = 1;
+    }
+    return NGX_CONF_OK;
+}
+
+/* ---------------------------------------------------------------- */
+
+static ngx_int_t
+ngx_http_mdm_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_mdm_add_variables(cf);
+}
+
+static ngx_int_t
+ngx_http_mdm_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt *h;
+    ngx_http_core_main_conf_t *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+    *h = ngx_http_mdm_access_handler;
+    return NGX_OK;
+}
+
+static ngx_int_t
+ngx_http_mdm_init_process(ngx_cycle_t *cycle)
+{
+    return ngx_http_mdm_redis_init_process(cycle);
+}
+
+static void
+ngx_http_mdm_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_mdm_redis_exit_process(cycle);
+}
