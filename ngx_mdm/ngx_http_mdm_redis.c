@@ -36,6 +36,7 @@ typedef struct {
     ngx_http_mdm_main_conf_t *mcf;
     unsigned connected : 1;
     unsigned exiting : 1;
+    unsigned want_write : 1; /* hiredis has output to send */
 } ngx_http_mdm_redis_t;
 
 static ngx_http_mdm_redis_t ngx_http_mdm_rds;
@@ -55,8 +56,15 @@ static void
 ngx_http_mdm_ev_write(ngx_event_t *ev)
 {
     ngx_connection_t *c = ev->data;
+    redisAsyncContext *ac = c->data;
 
-    redisAsyncHandleWrite(c->data);
+    redisAsyncHandleWrite(ac);
+    /* Still output pending (socket full, or still connecting): now wait
+     * for epoll. ac may be gone if the write failed. */
+    if (ngx_http_mdm_rds.ac == ac && ac->ev.data == c &&
+        ngx_http_mdm_rds.want_write && !c->write->active) {
+        ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
+    }
 }
 
 static void
@@ -79,14 +87,28 @@ ngx_http_mdm_del_read(void *privdata)
     }
 }
 
+/*
+ * hiredis asks for a write event after every command and drops it once
+ * the buffer is flushed: two epoll_ctl() per request. Once connected, the
+ * write is posted instead, so all commands of one loop iteration leave in
+ * one write() and epoll is used only when the socket is full.
+ */
 static void
 ngx_http_mdm_add_write(void *privdata)
 {
     ngx_connection_t *c = privdata;
 
-    if (!c->write->active) {
-        ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
+    ngx_http_mdm_rds.want_write = 1;
+    if (c->write->active) {
+        return;
     }
+    if (ngx_http_mdm_rds.connected) {
+        if (!c->write->posted) {
+            ngx_post_event(c->write, &ngx_posted_events);
+        }
+        return;
+    }
+    ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
 }
 
 static void
@@ -94,6 +116,7 @@ ngx_http_mdm_del_write(void *privdata)
 {
     ngx_connection_t *c = privdata;
 
+    ngx_http_mdm_rds.want_write = 0;
     if (c->write->active) {
         ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
     }

@@ -135,6 +135,8 @@ class RedisServer:
     def __init__(self, d):
         self.dir = d
         self.port = free_port()
+        self.socket = os.path.join(d, "redis.sock")
+        os.chmod(d, 0o755)  # nginx workers (nobody) use the socket
         self.proc = None
         self.aof = False
         self.stopped = False
@@ -147,11 +149,13 @@ class RedisServer:
                 p = os.path.join(self.dir, f)
                 if os.path.isdir(p):
                     subprocess.run(["rm", "-rf", p], check=True)
-                elif f != "redis.log":
+                elif f not in ("redis.log", "redis.sock"):
                     os.unlink(p)
         args = ["redis-server", "--port", str(self.port),
+                "--unixsocket", self.socket, "--unixsocketperm", "777",
                 "--bind", "127.0.0.1", "--dir", self.dir, "--save", "",
-                "--daemonize", "no", "--logfile",
+                "--daemonize", "no", "--enable-debug-command", "local",
+                "--logfile",
                 os.path.join(self.dir, "redis.log")]
         if self.aof:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
@@ -332,8 +336,10 @@ class ServerBase:
 class NginxServer(ServerBase):
     name = "nginx"
 
-    def __init__(self, run, pki, redis, upstream, workers=2):
+    def __init__(self, run, pki, redis, upstream, workers=2,
+                 redis_addr=None):
         self.run = run
+        self.redis_addr = redis_addr or "127.0.0.1:%d" % redis.port
         self.pki = pki
         self.redis = redis
         self.upstream = upstream
@@ -347,6 +353,8 @@ class NginxServer(ServerBase):
         self.proc = None
         self.error_log = os.path.join(run, "logs", "error.log")
         self.access_log = os.path.join(run, "logs", "access.log")
+        self.default_access_log = os.path.join(run, "logs",
+                                               "default-access.log")
         self.conf = self.render(run)
 
     def values(self, run):
@@ -354,7 +362,7 @@ class NginxServer(ServerBase):
             "MODULE": module_path(),
             "WORKERS": str(self.workers),
             "RUN": run,
-            "REDIS": "127.0.0.1:%d" % self.redis.port,
+            "REDIS": self.redis_addr,
             "CONF": os.path.join(run, "conf"),
             "CONF_RUN": run,
             "PKI": self.pki.dir,
@@ -379,8 +387,11 @@ class NginxServer(ServerBase):
                 text = f.read()
             for k, v in vals.items():
                 text = text.replace("${%s}" % k, v)
-            left = re.findall(r"\$\{[A-Z_]+\}", text)
+            code = re.sub(r"#.*", "", text)
+            left = re.findall(r"\$\{[A-Z_]+\}", code)
             assert not left, "unfilled placeholders in %s: %s" % (name, left)
+            if name == "nginx.conf":
+                text = self.contain_logs(text, run)
             if edit:
                 text = edit(name, text)
             with open(os.path.join(run, "conf", name), "w") as f:
@@ -392,6 +403,19 @@ class NginxServer(ServerBase):
             f.write("%s:%s\n" % (ADMIN_USER, pw))
         open_tree(run)
         return os.path.join(run, "conf", "nginx.conf")
+
+    @staticmethod
+    def contain_logs(text, run):
+        """The example's proxied server block has no access_log, and
+        Debian's nginx is built with --http-log-path=/var/log/nginx/
+        access.log: it would log there. Give the http block a default
+        access log inside the run dir (server blocks with their own
+        access_log are unaffected)."""
+        anchor = "include %s/log-format.conf;" % os.path.join(run, "conf")
+        assert anchor in text, "nginx.conf no longer includes log-format"
+        return text.replace(anchor, anchor + "\n    access_log %s mdm;" %
+                            os.path.join(run, "logs", "default-access.log"),
+                            1)
 
     def test_config(self, run=None, conf=None):
         run = run or self.run
@@ -469,11 +493,12 @@ class NginxServer(ServerBase):
 SERVERS = {"nginx": NginxServer}
 
 
-def make_server(kind, run, pki, redis, upstream):
+def make_server(kind, run, pki, redis, upstream, **kw):
     if kind == "nginx" and not os.path.exists(module_path()):
         pytest.fail("module not built: %s (set MDM_BUILD)" % module_path())
     os.makedirs(run, exist_ok=True)
-    return SERVERS[kind](run, pki, redis, upstream)
+    open_parents(run, os.path.dirname(os.path.dirname(run)))
+    return SERVERS[kind](run, pki, redis, upstream, **kw)
 
 
 @pytest.fixture(scope="session", params=["nginx"])

@@ -70,6 +70,16 @@ def sign(body, cert_path, key_path):
     return base64.b64encode(der).decode()
 
 
+def new_session(pki):
+    """A requests session that trusts the test root only. trust_env off:
+    REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE in the environment would silently
+    override session.verify, and no proxy from the environment applies."""
+    s = requests.Session()
+    s.trust_env = False
+    s.verify = pki.root
+    return s
+
+
 def parse_command(resp):
     """The command plist of a 200 answer, or None for an empty body."""
     if not resp.content:
@@ -107,8 +117,7 @@ class Device:
         self.base_url = base_url
         if base_url.startswith("http://"):
             self.endpoint = "combined"
-        self.session = requests.Session()
-        self.session.verify = pki.root
+        self.session = new_session(pki)
         if identity in ("tls", "both"):
             self.session.cert = (pki.cert(ident), pki.key(ident))
         self.token = uuidlib.uuid4().bytes + uuidlib.uuid4().bytes
@@ -259,8 +268,7 @@ class Admin:
     def __init__(self, server, pki, auth=True, key=True):
         self.server = server
         self.base = server.base_url + "/mdm/admin"
-        self.s = requests.Session()
-        self.s.verify = pki.root
+        self.s = new_session(pki)
         if auth:
             self.s.auth = server.admin_auth
         if key is True:

@@ -162,11 +162,30 @@ def test_lifecycle(mode, server, pki, redis, admin):
     assert not flag(rec(redis, eid)["enabled"].decode())
     assert not flag(admin.enrollment(eid).json()["record"]["enabled"])
 
-    # access log variables
-    lines = [l for l in server.access_log_lines() if ("id=" + eid) in l]
-    if identity in ("signature", "tls"):
-        assert any("msg=Idle" in l or "msg=Acknowledged" in l
-                   for l in lines), lines[-5:]
+    # the module's variables in the access log (conf/nginx/log-format.conf)
+    lines = [l for l in access_lines(server) if (" id=" + eid + " ") in l]
+    sha = cert_sha256(dev.cert_path)
+    want = [
+        ("msg=Authenticate", "type=Device", "cert=" + sha, "err=-"),
+        ("msg=Idle", "uuid=- next=" + u1),
+        ("msg=Acknowledged", "uuid=%s next=%s" % (u1, u2)),
+        ("msg=NotNow", "uuid=%s next=%s" % (u2, u3)),
+        ("msg=Error", "uuid=%s next=-" % u3),
+    ]
+    for parts in want:
+        assert any(all(p in l for p in parts) for l in lines), \
+            (parts, lines)
+
+
+def access_lines(server):
+    out = []
+    for path in (server.access_log, server.default_access_log):
+        try:
+            with open(path, errors="replace") as f:
+                out += f.read().splitlines()
+        except FileNotFoundError:
+            pass
+    return out
 
 
 def test_user_channel(server, pki, redis, admin):

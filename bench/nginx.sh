@@ -1,0 +1,110 @@
+#!/bin/sh
+# HTTPS keep-alive benchmark of ngx_mdm next to nginx answering a static 200
+# to the same requests on the same TLS setup, in the same run.
+#   bench/nginx.sh [BUILD_DIR] [SECONDS] [CONNECTIONS]
+# Needs: wrk, nginx, redis-server, /usr/bin/python3 with cryptography.
+set -eu
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$src/build}
+secs=${2:-10}
+conns=${3:-32}
+work=$(mktemp -d /tmp/mdm-bench-ngx-XXXXXX)
+udid=BENCH-0000-4000-8000-000000000001
+topic=com.apple.mgmt.External.bench
+key=bench-admin-key-0123456789
+redis_pid=""
+cleanup() {
+    [ ! -f "$work/run/nginx.pid" ] || kill -QUIT "$(cat "$work/run/nginx.pid")" 2>/dev/null || true
+    [ -z "$redis_pid" ] || { kill "$redis_pid"; wait "$redis_pid" 2>/dev/null || true; }
+    sleep 0.5
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+freeport() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+sh "$src/t/pki/mkpki.sh" "$work/pki" >/dev/null
+rport=$(freeport)
+redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$work" --loglevel warning >/dev/null 2>&1 &
+redis_pid=$!
+
+port=$(freeport)
+sport=$(freeport)
+mkdir -p "$work/run/logs" "$work/run/tmp"
+echo "admin:$(openssl passwd -apr1 bench)" >"$work/run/htpasswd"
+/usr/bin/python3 - "$src/conf/nginx" "$work/run" <<PY
+import os, sys
+src, run = sys.argv[1], sys.argv[2]
+subs = dict(MODULE="$build/ngx_mdm/ngx_http_mdm_module.so", WORKERS="1",
+            RUN=run, REDIS="127.0.0.1:$rport", CONF=run, CONF_RUN=run,
+            PKI="$work/pki", PORT="$port", PROXIED_PORT="$(freeport)",
+            VERIFY_PORT="$(freeport)", UPSTREAM_PORT="$(freeport)",
+            TOPIC="$topic", ADMIN_KEY="$key")
+for f in os.listdir(src):
+    s = open(os.path.join(src, f)).read()
+    for k, v in subs.items():
+        s = s.replace("\${" + k + "}", v)
+    if f == "nginx.conf":
+        # the baseline: the same TLS setup answering a static 200
+        s = s.replace("include " + run + "/mdm-verify-proxy.conf;",
+                      "include " + run + "/mdm-verify-proxy.conf;\n"
+                      "    server {\n"
+                      "        listen 127.0.0.1:$sport ssl;\n"
+                      "        ssl_certificate $work/pki/server-chain.pem;\n"
+                      "        ssl_certificate_key $work/pki/server.key;\n"
+                      "        ssl_verify_client optional_no_ca;\n"
+                      "        access_log " + run + "/logs/access.log mdm;\n"
+                      "        client_max_body_size 1m;\n"
+                      "        location / { return 200; }\n"
+                      "    }")
+    open(os.path.join(run, f), "w").write(s)
+PY
+chmod -R 755 "$work"
+nginx -p "$work/run" -c "$work/run/nginx.conf" >"$work/nginx.out" 2>&1 &
+i=0
+until [ -f "$work/run/nginx.pid" ] && curl -sk "https://127.0.0.1:$sport/" >/dev/null 2>&1; do
+    i=$((i + 1)); [ $i -lt 100 ] || { cat "$work/nginx.out"; exit 1; }
+    sleep 0.1
+done
+worker=$(pgrep -P "$(cat "$work/run/nginx.pid")" | head -1)
+rss() { ps -o rss= -p "$worker" | tr -d ' '; }
+
+# enroll the bench device
+/usr/bin/python3 "$src/bench/mkrequests.py" "$work/pki" "$work" "$udid" "$topic"
+for m in authenticate tokenupdate; do
+    curl -sk -X PUT --data-binary "@$work/$m.body" \
+        -H "Mdm-Signature: $(cat "$work/$m.sig")" \
+        -o /dev/null -w "%{http_code} $m\n" "https://127.0.0.1:$port/mdm/checkin"
+done
+
+printf '\nnginx %s, wrk -t1 -c%s -d%ss, 1 worker, HTTPS keep-alive\n' \
+    "$(nginx -v 2>&1 | sed 's/.*nginx\///')" "$conns" "$secs"
+printf '%-40s %10s %10s %12s\n' scenario req/s p99 worker-RSS-KB
+rss0=$(rss)
+run() { # label url reqs ctype
+    out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$src/bench/wrk-mdm.lua" \
+        "$2" -- "$work" "$3" "$(echo "$2" | sed 's|https://[^/]*||')" "$4")
+    rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+    non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
+    printf '%-40s %10s %10s %12s %s\n' "$1" "$rps" "$p99" "$(rss)" \
+        "${non2xx:+NON-2XX: $non2xx}"
+}
+mdm=application/x-apple-aspen-mdm
+run "static 200 (baseline, Idle request)" "https://127.0.0.1:$sport/mdm/connect" idle $mdm
+run "Idle, empty queue" "https://127.0.0.1:$port/mdm/connect" idle $mdm
+"$build/tools/mdmctl" --redis "127.0.0.1:$rport" enqueue "$udid" - --nopush \
+    >/dev/null <<'EOF2'
+{"CommandUUID":"BENCH-CMD-0001","Command":{"RequestType":"DeviceInformation"}}
+EOF2
+run "Idle + Acknowledged, command queued" "https://127.0.0.1:$port/mdm/connect" idle,ack $mdm
+if [ -n "${MDM_BENCH_PROFILE:-}" ]; then
+    perf record -g -o "$MDM_BENCH_PROFILE" -p "$worker" -- sleep 5 \
+        >/dev/null 2>&1 &
+    perf_pid=$!
+    run "Idle (profiled: $MDM_BENCH_PROFILE)" "https://127.0.0.1:$port/mdm/connect" idle $mdm
+    wait "$perf_pid"
+fi
+run "TokenUpdate" "https://127.0.0.1:$port/mdm/checkin" tokenupdate $mdm-checkin
+printf 'worker RSS before: %s KB, after: %s KB\n' "$rss0" "$(rss)"
+grep -E '\[(alert|crit|emerg)\]' "$work/run/logs/error.log" || true
