@@ -80,7 +80,7 @@ mdm_cms_split(const unsigned char *in, size_t len, mdm_cms_split_t *out)
         0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02};
     tlv_t ci, oid, exp, sd, el, certs = {0};
     const unsigned char *p, *end;
-    size_t sd_len, exp_len, ci_len;
+    size_t sd_len, exp_len, ci_len, i;
     unsigned char *o;
 
     memset(out, 0, sizeof(*out));
@@ -104,13 +104,15 @@ mdm_cms_split(const unsigned char *in, size_t len, mdm_cms_split_t *out)
         return -1;
     }
     /* SignedData: version, digestAlgorithms, encapContentInfo,
-     * [0] certificates, [1] crls, signerInfos */
-    for (p = sd.val, end = sd.val + sd.len; p < end; p += el.tlv_len) {
+     * [0] certificates, [1] crls, signerInfos; the set must be exactly
+     * where the full decoder expects it */
+    for (i = 0, p = sd.val, end = sd.val + sd.len; p < end;
+         p += el.tlv_len, i++) {
         if (tlv_read(p, end, &el) != 0) {
             return -1;
         }
         if (el.tag == 0xa0) {
-            if (certs.tlv) {
+            if (i != 3) {
                 return -1;
             }
             certs = el;

@@ -224,7 +224,9 @@ mdm_parse_der(const unsigned char *data, size_t len, X509 **cert,
               const char **why)
 {
     const unsigned char *p = data;
+    unsigned char *der = NULL;
     X509 *x;
+    int n;
 
     if (len == 0 || len > LONG_MAX) {
         mdm_set_why(why, "bad certificate length");
@@ -236,6 +238,19 @@ mdm_parse_der(const unsigned char *data, size_t len, X509 **cert,
         mdm_set_why(why, "invalid DER certificate");
         return MDM_ID_ERR_DECODE;
     }
+    /*
+     * The binding key is the SHA-256 of these bytes: they must be the
+     * one DER encoding, or a device could mint many keys for one
+     * certificate by re-encoding its unsigned outer parts.
+     */
+    n = i2d_X509(x, &der);
+    if (n < 0 || (size_t) n != len || memcmp(der, data, len) != 0) {
+        OPENSSL_free(der);
+        X509_free(x);
+        mdm_set_why(why, "certificate is not DER encoded");
+        return MDM_ID_ERR_DECODE;
+    }
+    OPENSSL_free(der);
     *cert = x;
     return MDM_ID_OK;
 }

@@ -18,9 +18,10 @@ esac
 # ---- Debian packages ----
 pkgs="build-essential autoconf automake libtool pkg-config openssl
 libssl-dev libplist-dev libhiredis-dev libjansson-dev redis-server
-libcmocka-dev python3 clang-format"
+libcmocka-dev python3 python3-cryptography nginx nginx-dev curl"
 if [ "$what" = test ]; then
-    pkgs="$pkgs clang libclang-rt-14-dev"
+    pkgs="$pkgs clang libclang-rt-14-dev clang-format python3-pytest
+python3-requests python3-redis"
 fi
 missing=""
 for p in $pkgs; do
@@ -100,6 +101,14 @@ for dir in build build-asan; do
     pass=$((pass + p))
     fail=$((fail + f))
 done
+
+echo "== integration (pytest-3: real nginx with ngx_mdm, real redis-server)"
+if sh t/integration/run.sh "$top/build"; then
+    pass=$((pass + 1))
+else
+    fail=$((fail + 1))
+    status=1
+fi
 
 echo "== fuzz (bounded)"
 if sh t/fuzz/run.sh "$top/build-fuzz" "${MDM_FUZZ_SECONDS:-30}"; then

@@ -501,7 +501,11 @@ def make_server(kind, run, pki, redis, upstream, **kw):
     return SERVERS[kind](run, pki, redis, upstream, **kw)
 
 
-@pytest.fixture(scope="session", params=["nginx"])
+# MDM_SERVERS=nginx,apache once an Apache variant exists
+SERVER_PARAMS = os.environ.get("MDM_SERVERS", "nginx").split(",")
+
+
+@pytest.fixture(scope="session", params=SERVER_PARAMS)
 def server(request, tmp_path_factory, pki, redis, upstream, basetemp):
     run = str(tmp_path_factory.mktemp(request.param + "-run"))
     srv = make_server(request.param, run, pki, redis, upstream)

@@ -8,6 +8,7 @@ requests and parses the plist answers.
 """
 
 import base64
+import functools
 import hashlib
 import json
 import plistlib
@@ -29,11 +30,13 @@ def new_udid():
     return str(uuidlib.uuid4()).upper()
 
 
+@functools.lru_cache(maxsize=None)
 def load_cert(path):
     with open(path, "rb") as f:
         return x509.load_pem_x509_certificate(f.read())
 
 
+@functools.lru_cache(maxsize=None)
 def load_key(path):
     with open(path, "rb") as f:
         return serialization.load_pem_private_key(f.read(), password=None)

@@ -78,3 +78,26 @@ def test_redis_unix_socket(server, pki, redis, upstream, tmp_path):
     finally:
         srv.stop()
     assert not srv.bad_lines(), srv.bad_lines()
+
+
+def test_ec_device_identity(server, pki, redis, admin):
+    """An EC P-256 device identity, by signature and over TLS."""
+    for identity in ("signature", "tls"):
+        d = Device(server, pki, ident="devec", identity=identity).enroll()
+        c = command("SecurityInfo")
+        assert admin.enqueue(d.udid, c, nopush=True).status_code == 200
+        assert parse_command(d.idle())["CommandUUID"] == c["CommandUUID"]
+        r = d.ack(c["CommandUUID"])
+        assert r.status_code == 200 and r.content == b""
+        assert d.checkout().status_code == 200
+        # free the certificate for the next round
+        redis.client().flushall()
+
+
+def test_user_authenticate_gone(server, pki):
+    d = Device(server, pki).enroll()
+    u = d.user("C0FFEE00-1111-2222-3333-444455556666", short="jane")
+    mark = server.log_mark()
+    r = u.send("checkin", u._ids({"MessageType": "UserAuthenticate"}))
+    assert r.status_code == 410, (r.status_code, r.text)
+    assert not server.bad_lines(mark)

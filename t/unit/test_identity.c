@@ -1364,7 +1364,7 @@ vsig(mdm_verifier_t *v, const char *sig, const unsigned char *body,
     return rc;
 }
 
-/** vsig() over test_body, dropping the certificate. */
+/** vsig(), dropping the certificate. */
 static mdm_id_rc_t
 vsig_rc(mdm_verifier_t *v, const char *sig, const unsigned char *body,
         size_t bodylen)
@@ -1377,7 +1377,7 @@ vsig_rc(mdm_verifier_t *v, const char *sig, const unsigned char *body,
     return rc;
 }
 
-/** mdm_identity_from_signature() over test_body, dropping the cert. */
+/** verify_b64() (the uncached function), dropping the certificate. */
 static mdm_id_rc_t
 plain_rc(const char *sig, const unsigned char *body, size_t bodylen)
 {
@@ -1458,7 +1458,6 @@ reencode(const unsigned char *der, size_t len, int outer_lb, int certs_lb)
     size_t hdr, n;
     blob_t sd = blob(NULL, 0), oid;
 
-    (void) len;
     assert_int_equal(p[0], 0x30);
     elem_size(p, &hdr);
     p += hdr;
@@ -2990,6 +2989,68 @@ test_split_length_boundaries(void **state)
     assert_true(done > 200);
 }
 
+/* Regressions found by fuzzing the fast path (t/fuzz/corpus/signature). */
+static void
+test_fastpath_regressions(void **state)
+{
+    unsigned char *der, *bad;
+    size_t len, i;
+    X509 *x = NULL;
+    char hash[65];
+    const char *why;
+    mdm_cms_split_t sp;
+    mdm_verifier_t *v;
+    char err[256];
+    static const unsigned char null_params[] = {
+        0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05, 0x00};
+
+    (void) state;
+    /* the certificate set is accepted only where the decoder expects it */
+    der =
+        read_all(path_in(samples_dir,
+                         "../fuzz/corpus/signature/split-misplaced-first.der"),
+                 &len);
+    assert_int_equal(mdm_cms_split(der, len, &sp), -1);
+    free(der);
+    der = read_all(path_in(samples_dir,
+                           "../fuzz/corpus/signature/split-misplaced-last.der"),
+                   &len);
+    assert_int_equal(mdm_cms_split(der, len, &sp), -1);
+    free(der);
+
+    /* a certificate whose unsigned outer part is not DER: its bytes would
+     * hash differently from the certificate, so it is refused */
+    x = load_cert_path(path_in(pki_dir, "dev1.pem"));
+    der = NULL;
+    len = (size_t) i2d_X509(x, &der);
+    X509_free(x);
+    x = NULL;
+    bad = malloc(len);
+    assert_non_null(bad);
+    memcpy(bad, der, len);
+    for (i = len - sizeof(null_params); i > 0; i--) {
+        if (memcmp(bad + i, null_params, sizeof(null_params)) == 0) {
+            break;
+        }
+    }
+    assert_true(i > 0);
+    bad[i + sizeof(null_params) - 2] = 0x3a; /* NULL -> another tag */
+    v = mdm_verifier_new(path_in(pki_dir, "cafile.pem"), 16, 60, err,
+                         sizeof(err));
+    assert_non_null(v);
+    assert_int_equal(mdm_verifier_set_cert_cache(v, 4), 0);
+    assert_int_equal(mdm_verifier_cert(v, bad, len, &x, hash, &why),
+                     MDM_ID_ERR_DECODE);
+    assert_null(x);
+    assert_int_equal(mdm_identity_from_cert(bad, len, &x, &why),
+                     MDM_ID_ERR_DECODE);
+    assert_int_equal(mdm_verifier_cert(v, der, len, &x, hash, &why), MDM_ID_OK);
+    X509_free(x);
+    mdm_verifier_free(v);
+    OPENSSL_free(der);
+    free(bad);
+}
+
 int
 main(void)
 {
@@ -3035,6 +3096,7 @@ main(void)
         cmocka_unit_test(test_split_crafted),
         cmocka_unit_test(test_split_lengths),
         cmocka_unit_test(test_split_length_boundaries),
+        cmocka_unit_test(test_fastpath_regressions),
     };
 
     pki_dir = getenv("MDM_TEST_PKI");
