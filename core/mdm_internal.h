@@ -171,6 +171,7 @@ struct mdm_req_s {
     mdm_buf_t out;
     const char *vars[MDM_VAR_COUNT];
     char next_uuid[256];
+    char event_id[64]; /* id of the event this request appended */
 
     /* admin */
     mdm_admin_args_t a;

@@ -21,6 +21,7 @@ enum {
     ST_CLAIM,       /* Authenticate: claiming the certificate */
     ST_RETRO_CLAIM, /* retro binding: claiming an unseen certificate */
     ST_SCRIPT,      /* the device script */
+    ST_UNDO,        /* refused after its event was appended: remove it */
     ST_DONE
 };
 
@@ -476,11 +477,12 @@ plan_script(mdm_req_t *r, int claimed)
         script_head(r, MDM_LUA_TOUCH, claimed);
         break;
     }
-    /* The event goes out with the first attempt only. */
+    /* The event goes out with the first attempt only, pipelined after the
+     * script; its id comes back so that a refusal can take it out. */
     if (!claimed) {
         plan_event(r);
     }
-    r->plan = mdm_planb_finish(&r->pb, 1);
+    r->plan = mdm_planb_finish(&r->pb, r->pb.ncmds);
     if (r->plan == NULL) {
         return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001", "out of memory");
     }
@@ -746,6 +748,31 @@ respond(mdm_req_t *r, const redisReply *rep)
     }
 }
 
+/*
+ * A refusal decided in Redis (binding) after the request's event was
+ * appended: log and answer as usual, then delete that event so that a
+ * refused request leaves nothing behind. Costs a round trip on this rare
+ * path only.
+ */
+static mdm_step_t
+refuse_stored(mdm_req_t *r, mdm_step_t step)
+{
+    if (r->event_id[0] == '\0') {
+        return step;
+    }
+    mdm_planb_reset(&r->pb);
+    mdm_planb_cmd(&r->pb);
+    mdm_planb_str(&r->pb, "XDEL");
+    mdm_planb_str(&r->pb, r->conf->events_key);
+    mdm_planb_str(&r->pb, r->event_id);
+    r->plan = mdm_planb_finish(&r->pb, 1);
+    if (r->plan == NULL) {
+        return step;
+    }
+    r->state = ST_UNDO;
+    return MDM_STEP_REDIS;
+}
+
 mdm_step_t
 mdm_req_feed(mdm_req_t *r, struct redisReply *const *replies, size_t n)
 {
@@ -758,8 +785,19 @@ mdm_req_feed(mdm_req_t *r, struct redisReply *const *replies, size_t n)
     if (r->admin) {
         return mdm_admin_feed(r, replies, n);
     }
+    if (r->state == ST_UNDO) {
+        /* the refusal is already the response, whatever XDEL said */
+        r->state = ST_DONE;
+        return MDM_STEP_DONE;
+    }
     if (rep == NULL) {
         return mdm_req_storage_failed(r, NULL);
+    }
+    if (r->state == ST_SCRIPT && n > 1 && replies[1] &&
+        replies[1]->type == REDIS_REPLY_STRING && r->event_id[0] == '\0' &&
+        replies[1]->len < sizeof(r->event_id)) {
+        memcpy(r->event_id, replies[1]->str, replies[1]->len);
+        r->event_id[replies[1]->len] = '\0';
     }
     if (r->state == ST_CLAIM || r->state == ST_RETRO_CLAIM) {
         if (rep->type == REDIS_REPLY_NIL ||
@@ -771,12 +809,14 @@ mdm_req_feed(mdm_req_t *r, struct redisReply *const *replies, size_t n)
         if (rep->type != REDIS_REPLY_STRING) {
             return mdm_req_storage_failed(r, rep);
         }
-        return mdm_req_refuse(
-            r, 400, MDM_LOG_WARN, "MDM03002",
-            "%s from %s refused: certificate %s is bound "
-            "to enrollment %.*s",
-            r->msg.message_type ? r->msg.message_type : r->msg.status_str,
-            r->msg.id, r->cert_hash, (int) rep->len, rep->str);
+        return refuse_stored(
+            r,
+            mdm_req_refuse(r, 400, MDM_LOG_WARN, "MDM03002",
+                           "%s from %s refused: certificate %s is bound "
+                           "to enrollment %.*s",
+                           r->msg.message_type ? r->msg.message_type
+                                               : r->msg.status_str,
+                           r->msg.id, r->cert_hash, (int) rep->len, rep->str));
     }
 
     /* ST_SCRIPT */
@@ -795,19 +835,21 @@ mdm_req_feed(mdm_req_t *r, struct redisReply *const *replies, size_t n)
         return plan_claim(r, ST_RETRO_CLAIM);
     }
     if (strcmp(s, "UNBOUND") == 0) {
-        return mdm_req_refuse(r, 400, MDM_LOG_WARN, "MDM03003",
-                              "%s from %s refused: no certificate is bound to "
-                              "this enrollment (sha256 %s); it must "
-                              "Authenticate first",
-                              r->vars[MDM_VAR_MESSAGE], r->msg.id,
-                              r->cert_hash);
+        return refuse_stored(
+            r,
+            mdm_req_refuse(r, 400, MDM_LOG_WARN, "MDM03003",
+                           "%s from %s refused: no certificate is bound to "
+                           "this enrollment (sha256 %s); it must "
+                           "Authenticate first",
+                           r->vars[MDM_VAR_MESSAGE], r->msg.id, r->cert_hash));
     }
     if (strcmp(s, "MISMATCH") == 0) {
-        return mdm_req_refuse(r, 400, MDM_LOG_WARN, "MDM03004",
-                              "%s from %s refused: certificate sha256 %s is "
-                              "not the one bound to this enrollment",
-                              r->vars[MDM_VAR_MESSAGE], r->msg.id,
-                              r->cert_hash);
+        return refuse_stored(
+            r,
+            mdm_req_refuse(r, 400, MDM_LOG_WARN, "MDM03004",
+                           "%s from %s refused: certificate sha256 %s is "
+                           "not the one bound to this enrollment",
+                           r->vars[MDM_VAR_MESSAGE], r->msg.id, r->cert_hash));
     }
     return mdm_req_storage_failed(r, rep);
 }

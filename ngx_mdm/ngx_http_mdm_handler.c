@@ -117,6 +117,11 @@ ngx_http_mdm_flatten(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx)
     for (cl = r->request_body->bufs; cl; cl = cl->next) {
         len += ngx_buf_size(cl->buf);
     }
+    if (len == 0) {
+        ctx->body = (u_char *) "";
+        ctx->body_len = 0;
+        return NGX_OK;
+    }
     p = ngx_pnalloc(r->pool, len + 1);
     if (p == NULL) {
         return NGX_ERROR;
@@ -132,7 +137,7 @@ ngx_http_mdm_flatten(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx)
                 return NGX_ERROR;
             }
             p += n;
-        } else {
+        } else if (cl->buf->last > cl->buf->pos) {
             p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
         }
     }

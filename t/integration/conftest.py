@@ -8,6 +8,7 @@ Everything listens on free 127.0.0.1 ports and is stopped by PID.
 
 import http.server
 import os
+import random
 import re
 import signal
 import socket
@@ -41,7 +42,13 @@ ADMIN_USER, ADMIN_PASSWORD = "admin", "itest-pw-91d3"
 REDIS_TIMEOUT = 2.0          # mdm_redis_timeout in conf/nginx/nginx.conf
 REDIS_CONNECT_TIMEOUT = 1.0  # mdm_redis_connect_timeout
 
-BAD_LOG = re.compile(r"\[(alert|emerg|crit)\]|open socket|leaked")
+# alerts, leaks, a worker that died, sanitizer reports (workers' stderr
+# goes to the error log)
+BAD_LOG = re.compile(r"\[(alert|emerg|crit)\]|open socket|leaked|"
+                     r"exited on signal|exited with code [1-9]|"
+                     r"ERROR: AddressSanitizer|runtime error:")
+# in the server's stderr (ASan/UBSan builds, LD_PRELOADed sanitizers)
+SANITIZER = re.compile(r"ERROR: AddressSanitizer|runtime error:")
 MDM_ID = re.compile(r"MDM\d{5}")
 
 
@@ -53,14 +60,38 @@ def module_path():
     return os.path.join(build_dir(), "ngx_mdm", "ngx_http_mdm_module.so")
 
 
+def nginx_env():
+    """The environment of nginx processes. MDM_NGINX_PRELOAD (e.g. the
+    libasan.so of a sanitizer build of the module) becomes their
+    LD_PRELOAD, and only theirs."""
+    env = dict(os.environ)
+    pre = os.environ.get("MDM_NGINX_PRELOAD")
+    if pre:
+        env["LD_PRELOAD"] = pre
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
+    return env
+
+
 def free_port():
-    while True:
+    """A free 127.0.0.1 port below the ephemeral range (outgoing
+    connections of other processes cannot take it between this check and
+    the server's bind), never a well-known one."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
         s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        if port not in (6379, 80, 443, 8080, 8443):
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        if port not in _given_ports:
+            _given_ports.add(port)
             return port
+    raise RuntimeError("no free port")
+
+
+_given_ports = set()
 
 
 def wait_port(port, timeout=10.0, proc=None):
@@ -296,6 +327,7 @@ class ServerBase:
     redis_timeout = REDIS_TIMEOUT
 
     base_url = proxied_url = verify_url = None
+    checked = 0  # error log lines already checked by no_alerts
 
     def reload(self):
         raise NotImplementedError
@@ -421,14 +453,16 @@ class NginxServer(ServerBase):
         run = run or self.run
         conf = conf or self.conf
         return subprocess.run([NGINX, "-t", "-p", run, "-c", conf],
-                              capture_output=True, text=True, timeout=30)
+                              capture_output=True, text=True, timeout=30,
+                              env=nginx_env())
 
     def start(self):
         t = self.test_config()
         assert t.returncode == 0, "nginx -t failed:\n" + t.stderr
         self.out = open(os.path.join(self.run, "logs", "stderr.log"), "ab")
         self.proc = subprocess.Popen([NGINX, "-p", self.run, "-c", self.conf],
-                                     stdout=self.out, stderr=self.out)
+                                     stdout=self.out, stderr=self.out,
+                                     env=nginx_env())
         for p in (self.port, self.proxied_port, self.verify_port):
             wait_port(p, 10, self.proc)
 
@@ -482,6 +516,19 @@ class NginxServer(ServerBase):
             return []
         return lines[since:]
 
+    def bad_lines(self, since=0):
+        bad = super().bad_lines(since)
+        if since:
+            return bad
+        try:
+            with open(os.path.join(self.run, "logs", "stderr.log"),
+                      errors="replace") as f:
+                bad += [l for l in f.read().splitlines()
+                        if SANITIZER.search(l)]
+        except FileNotFoundError:
+            pass
+        return bad
+
     def access_log_lines(self):
         try:
             with open(self.access_log, errors="replace") as f:
@@ -512,7 +559,10 @@ def server(request, tmp_path_factory, pki, redis, upstream, basetemp):
     srv.start()
     yield srv
     srv.stop()
-    bad = srv.bad_lines()
+    # what the tests logged was checked test by test (no_alerts); here:
+    # the shutdown, and the master's stderr
+    bad = srv.bad_lines(srv.checked) + [
+        l for l in srv.bad_lines() if l not in srv.error_log_lines()]
     if bad:
         pytest.fail("%s error log has alerts:\n%s" % (srv.name,
                                                       "\n".join(bad)))
@@ -528,6 +578,19 @@ def clean(request, redis, upstream):
     redis.client().flushall()
     upstream.clear()
     yield
+
+
+@pytest.fixture(autouse=True)
+def no_alerts(server):
+    """Attribute alerts, worker deaths and sanitizer reports to the test
+    during which they were logged."""
+    mark = server.log_mark()
+    yield
+    bad = server.bad_lines(mark)
+    server.checked = server.log_mark()
+    if bad:
+        pytest.fail("%s error log during this test:\n%s" % (
+            server.name, "\n".join(bad)))
 
 
 @pytest.fixture

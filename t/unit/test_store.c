@@ -820,6 +820,37 @@ test_binding_retro(void **state)
     mdm_conf_free(c);
 }
 
+/* A refusal decided in Redis takes its event back out of the stream. */
+static void
+test_refusal_leaves_no_event(void **state)
+{
+    mdm_conf_t *c = make_conf("strict", NULL, NULL);
+    sim_resp_t r;
+    long long n0;
+
+    (void) state;
+    enroll(c, &dev1, UDID1);
+    enroll(c, &dev2, UDID2);
+    n0 = cmd_int("XLEN %s", "t:events");
+    assert_int_equal(report(c, &dev2, UDID1, NULL, "Idle", NULL, &r), 400);
+    assert_string_equal(r.error_id, "MDM03004");
+    sim_resp_free(&r);
+    assert_int_equal(report(c, &dev1, "UDID-NEVER", NULL, "Idle", NULL, &r),
+                     400);
+    assert_string_equal(r.error_id, "MDM03003");
+    sim_resp_free(&r);
+    SEND(c, MDM_EP_CHECKIN, &dev1, &r, "MessageType", "Authenticate", "UDID",
+         UDID2, "Topic", TOPIC);
+    assert_int_equal(r.status, 400);
+    sim_resp_free(&r);
+    assert_int_equal(cmd_int("XLEN %s", "t:events"), n0);
+    /* and an accepted one still adds its event */
+    assert_int_equal(report(c, &dev1, UDID1, NULL, "Idle", NULL, &r), 200);
+    sim_resp_free(&r);
+    assert_int_equal(cmd_int("XLEN %s", "t:events"), n0 + 1);
+    mdm_conf_free(c);
+}
+
 /* Bad input: documented status, and Redis left exactly as it was. */
 static void
 test_bad_input_leaves_store(void **state)
@@ -1079,6 +1110,7 @@ main(void)
         cmocka_unit_test_setup(test_noscript_fallback, flush),
         cmocka_unit_test_setup(test_binding, flush),
         cmocka_unit_test_setup(test_binding_retro, flush),
+        cmocka_unit_test_setup(test_refusal_leaves_no_event, flush),
         cmocka_unit_test_setup(test_bad_input_leaves_store, flush),
         cmocka_unit_test_setup(test_checkin_answers, flush),
         cmocka_unit_test_setup(test_storage_down, flush),
