@@ -42,9 +42,10 @@ typedef struct {
 
 /* A decoded certificate, keyed by the SHA-256 of its DER. */
 typedef struct {
-    unsigned char key[32];
+    unsigned char key[32]; /* SHA-256 of the bytes as received */
     X509 *x;
     time_t used;
+    char hash[65]; /* SHA-256 of the canonical DER: the binding key */
 } mdm_cert_entry_t;
 
 struct mdm_verifier_s {
@@ -224,9 +225,7 @@ mdm_parse_der(const unsigned char *data, size_t len, X509 **cert,
               const char **why)
 {
     const unsigned char *p = data;
-    unsigned char *der = NULL;
     X509 *x;
-    int n;
 
     if (len == 0 || len > LONG_MAX) {
         mdm_set_why(why, "bad certificate length");
@@ -238,19 +237,6 @@ mdm_parse_der(const unsigned char *data, size_t len, X509 **cert,
         mdm_set_why(why, "invalid DER certificate");
         return MDM_ID_ERR_DECODE;
     }
-    /*
-     * The binding key is the SHA-256 of these bytes: they must be the
-     * one DER encoding, or a device could mint many keys for one
-     * certificate by re-encoding its unsigned outer parts.
-     */
-    n = i2d_X509(x, &der);
-    if (n < 0 || (size_t) n != len || memcmp(der, data, len) != 0) {
-        OPENSSL_free(der);
-        X509_free(x);
-        mdm_set_why(why, "certificate is not DER encoded");
-        return MDM_ID_ERR_DECODE;
-    }
-    OPENSSL_free(der);
     *cert = x;
     return MDM_ID_OK;
 }
@@ -1163,8 +1149,10 @@ mdm_hash_hex(const unsigned char *key, size_t len, char *out)
 
 /**
  * d2i_X509 through the verifier's cache of decoded certificates (content
- * addressed: a hit is the same DER). *cert is a new reference. hash, when
- * not NULL, receives the hex SHA-256 of the DER.
+ * addressed: a hit is the same bytes). *cert is a new reference. hash,
+ * when not NULL, receives the hex SHA-256 of the certificate's canonical
+ * DER, whatever encoding arrived: it is the binding key, so one
+ * certificate must have exactly one.
  */
 static mdm_id_rc_t
 mdm_parse_cached(mdm_verifier_t *v, const unsigned char *der, size_t len,
@@ -1176,39 +1164,60 @@ mdm_parse_cached(mdm_verifier_t *v, const unsigned char *der, size_t len,
     uint64_t h = 0;
     size_t i, home;
     time_t now = time(NULL);
+    char canon[65];
     mdm_id_rc_t rc;
 
     if (len == 0 || EVP_Digest(der, len, key, &n, EVP_sha256(), NULL) != 1) {
         mdm_set_why(why, len ? "out of memory" : "empty certificate");
         return len ? MDM_ID_ERR_NOMEM : MDM_ID_ERR_DECODE;
     }
-    if (hash) {
-        mdm_hash_hex(key, sizeof(key), hash);
-    }
-    if (v == NULL || v->certs == NULL) {
-        return mdm_parse_der(der, len, cert, why);
-    }
-    for (i = 0; i < 8; i++) {
-        h = h << 8 | key[i];
-    }
-    home = (size_t) (h % v->certs_size);
-
-    pthread_mutex_lock(&v->lock);
-    for (i = 0; i < MDM_CACHE_PROBE && i < v->certs_size; i++) {
-        e = &v->certs[(home + i) % v->certs_size];
-        if (e->x && memcmp(e->key, key, sizeof(key)) == 0 &&
-            X509_up_ref(e->x) == 1) {
-            e->used = now;
-            *cert = e->x;
-            pthread_mutex_unlock(&v->lock);
-            return MDM_ID_OK;
+    if (v != NULL && v->certs != NULL) {
+        for (i = 0; i < 8; i++) {
+            h = h << 8 | key[i];
         }
+        home = (size_t) (h % v->certs_size);
+        pthread_mutex_lock(&v->lock);
+        for (i = 0; i < MDM_CACHE_PROBE && i < v->certs_size; i++) {
+            e = &v->certs[(home + i) % v->certs_size];
+            if (e->x && memcmp(e->key, key, sizeof(key)) == 0 &&
+                X509_up_ref(e->x) == 1) {
+                e->used = now;
+                *cert = e->x;
+                if (hash) {
+                    memcpy(hash, e->hash, sizeof(e->hash));
+                }
+                pthread_mutex_unlock(&v->lock);
+                return MDM_ID_OK;
+            }
+        }
+        pthread_mutex_unlock(&v->lock);
     }
-    pthread_mutex_unlock(&v->lock);
 
     rc = mdm_parse_der(der, len, cert, why);
     if (rc != MDM_ID_OK) {
         return rc;
+    }
+    /* the bytes are canonical DER almost always: then their hash is it */
+    {
+        unsigned char *enc = NULL;
+        int elen = i2d_X509(*cert, &enc);
+
+        if (elen > 0 && (size_t) elen == len && memcmp(enc, der, len) == 0) {
+            mdm_hash_hex(key, sizeof(key), canon);
+        } else if (mdm_cert_sha256_hex(*cert, canon) != 0) {
+            OPENSSL_free(enc);
+            X509_free(*cert);
+            *cert = NULL;
+            mdm_set_why(why, "out of memory");
+            return MDM_ID_ERR_NOMEM;
+        }
+        OPENSSL_free(enc);
+    }
+    if (hash) {
+        memcpy(hash, canon, sizeof(canon));
+    }
+    if (v == NULL || v->certs == NULL) {
+        return MDM_ID_OK;
     }
     pthread_mutex_lock(&v->lock);
     for (i = 0; i < MDM_CACHE_PROBE && i < v->certs_size; i++) {
@@ -1228,6 +1237,7 @@ mdm_parse_cached(mdm_verifier_t *v, const unsigned char *der, size_t len,
     if (slot && X509_up_ref(*cert) == 1) {
         X509_free(slot->x);
         memcpy(slot->key, key, sizeof(key));
+        memcpy(slot->hash, canon, sizeof(canon));
         slot->x = *cert;
         slot->used = now;
     }

@@ -34,7 +34,8 @@ for t in msg signature; do
     mkdir -p "$out/corpus-$t"
     cp "$src/t/fuzz/corpus/$t/"* "$out/corpus-$t/"
     if "$out/fuzz_$t" -max_total_time="$secs" -rss_limit_mb=2048 \
-        -max_len=65536 -print_final_stats=1 "$out/corpus-$t" \
+        -max_len=65536 -print_final_stats=1 -artifact_prefix="$out/" \
+        "$out/corpus-$t" \
         >"$out/fuzz_$t.log" 2>&1; then
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' \
             "$out/fuzz_$t.log")
