@@ -1162,7 +1162,7 @@ mdm_parse_cached(mdm_verifier_t *v, const unsigned char *der, size_t len,
     unsigned int n = 0;
     mdm_cert_entry_t *e, *slot = NULL;
     uint64_t h = 0;
-    size_t i, home;
+    size_t i, home = 0;
     time_t now = time(NULL);
     char canon[65];
     mdm_id_rc_t rc;
