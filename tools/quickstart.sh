@@ -115,11 +115,13 @@ for dir in build build-asan; do
         status=1
         tail -60 "$dir/integration.out"
     fi
-    p=$(sed -n 's/.* \([0-9][0-9]*\) passed.*/\1/p' "$dir/integration.out" | tail -1)
-    f=$(sed -n 's/.* \([0-9][0-9]*\) failed.*/\1/p;s/.* \([0-9][0-9]*\) error.*/\1/p' \
-        "$dir/integration.out" | tail -1)
+    last=$(tail -1 "$dir/integration.out")
+    p=$(echo "$last" | grep -Eo '[0-9]+ passed' | cut -d' ' -f1)
+    for f in $(echo "$last" | grep -Eo '[0-9]+ (failed|errors?)' |
+        cut -d' ' -f1); do
+        fail=$((fail + f))
+    done
     pass=$((pass + ${p:-0}))
-    fail=$((fail + ${f:-0}))
     [ -n "$p" ] || fail=$((fail + 1))
 done
 
