@@ -32,33 +32,26 @@ port=$(freeport)
 sport=$(freeport)
 mkdir -p "$work/run/logs" "$work/run/tmp"
 echo "admin:$(openssl passwd -apr1 bench)" >"$work/run/htpasswd"
-/usr/bin/python3 - "$src/conf/nginx" "$work/run" <<PY
-import os, sys
-src, run = sys.argv[1], sys.argv[2]
-subs = dict(MODULE="$build/ngx_mdm/ngx_http_mdm_module.so", WORKERS="1",
-            RUN=run, REDIS="127.0.0.1:$rport", CONF=run, CONF_RUN=run,
-            PKI="$work/pki", PORT="$port", PROXIED_PORT="$(freeport)",
-            VERIFY_PORT="$(freeport)", UPSTREAM_PORT="$(freeport)",
-            TOPIC="$topic", ADMIN_KEY="$key")
-for f in os.listdir(src):
-    s = open(os.path.join(src, f)).read()
-    for k, v in subs.items():
-        s = s.replace("\${" + k + "}", v)
-    if f == "nginx.conf":
-        # the baseline: the same TLS setup answering a static 200
-        s = s.replace("include " + run + "/mdm-verify-proxy.conf;",
-                      "include " + run + "/mdm-verify-proxy.conf;\n"
-                      "    server {\n"
-                      "        listen 127.0.0.1:$sport ssl;\n"
-                      "        ssl_certificate $work/pki/server-chain.pem;\n"
-                      "        ssl_certificate_key $work/pki/server.key;\n"
-                      "        ssl_verify_client optional_no_ca;\n"
-                      "        access_log " + run + "/logs/access.log mdm;\n"
-                      "        client_max_body_size 1m;\n"
-                      "        location / { return 200; }\n"
-                      "    }")
-    open(os.path.join(run, f), "w").write(s)
-PY
+/usr/bin/python3 "$src/tools/render-conf.py" "$src/conf/nginx" "$work/run" \
+    MODULE="$build/ngx_mdm/ngx_http_mdm_module.so" WORKERS=1 \
+    RUN="$work/run" CONF="$work/run" CONF_RUN="$work/run" \
+    REDIS="127.0.0.1:$rport" PKI="$work/pki" PORT="$port" \
+    PROXIED_PORT="$(freeport)" VERIFY_PORT="$(freeport)" \
+    UPSTREAM_PORT="$(freeport)" TOPIC="$topic" ADMIN_KEY="$key"
+# the baseline: the same TLS setup answering a static 200
+cat >"$work/run/static.conf" <<EOF2
+server {
+    listen 127.0.0.1:$sport ssl;
+    ssl_certificate $work/pki/server-chain.pem;
+    ssl_certificate_key $work/pki/server.key;
+    ssl_verify_client optional_no_ca;
+    access_log $work/run/logs/access.log mdm;
+    client_max_body_size 1m;
+    location / { return 200; }
+}
+EOF2
+sed -i "s|include $work/run/mdm-verify-proxy.conf;|&\\n    include $work/run/static.conf;|" \
+    "$work/run/nginx.conf"
 chmod -R 755 "$work"
 nginx -p "$work/run" -c "$work/run/nginx.conf" >"$work/nginx.out" 2>&1 &
 i=0

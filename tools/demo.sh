@@ -1,76 +1,101 @@
 #!/bin/sh
-# The demo: a private Redis, a generated PKI, and a scripted device driven
-# through the MDM core end to end (no web server yet: ngx_mdm and mod_mdm
-# will put the same core behind HTTPS).
+# The demo stack: a private Redis, a generated PKI, Debian's nginx with
+# ngx_mdm (the example configs of conf/nginx), and a scripted device that
+# enrolls over HTTPS, receives commands and answers them; the admin side is
+# curl against the admin API. Every step is printed. Stops what it started.
 #   tools/demo.sh BUILD_DIR
 set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$src/build}
 work=$(mktemp -d /tmp/mdm-demo-XXXXXX)
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 udid=4F0CC1B6-5E5A-4C0B-9A1B-0EBC340D432A
 topic=com.apple.mgmt.External.demo
+key=$(openssl rand -hex 16)
 redis_pid=""
+nginx_pid=""
 
 cleanup() {
-    if [ -n "$redis_pid" ]; then
-        kill "$redis_pid" 2>/dev/null || true
-        wait "$redis_pid" 2>/dev/null || true
-    fi
+    [ -z "$nginx_pid" ] || { kill -QUIT "$nginx_pid" 2>/dev/null; wait "$nginx_pid" 2>/dev/null || true; }
+    [ -z "$redis_pid" ] || { kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null || true; }
     rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
-
 say() { printf '\n== %s\n' "$*"; }
+freeport() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+waitfor() { # what, command...
+    what=$1
+    shift
+    i=0
+    until "$@" >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -lt 100 ] || { echo "$what did not start"; exit 1; }
+        sleep 0.1
+    done
+}
 
-say "starting redis-server on 127.0.0.1:$port (data in $work)"
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+rport=$(freeport)
+port=$(freeport)
+say "redis-server on 127.0.0.1:$rport (data in $work)"
+redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$work" --loglevel warning >"$work/redis.log" 2>&1 &
 redis_pid=$!
-i=0
-until "$build/tools/mdmctl" --redis "127.0.0.1:$port" show none \
-    >/dev/null 2>&1 || [ $? -eq 1 ]; do
-    i=$((i + 1))
-    [ $i -lt 100 ] || { echo "redis did not start"; exit 1; }
-    sleep 0.05
-done
+waitfor redis redis-cli -p "$rport" ping
 
-say "generating a test PKI (identity CA, device certificate)"
+say "a test PKI: identity CA, device identity, TLS server certificate"
 sh "$src/t/pki/mkpki.sh" "$work/pki" >/dev/null
-openssl x509 -in "$work/pki/dev1.pem" -noout -subject -issuer | sed 's/^/   /'
+openssl x509 -in "$work/pki/dev1.pem" -noout -subject -issuer | sed 's/^/   device: /'
 
-sim() { "$build/tools/mdm-simdevice" --redis "127.0.0.1:$port" \
-    --pki "$work/pki" --udid "$udid" --topic "$topic" "$@"; }
-ctl() { "$build/tools/mdmctl" --redis "127.0.0.1:$port" "$@"; }
+say "nginx $(nginx -v 2>&1 | sed 's/.*\///') with ngx_mdm on https://localhost:$port (conf/nginx/*.conf)"
+mkdir -p "$work/run/logs" "$work/run/tmp"
+echo "admin:$(openssl passwd -apr1 demo)" >"$work/run/htpasswd"
+/usr/bin/python3 "$src/tools/render-conf.py" "$src/conf/nginx" "$work/run" \
+    MODULE="$build/ngx_mdm/ngx_http_mdm_module.so" WORKERS=1 \
+    RUN="$work/run" CONF="$work/run" CONF_RUN="$work/run" \
+    REDIS="127.0.0.1:$rport" PKI="$work/pki" PORT="$port" \
+    PROXIED_PORT="$(freeport)" VERIFY_PORT="$(freeport)" \
+    UPSTREAM_PORT="$(freeport)" TOPIC="$topic" ADMIN_KEY="$key"
+chmod -R 755 "$work"
+nginx -p "$work/run" -c "$work/run/nginx.conf" -t 2>&1 | sed 's/^/   /'
+nginx -p "$work/run" -c "$work/run/nginx.conf" >"$work/nginx.out" 2>&1 &
+nginx_pid=$!
+base="https://localhost:$port"
+waitfor nginx curl -s --cacert "$work/pki/root.pem" -o /dev/null "$base/"
+
+device() { /usr/bin/python3 "$src/tools/demo-device.py" "$work/pki" "$base" \
+    "$topic" "$udid" "$@"; }
+admin() { # method path [curl args]
+    m=$1
+    p=$2
+    shift 2
+    printf 'admin  -> %s /mdm/admin%s\n' "$m" "$p"
+    curl -s --cacert "$work/pki/root.pem" -u admin:demo -H "X-API-Key: $key" \
+        -X "$m" "$base/mdm/admin$p" "$@" | sed 's/^/   /'
+    echo
+}
 
 say "the device enrolls: Authenticate binds its certificate, TokenUpdate enables it"
-sim enroll
-ctl show "$udid"
+device enroll
+admin GET "/enrollments/$udid"
 
-say "the admin queues two commands (JSON and plist) and requests a push"
-printf '{"RequestType":"DeviceInformation","Queries":["OSVersion","SerialNumber"]}' >"$work/devinfo.json"
-ctl enqueue "$udid" "$work/devinfo.json"
-cat >"$work/profiles.plist" <<'PL'
-<?xml version="1.0" encoding="UTF-8"?>
-<plist version="1.0"><dict>
-  <key>CommandUUID</key><string>DEMO-PROFILE-LIST</string>
-  <key>Command</key><dict><key>RequestType</key><string>ProfileList</string></dict>
-</dict></plist>
-PL
-ctl enqueue "$udid" "$work/profiles.plist"
-ctl queue "$udid"
+say "the admin queues two commands, JSON and plist, and requests a push"
+admin POST "/enqueue/$udid" -H 'Content-Type: application/json' \
+    -d '{"RequestType":"DeviceInformation","Queries":["OSVersion","SerialNumber"]}'
+admin POST "/enqueue/$udid" -H 'Content-Type: application/xml' --data-binary \
+    '<?xml version="1.0"?><plist version="1.0"><dict><key>CommandUUID</key><string>DEMO-PROFILE-LIST</string><key>Command</key><dict><key>RequestType</key><string>ProfileList</string></dict></dict></plist>'
+admin GET "/queue/$udid"
+echo "   push requests for mdm-pushd: $(redis-cli -p "$rport" XLEN mdm:push) in the mdm:push stream"
 
 say "the device polls (Idle) and acknowledges each command it receives"
-sim poll
+device poll
 
-say "the result of ProfileList, kept for the configured TTL"
-ctl result "$udid" DEMO-PROFILE-LIST
+say "a command's result, kept for mdm_results_ttl"
+admin GET "/results/$udid/DEMO-PROFILE-LIST"
 
-say "the events stream other tools can consume"
-redis-cli -p "$port" XRANGE mdm:events - + | paste -sd' ' | fold -w 100 | head -8
+say "what nginx logged (log_format mdm, conf/nginx/log-format.conf)"
+grep 'PUT /mdm' "$work/run/logs/access.log" | sed 's/^[^"]*"//; s/^/   /' | cut -c1-150
 
-say "the profile is removed: CheckOut disables the enrollment"
-sim checkout
-ctl show "$udid"
+say "the device removes its profile: CheckOut disables the enrollment"
+device checkout
+admin GET "/enrollments/$udid"
 
-say "done: stopping redis-server (pid $redis_pid)"
+say "done: stopping nginx (pid $nginx_pid) and redis-server (pid $redis_pid)"

@@ -18,10 +18,11 @@ esac
 # ---- Debian packages ----
 pkgs="build-essential autoconf automake libtool pkg-config openssl
 libssl-dev libplist-dev libhiredis-dev libjansson-dev redis-server
-libcmocka-dev python3 python3-cryptography nginx nginx-dev curl"
+libcmocka-dev python3 python3-cryptography python3-requests nginx nginx-dev
+curl"
 if [ "$what" = test ]; then
     pkgs="$pkgs clang libclang-rt-14-dev clang-format python3-pytest
-python3-requests python3-redis"
+python3-redis"
 fi
 missing=""
 for p in $pkgs; do

@@ -1,0 +1,65 @@
+#!/usr/bin/python3
+"""The demo's scripted device: talks to nginx with ngx_mdm over HTTPS,
+signing every message with Mdm-Signature, and prints each exchange.
+
+usage: demo-device.py PKI_DIR BASE_URL TOPIC UDID enroll|poll|checkout
+"""
+import os
+import plistlib
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "t", "integration"))
+from mdmdevice import Device  # noqa: E402  (the test suite's simulator)
+
+
+class Pki:
+    def __init__(self, d):
+        self.dir = d
+        self.root = os.path.join(d, "root.pem")
+
+    def cert(self, name):
+        return os.path.join(self.dir, name + ".pem")
+
+    def key(self, name):
+        return os.path.join(self.dir, name + ".key")
+
+
+class Server:
+    def __init__(self, base, topic):
+        self.base_url = base
+        self.proxied_url = base
+        self.topic = topic
+
+
+def show(what, r):
+    extra = ""
+    if r.content:
+        cmd = plistlib.loads(r.content)
+        extra = "  <- command %s (%s)" % (cmd["CommandUUID"],
+                                         cmd["Command"]["RequestType"])
+    print("device -> %-34s HTTP %d%s" % (what, r.status_code, extra))
+    return r
+
+
+def main():
+    pki, base, topic, udid, step = sys.argv[1:6]
+    dev = Device(Server(base, topic), Pki(pki), udid=udid)
+    if step == "enroll":
+        show("PUT /mdm/checkin Authenticate", dev.authenticate())
+        show("PUT /mdm/checkin TokenUpdate", dev.token_update())
+    elif step == "poll":
+        r = show("PUT /mdm/connect Idle", dev.idle())
+        while r.status_code == 200 and r.content:
+            uuid = plistlib.loads(r.content)["CommandUUID"]
+            r = show("PUT /mdm/connect Acknowledged", dev.ack(
+                uuid, QueryResponses={"OSVersion": "14.5",
+                                      "SerialNumber": "C02DEMO0001"}))
+    elif step == "checkout":
+        show("PUT /mdm/checkin CheckOut", dev.checkout())
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
