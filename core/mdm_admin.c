@@ -3,6 +3,7 @@
  * Same plan/feed loop as device requests; responses are JSON.
  */
 #include "mdm_internal.h"
+#include "mdm_text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -728,46 +729,17 @@ mdm_admin_feed(mdm_req_t *r, struct redisReply *const *rep, size_t n)
 /* ---------------------------------------------------------------- */
 /* HTTP routing                                                     */
 
-static int
-unhex(int c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* Percent-decode [p, p+n) into a malloc'd string; NULL on bad escapes. */
 static char *
 pct_decode(const char *p, size_t n)
 {
     char *s = malloc(n + 1);
-    size_t i, o = 0;
-    int hi, lo;
+    size_t len;
 
-    if (s == NULL) {
-        return NULL;
+    if (s != NULL && mdm_pct_decode(p, n, (unsigned char *) s, &len, 0) != 0) {
+        free(s);
+        s = NULL;
     }
-    for (i = 0; i < n; i++) {
-        if (p[i] == '%') {
-            if (i + 2 >= n || (hi = unhex(p[i + 1])) < 0 ||
-                (lo = unhex(p[i + 2])) < 0 || (hi == 0 && lo == 0)) {
-                free(s);
-                return NULL;
-            }
-            s[o++] = (char) (hi << 4 | lo);
-            i += 2;
-        } else {
-            s[o++] = p[i];
-        }
-    }
-    s[o] = '\0';
     return s;
 }
 

@@ -5,6 +5,7 @@
  */
 #include "mdm_identity.h"
 #include "mdm_der.h"
+#include "mdm_text.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -258,7 +259,6 @@ mdm_is_pem(const unsigned char *data, size_t len)
 static mdm_id_rc_t mdm_parse_cached(mdm_verifier_t *v, const unsigned char *der,
                                     size_t len, X509 **cert, char *hash,
                                     const char **why);
-static void mdm_hash_hex(const unsigned char *der, size_t len, char *out);
 
 static mdm_id_rc_t
 mdm_signature_impl(mdm_verifier_t *v, const char *b64, size_t b64len,
@@ -534,21 +534,6 @@ mdm_verifier_cert(mdm_verifier_t *v, const unsigned char *data, size_t len,
     return mdm_cert_impl(v, data, len, cert, hash, why);
 }
 
-static int
-mdm_hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /**
  * Percent-decoding as nginx's $ssl_client_escaped_cert produces it. '+' is
  * kept as is: it is a base64 character in the PEM, not an escaped space.
@@ -558,39 +543,19 @@ static mdm_id_rc_t
 mdm_percent_decode(const char *in, size_t len, unsigned char **out,
                    size_t *outlen, const char **why)
 {
-    unsigned char *buf;
-    size_t i, o = 0;
-    int hi, lo;
+    unsigned char *buf = malloc(len + 1);
 
-    buf = malloc(len + 1);
     if (buf == NULL) {
         mdm_set_why(why, "out of memory");
         return MDM_ID_ERR_NOMEM;
     }
-    for (i = 0; i < len; i++) {
-        if (in[i] != '%') {
-            buf[o++] = (unsigned char) in[i];
-            continue;
-        }
-        if (len - i < 3) {
-            goto bad;
-        }
-        hi = mdm_hex_value((unsigned char) in[i + 1]);
-        lo = mdm_hex_value((unsigned char) in[i + 2]);
-        if (hi < 0 || lo < 0) {
-            goto bad;
-        }
-        buf[o++] = (unsigned char) (hi << 4 | lo);
-        i += 2;
+    if (mdm_pct_decode(in, len, buf, outlen, 1) != 0) {
+        free(buf);
+        mdm_set_why(why, "invalid percent-encoding");
+        return MDM_ID_ERR_DECODE;
     }
     *out = buf;
-    *outlen = o;
     return MDM_ID_OK;
-
-bad:
-    free(buf);
-    mdm_set_why(why, "invalid percent-encoding");
-    return MDM_ID_ERR_DECODE;
 }
 
 static mdm_id_rc_t
@@ -669,9 +634,8 @@ mdm_verifier_header(mdm_verifier_t *v, const char *value, size_t len,
 int
 mdm_cert_sha256_hex(X509 *cert, char out[65])
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0, i;
+    unsigned int n = 0;
     int ok;
 
     out[0] = '\0';
@@ -684,11 +648,7 @@ mdm_cert_sha256_hex(X509 *cert, char out[65])
     if (!ok) {
         return -1;
     }
-    for (i = 0; i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 0xf];
-    }
-    out[64] = '\0';
+    mdm_tohex(md, 32, out);
     return 0;
 }
 
@@ -873,11 +833,11 @@ mdm_hex_to_key(const char *hex, unsigned char key[32])
         return -1;
     }
     for (i = 0; i < 32; i++) {
-        hi = mdm_hex_value((unsigned char) hex[2 * i]);
+        hi = mdm_hexval((unsigned char) hex[2 * i]);
         if (hi < 0) {
             return -1;
         }
-        lo = mdm_hex_value((unsigned char) hex[2 * i + 1]);
+        lo = mdm_hexval((unsigned char) hex[2 * i + 1]);
         if (lo < 0) {
             return -1;
         }
@@ -1134,19 +1094,6 @@ mdm_verifier_set_cert_cache(mdm_verifier_t *v, size_t size)
     return 0;
 }
 
-static void
-mdm_hash_hex(const unsigned char *key, size_t len, char *out)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        out[2 * i] = hex[key[i] >> 4];
-        out[2 * i + 1] = hex[key[i] & 0xf];
-    }
-    out[2 * len] = '\0';
-}
-
 /**
  * d2i_X509 through the verifier's cache of decoded certificates (content
  * addressed: a hit is the same bytes). *cert is a new reference. hash,
@@ -1203,7 +1150,7 @@ mdm_parse_cached(mdm_verifier_t *v, const unsigned char *der, size_t len,
         int elen = i2d_X509(*cert, &enc);
 
         if (elen > 0 && (size_t) elen == len && memcmp(enc, der, len) == 0) {
-            mdm_hash_hex(key, sizeof(key), canon);
+            mdm_tohex(key, sizeof(key), canon);
         } else if (mdm_cert_sha256_hex(*cert, canon) != 0) {
             OPENSSL_free(enc);
             X509_free(*cert);

@@ -1,5 +1,6 @@
 /* Small helpers shared by the core. */
 #include "mdm_internal.h"
+#include "mdm_text.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -99,14 +100,7 @@ mdm_strdup(const char *s)
 void
 mdm_hex(const unsigned char *in, size_t len, char *out)
 {
-    static const char digits[] = "0123456789abcdef";
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 0xf];
-    }
-    out[2 * len] = '\0';
+    mdm_tohex(in, len, out);
 }
 
 char *
