@@ -19,6 +19,7 @@ esac
 pkgs="build-essential autoconf automake libtool pkg-config openssl
 libssl-dev libplist-dev libhiredis-dev libjansson-dev redis-server
 libcmocka-dev python3 python3-cryptography python3-requests nginx nginx-dev
+apache2 apache2-dev
 curl"
 if [ "$what" = test ]; then
     pkgs="$pkgs clang libclang-rt-14-dev clang-format python3-pytest

@@ -1,0 +1,320 @@
+/*
+ * mod_mdm: module declaration and directives. Every value is checked by
+ * libmdm while the configuration is read, so `apachectl -t` names the
+ * directive at fault.
+ */
+#include "mod_mdm.h"
+
+#include "http_log.h"
+#include "http_request.h"
+#include "apr_strings.h"
+
+#include <arpa/inet.h>
+
+/* ---------------------------------------------------------------- */
+/* server config                                                    */
+
+static void *
+mdm_create_srv_conf(apr_pool_t *p, server_rec *s)
+{
+    mdm_srv_conf_t *c = apr_pcalloc(p, sizeof(*c));
+
+    (void) s;
+    c->connect_timeout = -1;
+    c->timeout = -1;
+    return c;
+}
+
+static void *
+mdm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    mdm_srv_conf_t *base = basev, *add = addv;
+    mdm_srv_conf_t *c = apr_pcalloc(p, sizeof(*c));
+
+    *c = add->redis ? *add : *base;
+    c->connect_timeout = add->connect_timeout >= 0    ? add->connect_timeout
+                         : base->connect_timeout >= 0 ? base->connect_timeout
+                                                      : 1000;
+    c->timeout = add->timeout >= 0    ? add->timeout
+                 : base->timeout >= 0 ? base->timeout
+                                      : 2000;
+    return c;
+}
+
+static const char *
+mdm_set_redis(cmd_parms *cmd, void *dummy, const char *v)
+{
+    mdm_srv_conf_t *c =
+        ap_get_module_config(cmd->server->module_config, &mdm_module);
+    const char *colon;
+    struct in_addr a4;
+    struct in6_addr a6;
+    char *end;
+    long port;
+    char *host;
+
+    (void) dummy;
+    c->redis = v;
+    if (strncmp(v, "unix:", 5) == 0 && v[5]) {
+        c->unix_path = v + 5;
+        c->port = 0;
+        return NULL;
+    }
+    colon = strrchr(v, ':');
+    if (colon == NULL || colon == v) {
+        return apr_psprintf(cmd->pool,
+                            "MDMRedis: expected IP:PORT or unix:PATH, got "
+                            "\"%s\"",
+                            v);
+    }
+    port = strtol(colon + 1, &end, 10);
+    if (*end || port < 1 || port > 65535) {
+        return apr_psprintf(cmd->pool, "MDMRedis: invalid port in \"%s\"", v);
+    }
+    host = apr_pstrndup(cmd->pool, v, colon - v);
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        host[strlen(host) - 1] = '\0';
+        host++;
+    }
+    if (inet_pton(AF_INET, host, &a4) != 1 &&
+        inet_pton(AF_INET6, host, &a6) != 1) {
+        return apr_psprintf(cmd->pool,
+                            "MDMRedis: \"%s\" is not an IP address; use an "
+                            "IP or unix:PATH",
+                            host);
+    }
+    c->host = host;
+    c->port = (int) port;
+    return NULL;
+}
+
+static const char *
+mdm_set_ms(cmd_parms *cmd, void *dummy, const char *v)
+{
+    mdm_srv_conf_t *c =
+        ap_get_module_config(cmd->server->module_config, &mdm_module);
+    char *end;
+    long n = strtol(v, &end, 10);
+
+    (void) dummy;
+    if (*end || n < 1 || n > 3600000) {
+        return apr_psprintf(cmd->pool,
+                            "%s: expected milliseconds (1-3600000), got "
+                            "\"%s\"",
+                            cmd->directive->directive, v);
+    }
+    if (cmd->info) {
+        c->timeout = (int) n;
+    } else {
+        c->connect_timeout = (int) n;
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- */
+/* directory config                                                 */
+
+static void *
+mdm_create_dir_conf(apr_pool_t *p, char *dir)
+{
+    mdm_dir_conf_t *d = apr_pcalloc(p, sizeof(*d));
+
+    d->location = dir;
+    d->verify = -1;
+    return d;
+}
+
+static void *
+mdm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    mdm_dir_conf_t *base = basev, *add = addv;
+    mdm_dir_conf_t *d = apr_pcalloc(p, sizeof(*d));
+
+#define MERGE(f) d->f = add->f ? add->f : base->f
+    d->location = add->location;
+    MERGE(prefix);
+    MERGE(identity);
+    MERGE(identity_ca);
+    MERGE(identity_header);
+    MERGE(topics);
+    MERGE(binding);
+    MERGE(results_ttl);
+    MERGE(events_maxlen);
+    MERGE(user_auth);
+    MERGE(admin_key);
+#undef MERGE
+    d->verify = add->verify >= 0 ? add->verify : base->verify;
+    return d;
+}
+
+/* Check a value the way libmdm will use it; NULL or the error. */
+static const char *
+mdm_check(cmd_parms *cmd, const char *option, const char *value)
+{
+    mdm_conf_t *tmp = mdm_conf_new();
+    char err[256];
+    int rc;
+
+    if (tmp == NULL) {
+        return "out of memory";
+    }
+    rc = mdm_conf_set(tmp, option, value, err, sizeof(err));
+    mdm_conf_free(tmp);
+    if (rc != 0) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->directive->directive,
+                            err);
+    }
+    return NULL;
+}
+
+#define MDM_STR_SETTER(fn, field, option)                                      \
+    static const char *fn(cmd_parms *cmd, void *dv, const char *v)             \
+    {                                                                          \
+        mdm_dir_conf_t *d = dv;                                                \
+        const char *e = mdm_check(cmd, option, v);                             \
+                                                                               \
+        if (e == NULL) {                                                       \
+            d->field = v;                                                      \
+        }                                                                      \
+        return e;                                                              \
+    }
+
+MDM_STR_SETTER(mdm_set_prefix, prefix, "prefix")
+MDM_STR_SETTER(mdm_set_binding, binding, "binding")
+MDM_STR_SETTER(mdm_set_ttl, results_ttl, "results_ttl")
+MDM_STR_SETTER(mdm_set_maxlen, events_maxlen, "events_maxlen")
+MDM_STR_SETTER(mdm_set_user_auth, user_auth, "user_auth")
+MDM_STR_SETTER(mdm_set_admin_key, admin_key, "admin_key")
+
+static const char *
+mdm_set_identity(cmd_parms *cmd, void *dv, const char *v)
+{
+    mdm_dir_conf_t *d = dv;
+    const char *all =
+        d->identity ? apr_pstrcat(cmd->pool, d->identity, ",", v, NULL) : v;
+    const char *e = mdm_check(cmd, "identity", all);
+
+    if (e == NULL) {
+        d->identity = all;
+    }
+    return e;
+}
+
+static const char *
+mdm_set_identity_ca(cmd_parms *cmd, void *dv, const char *v)
+{
+    mdm_dir_conf_t *d = dv;
+    mdm_conf_t *tmp = mdm_conf_new();
+    char err[512];
+    const char *path = ap_server_root_relative(cmd->pool, v);
+    int rc;
+
+    if (tmp == NULL || path == NULL) {
+        mdm_conf_free(tmp);
+        return "MDMIdentityCA: bad path";
+    }
+    /* load it now: a missing or empty CA file fails apachectl -t */
+    rc = mdm_conf_set(tmp, "ca_file", path, err, sizeof(err)) != 0 ||
+         mdm_conf_finish(tmp, err, sizeof(err)) != 0;
+    mdm_conf_free(tmp);
+    if (rc) {
+        return apr_psprintf(cmd->pool, "MDMIdentityCA: %s", err);
+    }
+    d->identity_ca = path;
+    return NULL;
+}
+
+static const char *
+mdm_set_identity_header(cmd_parms *cmd, void *dv, const char *v)
+{
+    mdm_dir_conf_t *d = dv;
+
+    (void) cmd;
+    d->identity_header = v;
+    return NULL;
+}
+
+static const char *
+mdm_set_topic(cmd_parms *cmd, void *dv, const char *v)
+{
+    mdm_dir_conf_t *d = dv;
+    const char *e = mdm_check(cmd, "topic", v);
+
+    if (e) {
+        return e;
+    }
+    if (d->topics == NULL) {
+        d->topics = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    }
+    *(const char **) apr_array_push(d->topics) = v;
+    return NULL;
+}
+
+static const char *
+mdm_set_verify(cmd_parms *cmd, void *dv, int on)
+{
+    mdm_dir_conf_t *d = dv;
+
+    (void) cmd;
+    d->verify = on;
+    return NULL;
+}
+
+static const command_rec mdm_cmds[] = {
+    AP_INIT_TAKE1("MDMRedis", mdm_set_redis, NULL, RSRC_CONF,
+                  "Redis for MDM: IP:PORT or unix:PATH"),
+    AP_INIT_TAKE1("MDMRedisConnectTimeout", mdm_set_ms, NULL, RSRC_CONF,
+                  "Redis connect timeout, milliseconds (1000)"),
+    AP_INIT_TAKE1("MDMRedisTimeout", mdm_set_ms, (void *) 1, RSRC_CONF,
+                  "Redis command timeout, milliseconds (2000)"),
+    AP_INIT_TAKE1("MDMPrefix", mdm_set_prefix, NULL, RSRC_CONF | ACCESS_CONF,
+                  "Redis key prefix (mdm:)"),
+    AP_INIT_ITERATE("MDMIdentity", mdm_set_identity, NULL,
+                    RSRC_CONF | ACCESS_CONF,
+                    "accepted identity sources: signature tls header"),
+    AP_INIT_TAKE1("MDMIdentityCA", mdm_set_identity_ca, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "PEM file of the device identity CA"),
+    AP_INIT_TAKE1("MDMIdentityHeader", mdm_set_identity_header, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "header with the client certificate from a trusted proxy"),
+    AP_INIT_ITERATE("MDMTopic", mdm_set_topic, NULL, RSRC_CONF | ACCESS_CONF,
+                    "accepted push topics"),
+    AP_INIT_TAKE1("MDMBinding", mdm_set_binding, NULL, RSRC_CONF | ACCESS_CONF,
+                  "strict | retro | off"),
+    AP_INIT_TAKE1("MDMResultsTTL", mdm_set_ttl, NULL, RSRC_CONF | ACCESS_CONF,
+                  "seconds command results are kept"),
+    AP_INIT_TAKE1("MDMEventsMaxlen", mdm_set_maxlen, NULL,
+                  RSRC_CONF | ACCESS_CONF, "cap of the events stream"),
+    AP_INIT_TAKE1("MDMUserAuthenticate", mdm_set_user_auth, NULL,
+                  RSRC_CONF | ACCESS_CONF, "gone | zero-length"),
+    AP_INIT_TAKE1("MDMAdminKey", mdm_set_admin_key, NULL,
+                  RSRC_CONF | ACCESS_CONF, "X-API-Key the admin API requires"),
+    AP_INIT_FLAG("MDMVerify", mdm_set_verify, NULL, ACCESS_CONF,
+                 "verify the device identity before proxying"),
+    {NULL}};
+
+/* ---------------------------------------------------------------- */
+
+static void
+mdm_child_init(apr_pool_t *p, server_rec *s)
+{
+    mdm_confs_init(p);
+    mdm_redis_child_init(p, s);
+}
+
+static void
+mdm_register_hooks(apr_pool_t *p)
+{
+    (void) p;
+    ap_hook_handler(mdm_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    /* before mod_headers' fixup, which reads the MDM_* variables */
+    ap_hook_fixups(mdm_verify_fixup, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_child_init(mdm_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    mdm_register_filters();
+}
+
+AP_DECLARE_MODULE(mdm) = {STANDARD20_MODULE_STUFF, mdm_create_dir_conf,
+                          mdm_merge_dir_conf,      mdm_create_srv_conf,
+                          mdm_merge_srv_conf,      mdm_cmds,
+                          mdm_register_hooks,      0};
