@@ -1,0 +1,135 @@
+#!/bin/sh
+# HTTPS keep-alive benchmark of mod_mdm next to Apache answering a static
+# 200 to the same requests on the same TLS setup, in the same run.
+#   bench/apache.sh [BUILD_DIR] [SECONDS] [CONNECTIONS]
+# Needs: wrk, apache2, redis-server, /usr/bin/python3 with cryptography.
+set -eu
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$src/build}
+secs=${2:-10}
+conns=${3:-32}
+work=$(mktemp -d /tmp/mdm-bench-apache-XXXXXX)
+udid=BENCH-0000-4000-8000-000000000001
+topic=com.apple.mgmt.External.bench
+redis_pid=""
+cleanup() {
+    [ ! -f "$work/run/httpd.pid" ] || kill -TERM "$(cat "$work/run/httpd.pid")" 2>/dev/null || true
+    [ -z "$redis_pid" ] || { kill "$redis_pid"; wait "$redis_pid" 2>/dev/null || true; }
+    sleep 0.5
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+freeport() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+sh "$src/t/pki/mkpki.sh" "$work/pki" >/dev/null
+rport=$(freeport)
+redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$work" --loglevel warning >/dev/null 2>&1 &
+redis_pid=$!
+port=$(freeport)
+sport=$(freeport)
+m=/usr/lib/apache2/modules
+mkdir -p "$work/run" "$work/logs"
+# one child process (like one nginx worker), its threads serve the load
+cat >"$work/httpd.conf" <<EOF
+ServerRoot $work
+ServerName localhost
+DefaultRuntimeDir $work/run
+PidFile $work/run/httpd.pid
+ErrorLog $work/logs/error.log
+LogLevel warn
+LoadModule mpm_event_module $m/mod_mpm_event.so
+LoadModule authz_core_module $m/mod_authz_core.so
+LoadModule socache_shmcb_module $m/mod_socache_shmcb.so
+LoadModule ssl_module $m/mod_ssl.so
+LoadModule rewrite_module $m/mod_rewrite.so
+LoadModule mdm_module $build/mod_mdm/mod_mdm.so
+<IfDefine RUN_AS_ROOT>
+User nobody
+Group nogroup
+</IfDefine>
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 64
+MaxRequestWorkers 64
+MaxConnectionsPerChild 0
+KeepAliveTimeout 30
+MaxKeepAliveRequests 0
+SSLSessionCache shmcb:$work/run/ssl_scache(512000)
+MDMRedis 127.0.0.1:$rport
+Listen 127.0.0.1:$port https
+Listen 127.0.0.1:$sport https
+<VirtualHost 127.0.0.1:$port>
+  SSLEngine on
+  SSLCertificateFile $work/pki/server-chain.pem
+  SSLCertificateKeyFile $work/pki/server.key
+  SSLVerifyClient optional_no_ca
+  SSLVerifyDepth 5
+  LimitRequestBody 1048576
+  MDMIdentity signature tls
+  MDMIdentityCA $work/pki/cafile.pem
+  MDMTopic $topic
+  <LocationMatch "^/mdm/checkin\$">
+    SetHandler mdm-checkin
+  </LocationMatch>
+  <LocationMatch "^/mdm/connect\$">
+    SetHandler mdm-command
+  </LocationMatch>
+</VirtualHost>
+# the baseline: the same TLS setup answering a static 200
+<VirtualHost 127.0.0.1:$sport>
+  SSLEngine on
+  SSLCertificateFile $work/pki/server-chain.pem
+  SSLCertificateKeyFile $work/pki/server.key
+  SSLVerifyClient optional_no_ca
+  SSLVerifyDepth 5
+  LimitRequestBody 1048576
+  RewriteEngine on
+  RewriteRule ^ - [R=200,L]
+</VirtualHost>
+EOF
+chmod -R 755 "$work"
+root=""
+[ "$(id -u)" != 0 ] || root=-DRUN_AS_ROOT
+apache2 -d "$work" -f "$work/httpd.conf" $root -t >/dev/null 2>&1 ||
+    apache2 -d "$work" -f "$work/httpd.conf" $root -t
+apache2 -d "$work" -f "$work/httpd.conf" $root -k start
+i=0
+until curl -sk -X PUT "https://127.0.0.1:$sport/" >/dev/null 2>&1; do
+    i=$((i + 1)); [ $i -lt 100 ] || { cat "$work/logs/error.log"; exit 1; }
+    sleep 0.1
+done
+child=$(pgrep -P "$(cat "$work/run/httpd.pid")" | head -1)
+rss() { ps -o rss= -p "$child" | tr -d ' '; }
+
+/usr/bin/python3 "$src/bench/mkrequests.py" "$work/pki" "$work" "$udid" "$topic"
+for msg in authenticate tokenupdate; do
+    curl -sk -X PUT --data-binary "@$work/$msg.body" \
+        -H "Mdm-Signature: $(cat "$work/$msg.sig")" \
+        -o /dev/null -w "%{http_code} $msg\n" "https://127.0.0.1:$port/mdm/checkin"
+done
+
+printf '\napache %s (event MPM, 1 child x 64 threads), wrk -t1 -c%s -d%ss, HTTPS keep-alive\n' \
+    "$(apache2 -v | sed -n 's/.*Apache\/\([^ ]*\).*/\1/p')" "$conns" "$secs"
+printf '%-40s %10s %10s %12s\n' scenario req/s p99 child-RSS-KB
+rss0=$(rss)
+run() { # label url reqs ctype
+    out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$src/bench/wrk-mdm.lua" \
+        "$2" -- "$work" "$3" "$(echo "$2" | sed 's|https://[^/]*||')" "$4")
+    rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+    non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
+    printf '%-40s %10s %10s %12s %s\n' "$1" "$rps" "$p99" "$(rss)" \
+        "${non2xx:+NON-2XX: $non2xx}"
+}
+mdm=application/x-apple-aspen-mdm
+run "static 200 (baseline, Idle request)" "https://127.0.0.1:$sport/mdm/connect" idle $mdm
+run "Idle, empty queue" "https://127.0.0.1:$port/mdm/connect" idle $mdm
+"$build/tools/mdmctl" --redis "127.0.0.1:$rport" enqueue "$udid" - --nopush \
+    >/dev/null <<'EOF2'
+{"CommandUUID":"BENCH-CMD-0001","Command":{"RequestType":"DeviceInformation"}}
+EOF2
+run "Idle + Acknowledged, command queued" "https://127.0.0.1:$port/mdm/connect" idle,ack $mdm
+run "TokenUpdate" "https://127.0.0.1:$port/mdm/checkin" tokenupdate $mdm-checkin
+printf 'child RSS before: %s KB, after: %s KB\n' "$rss0" "$(rss)"
+grep -E '\[(mdm|core):(error|crit|alert|emerg)\]' "$work/logs/error.log" | head -5 || true
