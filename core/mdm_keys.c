@@ -8,62 +8,49 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *
-cat(const char *a, const char *b)
-{
-    char *s;
-
-    if (asprintf(&s, "%s%s", a, b) < 0) {
-        return NULL;
-    }
-    return s;
-}
-
+/* All key names of one enrollment in one allocation: a device request
+ * builds them on its hot path. */
 int
 mdm_keys_init(mdm_keys_t *k, const char *prefix, const char *id,
               const char *dev_id)
 {
     size_t dlen = dev_id ? strlen(dev_id) : strcspn(id, ":");
+    size_t plen = strlen(prefix), rest = strlen(id) - dlen;
+    size_t dev = plen + dlen + 2; /* <P>{D} */
+    size_t base = dev + rest;
+    size_t total;
+    char *p;
 
     memset(k, 0, sizeof(*k));
     if (strncmp(id, dev_id ? dev_id : id, dlen) != 0) {
         return -1;
     }
-    if (asprintf(&k->devbase, "%s{%.*s}", prefix, (int) dlen, id) < 0) {
-        k->devbase = NULL;
+    total = (dev + 1) + (base + 1) + (dev + 5) + (base + 5) + (base + 3) +
+            (base + 5) + (base + 4) + (dev + 7) + (base + 6);
+    p = malloc(total);
+    if (p == NULL) {
         return -1;
     }
-    k->base = cat(k->devbase, id + dlen);
-    if (k->base == NULL) {
-        goto fail;
-    }
-    k->devrec = cat(k->devbase, ":rec");
-    k->rec = cat(k->base, ":rec");
-    k->q = cat(k->base, ":q");
-    k->cmd = cat(k->base, ":cmd");
-    k->nn = cat(k->base, ":nn");
-    k->users = cat(k->devbase, ":users");
-    k->res = cat(k->base, ":res:");
-    if (k->devrec && k->rec && k->q && k->cmd && k->nn && k->users && k->res) {
-        return 0;
-    }
-fail:
-    mdm_keys_clear(k);
-    return -1;
+#define PUT(field, fmt, ...)                                                   \
+    k->field = p;                                                              \
+    p += sprintf(p, fmt, __VA_ARGS__) + 1;
+    PUT(devbase, "%s{%.*s}", prefix, (int) dlen, id);
+    PUT(base, "%s%s", k->devbase, id + dlen);
+    PUT(devrec, "%s:rec", k->devbase);
+    PUT(rec, "%s:rec", k->base);
+    PUT(q, "%s:q", k->base);
+    PUT(cmd, "%s:cmd", k->base);
+    PUT(nn, "%s:nn", k->base);
+    PUT(users, "%s:users", k->devbase);
+    PUT(res, "%s:res:", k->base);
+#undef PUT
+    return 0;
 }
 
 void
 mdm_keys_clear(mdm_keys_t *k)
 {
-    free(k->devrec);
-    free(k->rec);
-    free(k->q);
-    free(k->cmd);
-    free(k->nn);
-    free(k->users);
-    free(k->base);
-    free(k->devbase);
-    free(k->res);
+    free(k->devbase); /* the block */
     memset(k, 0, sizeof(*k));
 }
 
