@@ -5,6 +5,7 @@
  */
 #include "mod_mdm.h"
 
+#include "http_core.h"
 #include "http_log.h"
 #include "http_request.h"
 #include "apr_strings.h"
@@ -296,6 +297,128 @@ static const command_rec mdm_cmds[] = {
 
 /* ---------------------------------------------------------------- */
 
+/*
+ * Incomplete configurations fail apachectl -t here (check_config runs
+ * before the syntax test ends), as they fail nginx -t: a section with an
+ * MDM handler or MDMVerify needs an identity CA (unless identity is
+ * "none"), a header name for header identity, and MDMRedis for handlers.
+ * Sections are not merged with their parents until a request comes, so
+ * the check merges main server -> virtual host -> section itself.
+ */
+/*
+ * SetHandler is an expression in httpd 2.4 that cannot be read here, so a
+ * scope counts as an MDM endpoint by its MDM settings: device identity
+ * settings need a CA (and a header name for header identity); any MDM
+ * setting outside a pure MDMVerify scope needs MDMRedis.
+ */
+static const char *
+mdm_check_section(const mdm_dir_conf_t *d, int redis, const char *where,
+                  apr_pool_t *p)
+{
+    int device = d->identity || d->topics || d->binding || d->identity_header ||
+                 d->verify == 1;
+    int any = device || d->admin_key || d->prefix || d->results_ttl ||
+              d->events_maxlen || d->user_auth;
+
+    if (any && d->verify != 1 && !redis) {
+        return apr_psprintf(p, "%s: MDM settings without MDMRedis", where);
+    }
+    if (!device || (d->identity && strcmp(d->identity, "none") == 0)) {
+        return NULL;
+    }
+    if (d->identity_ca == NULL) {
+        return apr_psprintf(p, "%s: MDM endpoints need MDMIdentityCA", where);
+    }
+    if (d->identity && strstr(d->identity, "header") &&
+        d->identity_header == NULL) {
+        return apr_psprintf(p,
+                            "%s: \"MDMIdentity header\" needs "
+                            "MDMIdentityHeader (the header name)",
+                            where);
+    }
+    return NULL;
+}
+
+/* where a virtual host was defined: "FILE:LINE" (the main server has none) */
+static const char *
+mdm_vhost_where(const server_rec *vs, apr_pool_t *p)
+{
+    if (vs->defn_name == NULL) {
+        return "main server";
+    }
+    return apr_psprintf(p, "%s:%d", vs->defn_name, vs->defn_line_number);
+}
+
+static const char *
+mdm_check_sections(server_rec *vs, apr_array_header_t *secs,
+                   mdm_dir_conf_t *vdef, int redis, apr_pool_t *p)
+{
+    ap_conf_vector_t **sec = (ap_conf_vector_t **) secs->elts;
+    const char *err;
+    int i;
+
+    for (i = 0; i < secs->nelts; i++) {
+        core_dir_config *cd = ap_get_core_module_config(sec[i]);
+        mdm_dir_conf_t *own = ap_get_module_config(sec[i], &mdm_module);
+        /* no MDM directive in the section: httpd made no record for us */
+        mdm_dir_conf_t *d = own ? mdm_merge_dir_conf(p, vdef, own) : vdef;
+
+        err = mdm_check_section(d, redis,
+                                apr_psprintf(p, "%s: section %s",
+                                             mdm_vhost_where(vs, p),
+                                             cd->d ? cd->d : "?"),
+                                p);
+        if (err) {
+            return err;
+        }
+    }
+    return NULL;
+}
+
+static int
+mdm_check_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
+                 server_rec *s)
+{
+    mdm_srv_conf_t *main_sc =
+        ap_get_module_config(s->module_config, &mdm_module);
+    mdm_dir_conf_t *base =
+        ap_get_module_config(s->lookup_defaults, &mdm_module);
+    server_rec *vs;
+    core_server_config *cs;
+    mdm_dir_conf_t *vdef;
+    const char *err = NULL;
+    int redis;
+
+    (void) p;
+    (void) plog;
+    for (vs = s; vs && err == NULL; vs = vs->next) {
+        mdm_srv_conf_t *sc =
+            ap_get_module_config(vs->module_config, &mdm_module);
+
+        redis = sc->redis != NULL || main_sc->redis != NULL;
+        vdef = ap_get_module_config(vs->lookup_defaults, &mdm_module);
+        vdef = vs == s || vdef == NULL ? base
+                                       : mdm_merge_dir_conf(ptemp, base, vdef);
+        err = mdm_check_section(
+            vdef, redis,
+            apr_psprintf(ptemp, "%s: server %s", mdm_vhost_where(vs, ptemp),
+                         vs->server_hostname ? vs->server_hostname : ""),
+            ptemp);
+        cs = ap_get_core_module_config(vs->module_config);
+        if (err == NULL) {
+            err = mdm_check_sections(vs, cs->sec_url, vdef, redis, ptemp);
+        }
+        if (err == NULL) {
+            err = mdm_check_sections(vs, cs->sec_dir, vdef, redis, ptemp);
+        }
+    }
+    if (err) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "MDM07006 %s", err);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
 static void
 mdm_child_init(apr_pool_t *p, server_rec *s)
 {
@@ -311,6 +434,7 @@ mdm_register_hooks(apr_pool_t *p)
     /* before mod_headers' fixup, which reads the MDM_* variables */
     ap_hook_fixups(mdm_verify_fixup, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_child_init(mdm_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(mdm_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     mdm_register_filters();
 }
 

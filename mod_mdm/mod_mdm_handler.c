@@ -4,6 +4,7 @@
  */
 #include "mod_mdm.h"
 
+#include "http_core.h"
 #include "http_log.h"
 #include "http_protocol.h"
 #include "http_request.h"
@@ -154,7 +155,7 @@ mdm_read_body(request_rec *r, apr_bucket_brigade **keep, char **buf,
     apr_bucket_brigade *bb, *kb;
     apr_bucket *b;
     apr_status_t rv;
-    apr_off_t total;
+    apr_off_t total, got, limit;
     int seen_eos = 0, rc;
 
     rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
@@ -163,11 +164,24 @@ mdm_read_body(request_rec *r, apr_bucket_brigade **keep, char **buf,
     }
     bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     kb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    limit = ap_get_limit_req_body(r);
+    total = 0;
     do {
         rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
                             APR_BLOCK_READ, HUGE_STRING_LEN);
         if (rv != APR_SUCCESS) {
             return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+        }
+        /* the HTTP input filter leaves the limit to us on proxied
+         * requests, and chunked bodies announce no length: count */
+        apr_brigade_length(bb, 1, &got);
+        total += got;
+        if (limit > 0 && total > limit) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                          "MDM07005 request body larger than "
+                          "LimitRequestBody (%" APR_OFF_T_FMT " bytes)",
+                          limit);
+            return HTTP_REQUEST_ENTITY_TOO_LARGE;
         }
         while (!APR_BRIGADE_EMPTY(bb)) {
             b = APR_BRIGADE_FIRST(bb);

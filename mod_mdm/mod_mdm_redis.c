@@ -11,6 +11,7 @@
 #include "apr_reslist.h"
 
 #include <hiredis.h>
+#include <poll.h>
 
 APLOG_USE_MODULE(mdm);
 
@@ -103,6 +104,24 @@ mdm_redis_child_init(apr_pool_t *p, server_rec *s)
     apr_reslist_timeout_set(mdm_pool->pool, apr_time_from_msec(c->timeout));
 }
 
+/*
+ * An idle connection has nothing to read. If it has, Redis closed it (or
+ * sent something nobody asked for): it must not serve this request.
+ */
+static int
+mdm_redis_stale(redisContext *rc)
+{
+    struct pollfd pfd;
+
+    if (rc->err) {
+        return 1;
+    }
+    pfd.fd = rc->fd;
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    return poll(&pfd, 1, 0) != 0;
+}
+
 void
 mdm_redis_run(request_rec *r, mdm_req_t *req)
 {
@@ -116,12 +135,19 @@ mdm_redis_run(request_rec *r, mdm_req_t *req)
         mdm_req_feed(req, NULL, 0);
         return;
     }
-    rv = apr_reslist_acquire(mdm_pool->pool, &res);
-    if (rv != APR_SUCCESS) {
-        mdm_req_feed(req, NULL, 0); /* 503 + Retry-After, logged */
-        return;
+    for (;;) {
+        rv = apr_reslist_acquire(mdm_pool->pool, &res);
+        if (rv != APR_SUCCESS) {
+            mdm_req_feed(req, NULL, 0); /* 503 + Retry-After, logged */
+            return;
+        }
+        rc = res;
+        if (!mdm_redis_stale(rc)) {
+            break;
+        }
+        /* closed while idle (Redis restarted): take another one */
+        apr_reslist_invalidate(mdm_pool->pool, rc);
     }
-    rc = res;
     mdm_exec_sync(rc, req);
     if (rc->err) {
         /* broken or timed out: never hand it to another request */
