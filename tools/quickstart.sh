@@ -110,7 +110,8 @@ for dir in build build-asan; do
     echo "== integration ($dir)"
     preload=""
     [ "$dir" = build-asan ] && preload=$(gcc -print-file-name=libasan.so)
-    if MDM_NGINX_PRELOAD="$preload" sh t/integration/run.sh "$top/$dir" \
+    if MDM_NGINX_PRELOAD="$preload" MDM_APACHE_PRELOAD="$preload" \
+        sh t/integration/run.sh "$top/$dir" \
         >"$dir/integration.out" 2>&1; then
         tail -1 "$dir/integration.out"
     else

@@ -1,7 +1,8 @@
 """Fixtures of the integration suite: the test PKI, a private redis-server,
-a recording upstream, and the web server with the MDM module (nginx now;
-an Apache variant plugs in as another `server` param with the same
-interface).
+a recording upstream, and the web server with the MDM module: nginx
+(ngx_mdm) and Apache httpd (mod_mdm), two params of the `server` fixture
+with the same interface. The Apache half is skipped while
+$MDM_BUILD/mod_mdm/mod_mdm.so is not built.
 
 Everything listens on free 127.0.0.1 ports and is stopped by PID.
 """
@@ -26,9 +27,11 @@ TOP = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 NGINX = "/usr/sbin/nginx"
+APACHE = "/usr/sbin/apache2"
 MKPKI = os.path.join(TOP, "t", "pki", "mkpki.sh")
 SAMPLES = os.path.join(TOP, "t", "samples")
 CONF_NGINX = os.path.join(TOP, "conf", "nginx")
+CONF_APACHE = os.path.join(TOP, "conf", "apache")
 
 # Ours plus the topics of the real sample messages.
 TOPICS = [
@@ -41,12 +44,19 @@ ADMIN_KEY = "itest-admin-key-6f1c2a"
 ADMIN_USER, ADMIN_PASSWORD = "admin", "itest-pw-91d3"
 REDIS_TIMEOUT = 2.0          # mdm_redis_timeout in conf/nginx/nginx.conf
 REDIS_CONNECT_TIMEOUT = 1.0  # mdm_redis_connect_timeout
+# (MDMRedisTimeout 2000 and MDMRedisConnectTimeout 1000 in
+# conf/apache/httpd.conf)
 
 # alerts, leaks, a worker that died, sanitizer reports (workers' stderr
-# goes to the error log)
-BAD_LOG = re.compile(r"\[(alert|emerg|crit)\]|open socket|leaked|"
-                     r"exited on signal|exited with code [1-9]|"
+# goes to the error log). nginx writes "[crit]", Apache "[core:crit]",
+# "[mdm:emerg]" or "[:alert]"; a dead Apache child is "AH00052: child pid
+# N exit signal Segmentation fault (11)".
+BAD_LOG = re.compile(r"\[(?:[\w-]*:)?(alert|emerg|crit)\]|open socket|"
+                     r"leaked|exited on signal|exited with code [1-9]|"
+                     r"exit signal|Segmentation fault|"
                      r"ERROR: AddressSanitizer|runtime error:")
+# errors too, for the reload and stop tests
+UNEXPECTED = re.compile(r"\[(?:[\w-]*:)?(error|crit|alert|emerg)\]")
 # in the server's stderr (ASan/UBSan builds, LD_PRELOADed sanitizers)
 SANITIZER = re.compile(r"ERROR: AddressSanitizer|runtime error:")
 MDM_ID = re.compile(r"MDM\d{5}")
@@ -60,12 +70,16 @@ def module_path():
     return os.path.join(build_dir(), "ngx_mdm", "ngx_http_mdm_module.so")
 
 
-def nginx_env():
+def apache_module_path():
+    return os.path.join(build_dir(), "mod_mdm", "mod_mdm.so")
+
+
+def nginx_env(var="MDM_NGINX_PRELOAD"):
     """The environment of nginx processes. MDM_NGINX_PRELOAD (e.g. the
     libasan.so of a sanitizer build of the module) becomes their
-    LD_PRELOAD, and only theirs."""
+    LD_PRELOAD, and only theirs (MDM_APACHE_PRELOAD for apache2)."""
     env = dict(os.environ)
-    pre = os.environ.get("MDM_NGINX_PRELOAD")
+    pre = os.environ.get(var)
     if pre:
         env["LD_PRELOAD"] = pre
         env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
@@ -328,6 +342,63 @@ class ServerBase:
 
     base_url = proxied_url = verify_url = None
     checked = 0  # error log lines already checked by no_alerts
+    # what the error log says on a clean stop
+    stopped_re = re.compile(r"exit")
+    conf_src = None    # the templates
+    main_conf = None   # the file the server is started with
+
+    def values(self, run):
+        return {
+            "MODULE": self.module,
+            "WORKERS": str(self.workers),
+            "RUN": run,
+            "REDIS": self.redis_addr,
+            "CONF": os.path.join(run, "conf"),
+            "CONF_RUN": run,
+            "PKI": self.pki.dir,
+            "PORT": str(self.port),
+            "PROXIED_PORT": str(self.proxied_port),
+            "VERIFY_PORT": str(self.verify_port),
+            "UPSTREAM_PORT": str(self.upstream.port),
+            "TOPIC": " ".join(TOPICS),
+            "ADMIN_KEY": ADMIN_KEY,
+        }
+
+    run_dirs = ("conf", "logs", "tmp")
+
+    def render(self, run, edit=None):
+        """Render every template of conf_src into run/conf; edit(name,
+        text) may change a rendered file. Returns the path of main_conf
+        there."""
+        vals = self.values(run)
+        for d in self.run_dirs:
+            os.makedirs(os.path.join(run, d), exist_ok=True)
+        for name in sorted(os.listdir(self.conf_src)):
+            if not name.endswith(".conf"):
+                continue
+            with open(os.path.join(self.conf_src, name)) as f:
+                text = f.read()
+            for k, v in vals.items():
+                text = text.replace("${%s}" % k, v)
+            code = re.sub(r"#.*", "", text)
+            left = re.findall(r"\$\{[A-Z_]+\}", code)
+            assert not left, "unfilled placeholders in %s: %s" % (name, left)
+            text = self.adjust(name, text, run)
+            if edit:
+                text = edit(name, text)
+            with open(os.path.join(run, "conf", name), "w") as f:
+                f.write(text)
+        pw = subprocess.run(["openssl", "passwd", "-apr1", ADMIN_PASSWORD],
+                            check=True, capture_output=True,
+                            text=True).stdout.strip()
+        with open(os.path.join(run, "htpasswd"), "w") as f:
+            f.write("%s:%s\n" % (ADMIN_USER, pw))
+        open_tree(run)
+        return os.path.join(run, "conf", self.main_conf)
+
+    def adjust(self, name, text, run):
+        """A test-only change of a rendered template."""
+        return text
 
     def reload(self):
         raise NotImplementedError
@@ -365,8 +436,10 @@ class ServerBase:
         return [l for l in self.error_log_lines(since) if BAD_LOG.search(l)]
 
 
-class NginxServer(ServerBase):
-    name = "nginx"
+class LocalServer(ServerBase):
+    """A server run from rendered templates in a private run dir, its
+    error log in run/logs/error.log and its stderr in run/logs/stderr.log.
+    """
 
     def __init__(self, run, pki, redis, upstream, workers=2,
                  redis_addr=None):
@@ -383,58 +456,65 @@ class NginxServer(ServerBase):
         self.proxied_url = "http://127.0.0.1:%d" % self.proxied_port
         self.verify_url = "https://localhost:%d" % self.verify_port
         self.proc = None
+        self.out = None
         self.error_log = os.path.join(run, "logs", "error.log")
         self.access_log = os.path.join(run, "logs", "access.log")
         self.default_access_log = os.path.join(run, "logs",
                                                "default-access.log")
         self.conf = self.render(run)
 
-    def values(self, run):
-        return {
-            "MODULE": module_path(),
-            "WORKERS": str(self.workers),
-            "RUN": run,
-            "REDIS": self.redis_addr,
-            "CONF": os.path.join(run, "conf"),
-            "CONF_RUN": run,
-            "PKI": self.pki.dir,
-            "PORT": str(self.port),
-            "PROXIED_PORT": str(self.proxied_port),
-            "VERIFY_PORT": str(self.verify_port),
-            "UPSTREAM_PORT": str(self.upstream.port),
-            "TOPIC": " ".join(TOPICS),
-            "ADMIN_KEY": ADMIN_KEY,
-        }
+    def worker_pids(self):
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid",
+                              str(self.proc.pid)], capture_output=True,
+                             text=True).stdout
+        return sorted(int(x) for x in out.split())
 
-    def render(self, run, edit=None):
-        """Render every template of conf/nginx into run/conf; edit(name,
-        text) may change a rendered file. Returns the path of nginx.conf."""
-        vals = self.values(run)
-        for d in ("conf", "logs", "tmp"):
-            os.makedirs(os.path.join(run, d), exist_ok=True)
-        for name in sorted(os.listdir(CONF_NGINX)):
-            if not name.endswith(".conf"):
-                continue
-            with open(os.path.join(CONF_NGINX, name)) as f:
-                text = f.read()
-            for k, v in vals.items():
-                text = text.replace("${%s}" % k, v)
-            code = re.sub(r"#.*", "", text)
-            left = re.findall(r"\$\{[A-Z_]+\}", code)
-            assert not left, "unfilled placeholders in %s: %s" % (name, left)
-            if name == "nginx.conf":
-                text = self.contain_logs(text, run)
-            if edit:
-                text = edit(name, text)
-            with open(os.path.join(run, "conf", name), "w") as f:
-                f.write(text)
-        pw = subprocess.run(["openssl", "passwd", "-apr1", ADMIN_PASSWORD],
-                            check=True, capture_output=True,
-                            text=True).stdout.strip()
-        with open(os.path.join(run, "htpasswd"), "w") as f:
-            f.write("%s:%s\n" % (ADMIN_USER, pw))
-        open_tree(run)
-        return os.path.join(run, "conf", "nginx.conf")
+    def wait_ports(self):
+        for p in (self.port, self.proxied_port, self.verify_port):
+            wait_port(p, 10, self.proc)
+
+    def error_log_lines(self, since=0):
+        try:
+            with open(self.error_log, errors="replace") as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            return []
+        return lines[since:]
+
+    def bad_lines(self, since=0):
+        bad = super().bad_lines(since)
+        if since:
+            return bad
+        try:
+            with open(os.path.join(self.run, "logs", "stderr.log"),
+                      errors="replace") as f:
+                bad += [l for l in f.read().splitlines()
+                        if SANITIZER.search(l)]
+        except FileNotFoundError:
+            pass
+        return bad
+
+    def access_log_lines(self):
+        try:
+            with open(self.access_log, errors="replace") as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+
+class NginxServer(LocalServer):
+    name = "nginx"
+    conf_src = CONF_NGINX
+    main_conf = "nginx.conf"
+
+    @property
+    def module(self):
+        return module_path()
+
+    def adjust(self, name, text, run):
+        if name == "nginx.conf":
+            text = self.contain_logs(text, run)
+        return text
 
     @staticmethod
     def contain_logs(text, run):
@@ -463,19 +543,12 @@ class NginxServer(ServerBase):
         self.proc = subprocess.Popen([NGINX, "-p", self.run, "-c", self.conf],
                                      stdout=self.out, stderr=self.out,
                                      env=nginx_env())
-        for p in (self.port, self.proxied_port, self.verify_port):
-            wait_port(p, 10, self.proc)
+        self.wait_ports()
 
     @property
     def master_pid(self):
         with open(os.path.join(self.run, "nginx.pid")) as f:
             return int(f.read().strip())
-
-    def worker_pids(self):
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid",
-                              str(self.proc.pid)], capture_output=True,
-                             text=True).stdout
-        return sorted(int(x) for x in out.split())
 
     def reload(self, timeout=15):
         """SIGHUP the master; return once the old workers are gone and the
@@ -508,48 +581,114 @@ class NginxServer(ServerBase):
         finally:
             self.out.close()
 
-    def error_log_lines(self, since=0):
+
+class ApacheServer(LocalServer):
+    """apache2 (event MPM) with mod_mdm, from conf/apache/*.conf: run in
+    the foreground (-DFOREGROUND) as the parent of its children; stopped
+    with SIGTERM, reloaded with SIGUSR1 (graceful)."""
+    name = "apache"
+    conf_src = CONF_APACHE
+    main_conf = "httpd.conf"
+    run_dirs = ("conf", "logs", "run", "htdocs")
+    stopped_re = re.compile(r"caught SIGTERM, shutting down")
+
+    @property
+    def module(self):
+        return apache_module_path()
+
+    @staticmethod
+    def defines():
+        # User nobody / Group nogroup when started as root
+        return ["-DRUN_AS_ROOT"] if os.getuid() == 0 else []
+
+    def argv(self, run, conf, *extra):
+        # always -d and -f: without -f apache2 reads /etc/apache2
+        return [APACHE, "-d", run, "-f", conf] + self.defines() + list(extra)
+
+    def test_config(self, run=None, conf=None):
+        run = run or self.run
+        conf = conf or self.conf
+        return subprocess.run(self.argv(run, conf, "-t"),
+                              capture_output=True, text=True, timeout=30,
+                              env=nginx_env("MDM_APACHE_PRELOAD"))
+
+    def start(self):
+        t = self.test_config()
+        assert t.returncode == 0, "apache2 -t failed:\n" + t.stderr
+        self.out = open(os.path.join(self.run, "logs", "stderr.log"), "ab")
+        self.proc = subprocess.Popen(
+            self.argv(self.run, self.conf, "-DFOREGROUND"),
+            stdout=self.out, stderr=self.out,
+            env=nginx_env("MDM_APACHE_PRELOAD"))
+        self.wait_ports()
+        # serving once the children are up
+        end = time.time() + 10
+        while not self.worker_pids() or not os.path.exists(self.pid_file):
+            if time.time() > end or self.proc.poll() is not None:
+                raise RuntimeError("apache2 did not start: %s" %
+                                   "\n".join(self.error_log_lines()))
+            time.sleep(0.05)
+
+    @property
+    def pid_file(self):
+        return os.path.join(self.run, "run", "httpd.pid")
+
+    @property
+    def master_pid(self):
         try:
-            with open(self.error_log, errors="replace") as f:
-                lines = f.read().splitlines()
-        except FileNotFoundError:
-            return []
-        return lines[since:]
+            with open(self.pid_file) as f:
+                return int(f.read().strip())
+        except (FileNotFoundError, ValueError):
+            return self.proc.pid
 
-    def bad_lines(self, since=0):
-        bad = super().bad_lines(since)
-        if since:
-            return bad
+    def reload(self, timeout=15):
+        """SIGUSR1 (graceful restart); return once the new generation
+        serves and the old children are gone."""
+        old = set(self.worker_pids())
+        mark = self.log_mark()
+        os.kill(self.master_pid, signal.SIGUSR1)
+        end = time.time() + timeout
+        while time.time() < end:
+            lines = self.error_log_lines(mark)
+            cur = set(self.worker_pids())
+            if any("resuming normal operations" in l for l in lines) and \
+                    not (cur & old) and cur:
+                return
+            time.sleep(0.05)
+        raise AssertionError("graceful restart did not complete: %s" %
+                             "\n".join(self.error_log_lines(mark)))
+
+    def stop(self, timeout=20):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.kill(self.master_pid, signal.SIGTERM)
         try:
-            with open(os.path.join(self.run, "logs", "stderr.log"),
-                      errors="replace") as f:
-                bad += [l for l in f.read().splitlines()
-                        if SANITIZER.search(l)]
-        except FileNotFoundError:
-            pass
-        return bad
-
-    def access_log_lines(self):
-        try:
-            with open(self.access_log, errors="replace") as f:
-                return f.read().splitlines()
-        except FileNotFoundError:
-            return []
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("apache2 did not stop on SIGTERM in %ss" %
+                                 timeout)
+        finally:
+            self.out.close()
 
 
-SERVERS = {"nginx": NginxServer}
+SERVERS = {"nginx": NginxServer, "apache": ApacheServer}
 
 
 def make_server(kind, run, pki, redis, upstream, **kw):
     if kind == "nginx" and not os.path.exists(module_path()):
         pytest.fail("module not built: %s (set MDM_BUILD)" % module_path())
+    if kind == "apache" and not os.path.exists(apache_module_path()):
+        pytest.skip("mod_mdm not built: no %s (the Apache half runs once "
+                    "it is)" % apache_module_path())
     os.makedirs(run, exist_ok=True)
     open_parents(run, os.path.dirname(os.path.dirname(run)))
     return SERVERS[kind](run, pki, redis, upstream, **kw)
 
 
-# MDM_SERVERS=nginx,apache once an Apache variant exists
-SERVER_PARAMS = os.environ.get("MDM_SERVERS", "nginx").split(",")
+# MDM_SERVERS=nginx (or apache) runs one half only
+SERVER_PARAMS = os.environ.get("MDM_SERVERS", "nginx,apache").split(",")
 
 
 @pytest.fixture(scope="session", params=SERVER_PARAMS)

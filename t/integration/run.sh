@@ -1,7 +1,8 @@
 #!/bin/sh
-# Integration tests of the nginx module: run.sh [BUILD_DIR]
+# Integration tests of the nginx and Apache modules: run.sh [BUILD_DIR]
 # Runs Debian's pytest-3 on t/integration with MDM_BUILD=BUILD_DIR
-# (default: ./build). Exits non-zero on any failure, and when no test ran.
+# (default: ./build); the Apache half is skipped while mod_mdm/mod_mdm.so
+# is not built. Exits non-zero on any failure, and when no test ran.
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)

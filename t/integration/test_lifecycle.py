@@ -2,6 +2,7 @@
 
 import plistlib
 import os
+import time
 import uuid as uuidlib
 
 import pytest
@@ -337,3 +338,44 @@ def test_real_samples_nanomdm_and_user(server, pki, redis, admin):
     assert rr["user_short_name"] == b"cjoe"
     r = admin.enrollment(eid)
     assert r.status_code == 200 and r.json()["id"] == eid
+
+
+def test_access_log_of_refusals(server, pki, redis):
+    """A refusal's MDM id and identity verdict reach the access log (an
+    identity refusal comes before the message is read: id=-)."""
+    stranger = Device(server, pki, ident="stranger")
+    unbound = Device(server, pki)
+    cases = [
+        (stranger.authenticate, ("id=- ", "identity=untrusted",
+                                 "cert=" + cert_sha256(stranger.cert_path),
+                                 "err=MDM02005")),
+        (Device(server, pki, identity="none").authenticate,
+         ("id=- ", "identity=none", "cert=- ", "err=MDM02001")),
+        (unbound.idle, ("id=%s " % unbound.udid, "msg=Idle", "identity=ok",
+                        "err=MDM03003")),
+    ]
+    def new_lines(marks=None):
+        out = []
+        for i, path in enumerate((server.access_log,
+                                  server.default_access_log)):
+            try:
+                with open(path, errors="replace") as f:
+                    ls = f.read().splitlines()
+            except FileNotFoundError:
+                ls = []
+            out.append(ls[marks[i]:] if marks else ls)
+        return out
+
+    marks = [len(ls) for ls in new_lines()]
+    for fn, _ in cases:
+        assert fn().status_code == 400
+    end = time.time() + 2
+    while True:
+        lines = sum(new_lines(marks), [])
+        missing = [want for _, want in cases
+                   if not any(" 400 " in l and all(w in l for w in want)
+                              for l in lines)]
+        if not missing or time.time() > end:
+            break
+        time.sleep(0.1)
+    assert not missing, (missing, lines)

@@ -1,6 +1,7 @@
 """Storage failures: 503 + Retry-After within mdm_redis_timeout, never a
 hang, and recovery without losing queued commands."""
 
+import concurrent.futures
 import plistlib
 import socket
 import ssl
@@ -141,3 +142,27 @@ def test_redis_stopped(server, pki, redis):
         assert r.status_code == 200 and r.content == b"", (r.status_code,
                                                            r.content[:200])
     assert admin.queue(d.udid).status_code == 200
+
+
+def test_redis_restart_between_requests(server, pki, redis):
+    """Redis restarted while the server's connections to it are idle
+    (closed by Redis): once Redis is back, no request gets a 503 (nginx
+    notices the close in its event loop; a pool must not hand out a dead
+    connection)."""
+    def burst():
+        with concurrent.futures.ThreadPoolExecutor(12) as ex:
+            return list(ex.map(lambda _: Admin(server, pki).queue(
+                "RESTART-TEST-0001").status_code, range(24)))
+
+    assert 503 not in burst()   # connections opened in every worker
+    redis.restart()
+    time.sleep(0.3)
+    mark = server.log_mark()
+    try:
+        got = burst()
+        assert 503 not in got, (got, [l for l in server.error_log_lines(mark)
+                                      if "MDM0" in l])
+    finally:
+        # a failure here must not leave dead connections to later tests
+        for _ in range(4):
+            burst()

@@ -138,6 +138,17 @@ def test_refused_certificate_signature(ident, server, pki, redis):
 def test_refused_certificate_tls(ident, server, pki, redis):
     # (an expired TLS certificate is refused by nginx itself, before us)
     d = Device(server, pki, ident=ident, identity="tls")
+    if server.name == "apache" and ident == "serverauth":
+        # mod_ssl's optional_no_ca forgives only an unknown issuer: a
+        # certificate not for clientAuth fails the handshake (AH02276,
+        # "unsuitable certificate purpose"), before the module sees it
+        before = digest(redis)
+        mark = server.log_mark()
+        with pytest.raises(requests.exceptions.ConnectionError):
+            d.authenticate()
+        server.wait_log_id("AH02276", mark)
+        assert digest(redis) == before
+        return
     refused(server, redis, d.authenticate, 400, "MDM02005")
 
 
@@ -294,3 +305,23 @@ def test_admin_errors(server, pki, redis, admin):
     assert admin.req("GET", "/push/" + a.udid).status_code == 405
     assert admin.req("GET", "/no-such-thing").status_code == 404
     assert admin.req("GET", "/").status_code == 404
+
+
+def test_admin_only_from_localhost(server, pki):
+    """The admin API is for 127.0.0.1 only (nginx allow/deny, Apache
+    Require ip): a client on 127.0.0.2 gets 403, credentials or not."""
+    host, port = server.base_url.split("://")[1].split(":")
+    ctx = ssl.create_default_context(cafile=pki.root)
+    auth = base64.b64encode(("%s:%s" % server.admin_auth).encode()).decode()
+    c = http.client.HTTPSConnection(host, int(port), context=ctx,
+                                    timeout=10,
+                                    source_address=("127.0.0.2", 0))
+    try:
+        c.request("GET", "/mdm/admin/queue/SOME-DEVICE",
+                  headers={"Authorization": "Basic " + auth,
+                           "X-API-Key": server.admin_key})
+        r = c.getresponse()
+        r.read()
+    finally:
+        c.close()
+    assert r.status == 403, r.status

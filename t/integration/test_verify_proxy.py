@@ -4,6 +4,7 @@ ordinary proxy_pass upstream, forgeries refused with 400."""
 import plistlib
 
 import pytest
+import requests
 
 from mdmdevice import (CT_CHECKIN, CT_REPORT, Device, cert_sha256, rfc9440,
                        sign)
@@ -116,4 +117,78 @@ def test_oversized_refused(server, pki, upstream):
     from test_refusals import raw_put
     assert raw_put(server, pki, "/mdm/connect", 2 * 1024 * 1024,
                    url=server.verify_url) == 413
+    assert upstream.requests == []
+
+
+@pytest.mark.parametrize("size", [70000, 900000])
+def test_large_body_reaches_upstream(size, server, pki, upstream):
+    """A body of many buffers, with a Content-Length: whole upstream."""
+    d = proxy_device(server, pki)
+    body = plistlib.dumps({"Status": "Idle", "UDID": d.udid,
+                           "Pad": "%x" % size * (size // len("%x" % size))})
+    r = d.send_raw("report", body)
+    assert r.status_code == 200, (r.status_code, r.text)
+    u = only_request(upstream)
+    assert len(u["body"]) == len(body) and u["body"] == body
+    assert u["headers"]["content-length"] == str(len(body))
+
+
+def test_chunked_body_reaches_upstream(server, pki, upstream):
+    """A chunked device body (no Content-Length) is verified and reaches
+    the upstream whole, with a Content-Length (nginx buffers it; Apache
+    spools it: proxy-sendcl)."""
+    d = proxy_device(server, pki)
+    body = plistlib.dumps({"Status": "Idle", "UDID": d.udid,
+                           "Pad": "x" * 200000})
+    h = {"Content-Type": CT_REPORT}
+    h.update(d.identity_headers(body))
+    r = d.session.put(server.verify_url + "/mdm/connect",
+                      data=iter([body[:1000], body[1000:]]), headers=h,
+                      timeout=15)
+    assert r.status_code == 200, (r.status_code, r.text)
+    u = only_request(upstream)
+    assert u["body"] == body
+    assert u["headers"]["content-length"] == str(len(body))
+    assert u["headers"]["x-mdm-udid"] == d.udid
+
+
+def test_identity_per_request_on_one_connection(server, pki, upstream):
+    """Requests of different devices on one keep-alive connection: each
+    is verified on its own, nothing of the previous one carries over."""
+    d1 = proxy_device(server, pki)
+    d2 = proxy_device(server, pki, ident="dev2")
+    anon = proxy_device(server, pki, identity="none")
+    d2.session = anon.session = d1.session
+    for d in (d1, d2, d1):
+        upstream.clear()
+        r = d.idle()
+        assert r.status_code == 200, (r.status_code, r.text)
+        h = only_request(upstream)["headers"]
+        assert h["client-cert"] == rfc9440(d.cert_path)
+        assert h["x-mdm-udid"] == d.udid
+    upstream.clear()
+    mark = server.log_mark()
+    r = anon.idle()
+    assert r.status_code == 400, (r.status_code, r.text)
+    server.wait_log_id("MDM02001", mark)
+    assert upstream.requests == []
+    # and the connection still serves a good one
+    r = d2.idle()
+    assert r.status_code == 200, (r.status_code, r.text)
+
+
+def test_chunked_oversized_refused(server, pki, upstream):
+    d = proxy_device(server, pki)
+    body = plistlib.dumps({"Status": "Idle", "UDID": d.udid,
+                           "Pad": "x" * 1500000})
+    h = {"Content-Type": CT_REPORT}
+    h.update(d.identity_headers(body))
+    try:
+        r = d.session.put(server.verify_url + "/mdm/connect",
+                          data=iter([body]), headers=h, timeout=15)
+        assert r.status_code == 413, (r.status_code, [
+            (u["headers"].get("content-length"), len(u["body"]))
+            for u in upstream.requests])
+    except requests.exceptions.ConnectionError:
+        pass  # the server may close while we still send
     assert upstream.requests == []
