@@ -5,7 +5,7 @@
 # Needs: wrk, apache2, redis-server, /usr/bin/python3 with cryptography.
 set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
-build=${1:-$src/build}
+build=$(cd "${1:-$src/build}" && pwd)
 secs=${2:-10}
 conns=${3:-32}
 work=$(mktemp -d /tmp/mdm-bench-apache-XXXXXX)

@@ -5,7 +5,7 @@
 #   bench/core.sh [BUILD_DIR] [N_ENROLLMENTS]
 set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
-build=${1:-$src/build}
+build=$(cd "${1:-$src/build}" && pwd)
 n=${2:-100000}
 work=$(mktemp -d /tmp/mdm-bench-XXXXXX)
 redis_pid=""
