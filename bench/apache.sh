@@ -130,6 +130,13 @@ run "Idle, empty queue" "https://127.0.0.1:$port/mdm/connect" idle $mdm
 {"CommandUUID":"BENCH-CMD-0001","Command":{"RequestType":"DeviceInformation"}}
 EOF2
 run "Idle + Acknowledged, command queued" "https://127.0.0.1:$port/mdm/connect" idle,ack $mdm
+if [ -n "${MDM_BENCH_PROFILE:-}" ]; then
+    perf record -g -o "$MDM_BENCH_PROFILE" -p "$child" -- sleep 5 \
+        >/dev/null 2>&1 &
+    perf_pid=$!
+    run "Idle (profiled: $MDM_BENCH_PROFILE)" "https://127.0.0.1:$port/mdm/connect" idle $mdm
+    wait "$perf_pid"
+fi
 run "TokenUpdate" "https://127.0.0.1:$port/mdm/checkin" tokenupdate $mdm-checkin
 printf 'child RSS before: %s KB, after: %s KB\n' "$rss0" "$(rss)"
 grep -E '\[(mdm|core):(error|crit|alert|emerg)\]' "$work/logs/error.log" | head -5 || true
