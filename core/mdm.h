@@ -199,7 +199,10 @@ typedef enum {
     MDM_ADMIN_QUEUE,       /* ids[0]: list its queue */
     MDM_ADMIN_DELETE,      /* ids[0], uuid: remove one queued command */
     MDM_ADMIN_CLEAR,       /* ids[0]: clear its queue */
-    MDM_ADMIN_RESULT       /* ids[0], uuid: read a result */
+    MDM_ADMIN_RESULT,      /* ids[0], uuid: read a result */
+    MDM_ADMIN_REVOKE       /* ids[0]: revoke its identity certificate; uuid:
+                              that certificate's SHA-256 (hex), NULL for the
+                              one bound now */
 } mdm_admin_op_t;
 
 typedef struct {
@@ -227,6 +230,7 @@ mdm_req_t *mdm_req_new_admin(const mdm_conf_t *c, const mdm_admin_args_t *a);
  *   GET    /enrollments/ID
  *   GET    /queue/ID        DELETE /queue/ID        DELETE /queue/ID/UUID
  *   GET    /results/ID/UUID
+ *   POST   /revoke/ID[/SHA256]  refuse the certificate from now on
  */
 mdm_req_t *mdm_req_new_admin_http(const mdm_conf_t *c, const char *method,
                                   size_t mlen, const char *path, size_t plen,

@@ -310,10 +310,11 @@ push_keys(mdm_req_t *r, size_t i, mdm_keys_t *k)
     return 0;
 }
 
+/* dequeue and revoke: one script on the enrollment's keys, one argument */
 static void
 plan_dequeue(mdm_req_t *r, const mdm_keys_t *k, const char *uuid, int eval)
 {
-    mdm_req_evalsha(r, MDM_LUA_DEQUEUE);
+    mdm_req_evalsha(r, r->script);
     if (eval) {
         mdm_planb_to_eval(&r->pb, r->pb.ncmds - 1, mdm_script(r->script));
     }
@@ -409,10 +410,14 @@ plan_main(mdm_req_t *r)
         break;
     case MDM_ADMIN_DELETE:
     case MDM_ADMIN_CLEAR:
+    case MDM_ADMIN_REVOKE:
         if (push_keys(r, 0, &k) != 0) {
             break;
         }
-        plan_dequeue(r, &k, r->a.op == MDM_ADMIN_DELETE ? r->uuid : "",
+        r->script =
+            r->a.op == MDM_ADMIN_REVOKE ? MDM_LUA_REVOKE : MDM_LUA_DEQUEUE;
+        plan_dequeue(r, &k,
+                     r->a.op != MDM_ADMIN_CLEAR && r->uuid ? r->uuid : "",
                      r->evalled);
         mdm_keys_clear(&k);
         nreplies = 1;
@@ -424,6 +429,23 @@ plan_main(mdm_req_t *r)
     }
     r->state = AST_MAIN;
     return MDM_STEP_REDIS;
+}
+
+/* 64 hex digits, lowercased in place as stored hashes are; 0 if not */
+static int
+sha256_hex_lower(char *s)
+{
+    size_t i;
+
+    for (i = 0; s[i]; i++) {
+        if (i >= 64 || mdm_hexval((unsigned char) s[i]) < 0) {
+            return 0;
+        }
+        if (s[i] >= 'A' && s[i] <= 'F') {
+            s[i] = (char) (s[i] - 'A' + 'a');
+        }
+    }
+    return i == 64;
 }
 
 mdm_step_t
@@ -454,10 +476,14 @@ mdm_admin_start(mdm_req_t *r)
         (r->uuid == NULL || !mdm_id_valid(r->uuid, strlen(r->uuid)))) {
         return admin_error(r, 400, "MDM05003", "invalid command uuid");
     }
+    if (r->a.op == MDM_ADMIN_REVOKE && r->uuid && !sha256_hex_lower(r->uuid)) {
+        return admin_error(r, 400, "MDM05015",
+                           "invalid certificate SHA-256 (64 hex digits)");
+    }
     if (r->a.op == MDM_ADMIN_ENQUEUE && admin_command(r, &why) != 0) {
         return admin_error(r, 400, "MDM05004", why);
     }
-    if (r->a.op < MDM_ADMIN_ENQUEUE || r->a.op > MDM_ADMIN_RESULT) {
+    if (r->a.op < MDM_ADMIN_ENQUEUE || r->a.op > MDM_ADMIN_REVOKE) {
         return admin_error(r, 400, "MDM05005", "unknown operation");
     }
     return plan_main(r);
@@ -655,6 +681,36 @@ feed_queue(mdm_req_t *r, struct redisReply *const *rep)
         r, 200, json_pack("{s:s,s:o}", "id", r->ids[0], "commands", list));
 }
 
+static mdm_step_t
+feed_revoke(mdm_req_t *r, const redisReply *rep)
+{
+    const char *s;
+
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+        rep->element[0]->type != REDIS_REPLY_STRING) {
+        return mdm_req_storage_failed(r, rep);
+    }
+    s = rep->element[0]->str;
+    if (strcmp(s, "UNKNOWN") == 0) {
+        return admin_error(r, 404, "MDM05007", "unknown enrollment");
+    }
+    if (strcmp(s, "NOCERT") == 0) {
+        return admin_error(r, 409, "MDM05016",
+                           "no certificate is bound to this enrollment; "
+                           "name the one to revoke by its SHA-256");
+    }
+    if (strcmp(s, "OK") != 0 || rep->elements < 2 ||
+        rep->element[1]->type != REDIS_REPLY_STRING) {
+        return mdm_req_storage_failed(r, rep);
+    }
+    mdm_req_log(r, MDM_LOG_NOTICE, "MDM05017",
+                "certificate sha256 %s revoked for enrollment %s",
+                rep->element[1]->str, r->ids[0]);
+    return reply_json(r, 200,
+                      json_pack("{s:s,s:s}", "id", r->ids[0], "revoked",
+                                rep->element[1]->str));
+}
+
 mdm_step_t
 mdm_admin_feed(mdm_req_t *r, struct redisReply *const *rep, size_t n)
 {
@@ -721,6 +777,8 @@ mdm_admin_feed(mdm_req_t *r, struct redisReply *const *rep, size_t n)
         }
         return reply_json(r, 200,
                           json_pack("{s:I}", "removed", (json_int_t) i));
+    case MDM_ADMIN_REVOKE:
+        return feed_revoke(r, rep[0]);
     default:
         return admin_error(r, 400, "MDM05005", "unknown operation");
     }
@@ -861,6 +919,12 @@ mdm_req_new_admin_http(const mdm_conf_t *c, const char *method, size_t mlen,
         want = "DELETE";
         a.op = MDM_ADMIN_DELETE;
         if (!is_del) {
+            goto not_allowed;
+        }
+    } else if (SEG("revoke") && (nseg == 2 || nseg == 3)) {
+        want = "POST";
+        a.op = MDM_ADMIN_REVOKE;
+        if (!is_post) {
             goto not_allowed;
         }
     } else if (SEG("results") && nseg == 3) {

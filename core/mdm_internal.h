@@ -66,6 +66,7 @@ typedef enum {
     MDM_LUA_REPORT,
     MDM_LUA_ENQUEUE,
     MDM_LUA_DEQUEUE,
+    MDM_LUA_REVOKE,
     MDM_LUA_COUNT
 } mdm_lua_t;
 

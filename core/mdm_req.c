@@ -843,6 +843,14 @@ mdm_req_feed(mdm_req_t *r, struct redisReply *const *replies, size_t n)
                            "Authenticate first",
                            r->vars[MDM_VAR_MESSAGE], r->msg.id, r->cert_hash));
     }
+    if (strcmp(s, "REVOKED") == 0) {
+        return refuse_stored(
+            r,
+            mdm_req_refuse(r, 400, MDM_LOG_WARN, "MDM03005",
+                           "%s from %s refused: certificate sha256 %s was "
+                           "revoked",
+                           r->vars[MDM_VAR_MESSAGE], r->msg.id, r->cert_hash));
+    }
     if (strcmp(s, "MISMATCH") == 0) {
         return refuse_stored(
             r,

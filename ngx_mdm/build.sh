@@ -21,5 +21,12 @@ if [ ! -f "$out/Makefile" ] || [ "$mod/config" -nt "$out/Makefile" ]; then
         --add-dynamic-module="$mod" --builddir="$out" >"$out/configure.out" 2>&1 ||
         { tail -30 "$out/configure.out"; exit 1; }
 fi
+# nginx's Makefile knows the module's sources, not the libraries it links:
+# relink when one of them is newer than the module
+for f in $libs; do
+    if [ -f "$f" ] && [ "$f" -nt "$out/ngx_http_mdm_module.so" ]; then
+        rm -f "$out/ngx_http_mdm_module.so"
+    fi
+done
 make -s -f "$out/Makefile" -C "$src" modules >"$out/make.out" 2>&1 ||
     { cat "$out/make.out"; exit 1; }

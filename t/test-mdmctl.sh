@@ -51,5 +51,13 @@ check 1 "no result" $bin $r result DEV-1 NOPE
 check 0 "clear" $bin $r clear DEV-1
 check 0 "show" $bin $r show DEV-1
 check 1 "show unknown" $bin $r show NOBODY
+check 2 "revoke: too many arguments" $bin $r revoke DEV-1 A B
+check 1 "revoke: nothing bound" $bin $r revoke DEV-1
+check 1 "revoke: bad hash" $bin $r revoke DEV-1 xyz
+h=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+redis-cli -p "$port" HSET 'mdm:{DEV-1}:rec' cert $h >/dev/null
+check 0 "revoke" $bin $r revoke DEV-1
+[ "$(redis-cli -p "$port" HEXISTS 'mdm:{DEV-1}:rec' "revoked:$h")" = 1 ] ||
+    { fail=$((fail + 1)); echo "FAIL: revoke stored nothing"; }
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

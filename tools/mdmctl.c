@@ -25,6 +25,9 @@ static const char usage[] =
     "  delete ID UUID     remove one queued command\n"
     "  clear ID           remove every queued command\n"
     "  result ID UUID     show a command result\n"
+    "  revoke ID [SHA256] refuse the device's identity certificate (the\n"
+    "                     bound one, or the one with this SHA-256) from now "
+    "on\n"
     "\n"
     "  --redis ADDR       host:port, or a unix socket path\n"
     "                     (default 127.0.0.1:6379, or $MDM_REDIS)\n"
@@ -202,6 +205,14 @@ main(int argc, char **argv)
         NEED(2);
         a.op = op[0] == 'd' ? MDM_ADMIN_DELETE : MDM_ADMIN_RESULT;
         a.uuid = argv[1];
+    } else if (strcmp(op, "revoke") == 0) {
+        if (argc != 1 && argc != 2) {
+            fprintf(stderr, "mdmctl: revoke takes 1 or 2 arguments\n\n%s",
+                    usage);
+            return 2;
+        }
+        a.op = MDM_ADMIN_REVOKE;
+        a.uuid = argc == 2 ? argv[1] : NULL;
     } else {
         fprintf(stderr, "mdmctl: unknown command \"%s\"\n\n%s", op, usage);
         return 2;

@@ -4,6 +4,9 @@
 --   ARGV[4] device base (key prefix of the device channel)
 --   ARGV[5..] field/value pairs for the device record
 -- The certificate was claimed globally beforehand (SET NX on its own key).
+if mdm_revoked() then
+    return {'REVOKED'}
+end
 local t = mdm_now()
 if ARGV[1] ~= 'off' and ARGV[2] ~= '' then
     local cur = redis.call('HGET', KEYS[1], 'cert')

@@ -12,9 +12,20 @@ local function mdm_now()
     return redis.call('TIME')[1]
 end
 
+-- True when the admin revoked this certificate on this device (revoke.lua):
+-- read from the record the script touches anyway, so revocation costs the
+-- device path no extra round trip.
+local function mdm_revoked()
+    return ARGV[2] ~= '' and
+        redis.call('HEXISTS', KEYS[1], 'revoked:' .. ARGV[2]) == 1
+end
+
 -- nil when the request may proceed, else the refusal reply.
 local function mdm_bind_check()
     local mode, hash = ARGV[1], ARGV[2]
+    if mdm_revoked() then
+        return {'REVOKED'}
+    end
     if mode == 'off' then
         return nil
     end

@@ -312,6 +312,10 @@ class Admin:
     def result(self, eid, uuid):
         return self.req("GET", "/results/%s/%s" % (eid, uuid))
 
+    def revoke(self, eid, sha256=None):
+        return self.req("POST", "/revoke/" + eid +
+                        ("/" + sha256 if sha256 else ""))
+
 
 def command(request_type, uuid=None, **fields):
     """An enqueue envelope."""

@@ -58,6 +58,26 @@ def test_certificate_mismatch(identity, server, pki, redis):
     refused(server, redis, evil.checkout, 400, "MDM03004")
 
 
+@pytest.mark.parametrize("identity", ["signature", "tls"])
+def test_revoked_certificate(identity, server, pki, redis):
+    """Revoked through the admin API: refused on its next check-in and
+    command request (Authenticate included), a new identity enrolls."""
+    d = Device(server, pki, ident="dev1", identity=identity).enroll()
+    admin = Admin(server, pki)
+    mark = server.log_mark()
+    r = admin.revoke(d.udid)
+    assert r.status_code == 200, r.text
+    server.wait_log_id("MDM05017", mark)
+    assert len(r.json()["revoked"]) == 64
+    for fn in (d.idle, d.token_update, d.authenticate):
+        refused(server, redis, fn, 400, "MDM03005")
+    assert admin.revoke(d.udid).status_code == 409
+    assert admin.revoke(d.udid, "zz").status_code == 400
+    fresh = Device(server, pki, udid=d.udid, ident="dev2",
+                   identity=identity).enroll()
+    assert fresh.idle().status_code == 200
+
+
 def test_unbound(server, pki, redis):
     d = Device(server, pki)
     refused(server, redis, d.idle, 400, "MDM03003")

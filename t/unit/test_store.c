@@ -790,6 +790,84 @@ test_binding(void **state)
     mdm_conf_free(c);
 }
 
+/* revoke: the bound certificate is refused on every path from the next
+ * request on, in the same round trip; a new certificate enrolls again */
+static void
+test_revoke(void **state)
+{
+    mdm_conf_t *c = make_conf("strict", NULL, NULL);
+    sim_resp_t r;
+    char out[1024], key[300], *bound, *v;
+    mdm_req_t *q;
+
+    (void) state;
+    enroll(c, &dev1, UDID1);
+    snprintf(key, sizeof(key), "t:{%s}:rec", UDID1);
+    bound = hget(key, "cert");
+    assert_non_null(bound);
+
+    /* bad hash, unknown enrollment, wrong method over HTTP */
+    assert_int_equal(
+        admin(c, MDM_ADMIN_REVOKE, UDID1, "abc", NULL, out, sizeof(out)), 400);
+    assert_non_null(strstr(out, "MDM05015"));
+    assert_int_equal(
+        admin(c, MDM_ADMIN_REVOKE, "UDID-NEVER", NULL, NULL, out, sizeof(out)),
+        404);
+    q = mdm_req_new_admin_http(c, "GET", 3, "/revoke/X", 9, NULL, 0, NULL, 0);
+    assert_int_equal(mdm_req_start(q), MDM_STEP_DONE);
+    assert_int_equal(mdm_req_response(q)->status, 405);
+    mdm_req_free(q);
+
+    assert_int_equal(
+        admin(c, MDM_ADMIN_REVOKE, UDID1, NULL, NULL, out, sizeof(out)), 200);
+    assert_non_null(strstr(out, bound));
+    assert_non_null(strstr(logbuf, "MDM05017"));
+    assert_null(hget(key, "cert"));
+    v = hget(key, "enabled");
+    assert_string_equal(v, "0");
+    free(v);
+    /* nothing bound any more: naming no certificate is a conflict */
+    assert_int_equal(
+        admin(c, MDM_ADMIN_REVOKE, UDID1, NULL, NULL, out, sizeof(out)), 409);
+
+    /* every device path refuses the revoked certificate, Authenticate too */
+    assert_int_equal(report(c, &dev1, UDID1, NULL, "Idle", NULL, &r), 400);
+    assert_string_equal(r.error_id, "MDM03005");
+    sim_resp_free(&r);
+    SEND(c, MDM_EP_CHECKIN, &dev1, &r, "MessageType", "TokenUpdate", "UDID",
+         UDID1, "Topic", TOPIC, "Token", "x", "PushMagic", "y");
+    assert_int_equal(r.status, 400);
+    assert_string_equal(r.error_id, "MDM03005");
+    sim_resp_free(&r);
+    SEND(c, MDM_EP_CHECKIN, &dev1, &r, "MessageType", "Authenticate", "UDID",
+         UDID1, "Topic", TOPIC);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(r.error_id, "MDM03005");
+    sim_resp_free(&r);
+    assert_null(hget(key, "cert"));
+
+    /* a new identity enrolls the same device again */
+    enroll(c, &dev2, UDID1);
+    expect_next(c, &dev2, UDID1, NULL, "Idle", NULL, NULL);
+
+    /* revoking by hash, uppercase accepted, the bound one included */
+    v = hget(key, "cert");
+    assert_non_null(v);
+    for (char *p = v; *p; p++) {
+        if (*p >= 'a' && *p <= 'f') {
+            *p = (char) (*p - 'a' + 'A');
+        }
+    }
+    assert_int_equal(
+        admin(c, MDM_ADMIN_REVOKE, UDID1, v, NULL, out, sizeof(out)), 200);
+    free(v);
+    assert_int_equal(report(c, &dev2, UDID1, NULL, "Idle", NULL, &r), 400);
+    assert_string_equal(r.error_id, "MDM03005");
+    sim_resp_free(&r);
+    free(bound);
+    mdm_conf_free(c);
+}
+
 static void
 test_binding_retro(void **state)
 {
@@ -1110,6 +1188,7 @@ main(void)
         cmocka_unit_test_setup(test_noscript_fallback, flush),
         cmocka_unit_test_setup(test_binding, flush),
         cmocka_unit_test_setup(test_binding_retro, flush),
+        cmocka_unit_test_setup(test_revoke, flush),
         cmocka_unit_test_setup(test_refusal_leaves_no_event, flush),
         cmocka_unit_test_setup(test_bad_input_leaves_store, flush),
         cmocka_unit_test_setup(test_checkin_answers, flush),
