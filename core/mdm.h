@@ -76,6 +76,10 @@ void mdm_conf_free(mdm_conf_t *c);
  *   rts             off (default) | on: ReturnToService Enabled
  *   rts_wifi_profile / rts_mdm_profile   files sent with ReturnToService
  *   admin_key       API key the admin API requires (X-API-Key)
+ *   scep.NAME       an option of the SCEP CA (mdm_scep.h: ca_cert, ca_key,
+ *                   challenge, ...), for SCEP, profile and admin locations
+ *   profile.NAME    an option of the enrollment profile (mdm_profile.h:
+ *                   server_url, scep_url, sign_cert, ...)
  */
 int mdm_conf_set(mdm_conf_t *c, const char *name, const char *value, char *err,
                  size_t errlen);
@@ -242,6 +246,36 @@ mdm_req_t *mdm_req_new_admin_http(const mdm_conf_t *c, const char *method,
  * key is configured; 0 otherwise.
  */
 int mdm_conf_admin_key_ok(const mdm_conf_t *c, const char *key, size_t len);
+
+/* ------------------------------------------------------------------ */
+/* Enrollment: the SCEP CA and the enrollment profile                 */
+
+/** What a finished configuration can serve (for config-time checks). */
+typedef enum {
+    MDM_CAN_SCEP = 1,   /* scep.* options: a SCEP CA */
+    MDM_CAN_PROFILE = 2 /* profile.* options: an enrollment profile */
+} mdm_can_t;
+
+/** 1 when the finished configuration has what `what` needs, else 0. */
+int mdm_conf_can(const mdm_conf_t *c, mdm_can_t what);
+
+/**
+ * A SCEP request (RFC 8894) at a location whose configuration has a SCEP
+ * CA: GET operation=GetCACaps | GetCACert | PKIOperation&message=...,
+ * POST operation=PKIOperation with the DER pkiMessage as body. query is
+ * the raw query string (still URL-encoded), body the raw body; both
+ * borrowed until mdm_req_free(). Same start/plan/feed/response loop.
+ */
+mdm_req_t *mdm_req_new_scep_http(const mdm_conf_t *c, const char *method,
+                                 size_t mlen, const char *query, size_t qlen,
+                                 const unsigned char *body, size_t blen);
+
+/**
+ * A download of the enrollment profile (GET): one Redis round trip for a
+ * fresh one-time SCEP challenge when scep.challenge is "dynamic", none
+ * otherwise. The response is the signed .mobileconfig.
+ */
+mdm_req_t *mdm_req_new_profile(const mdm_conf_t *c);
 
 /* ------------------------------------------------------------------ */
 /* Blocking executor (tools, tests, Apache)                           */

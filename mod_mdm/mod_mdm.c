@@ -125,6 +125,45 @@ mdm_create_dir_conf(apr_pool_t *p, char *dir)
     return d;
 }
 
+static int
+mdm_opts_have(const apr_array_header_t *opts, const char *name)
+{
+    int i;
+
+    for (i = 0; opts && i < opts->nelts; i++) {
+        if (strcmp(APR_ARRAY_IDX(opts, i, mdm_opt_t).name, name) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Each scep.* / profile.* option a section does not set comes from the
+ * enclosing one: a CA set once for the virtual host serves its SCEP,
+ * profile and admin locations.
+ */
+static apr_array_header_t *
+mdm_merge_opts(apr_pool_t *p, apr_array_header_t *base, apr_array_header_t *add)
+{
+    apr_array_header_t *m;
+    int i;
+
+    if (base == NULL || add == NULL) {
+        return add ? add : base;
+    }
+    m = apr_array_make(p, base->nelts + add->nelts, sizeof(mdm_opt_t));
+    for (i = 0; i < base->nelts; i++) {
+        mdm_opt_t *o = &APR_ARRAY_IDX(base, i, mdm_opt_t);
+
+        if (!mdm_opts_have(add, o->name)) {
+            *(mdm_opt_t *) apr_array_push(m) = *o;
+        }
+    }
+    apr_array_cat(m, add);
+    return m;
+}
+
 static void *
 mdm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 {
@@ -144,6 +183,7 @@ mdm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE(user_auth);
     MERGE(admin_key);
 #undef MERGE
+    d->opts = mdm_merge_opts(p, base->opts, add->opts);
     d->verify = add->verify >= 0 ? add->verify : base->verify;
     return d;
 }
@@ -251,6 +291,54 @@ mdm_set_topic(cmd_parms *cmd, void *dv, const char *v)
     return NULL;
 }
 
+/*
+ * MDMSCEP* and MDMProfile* directives: cmd->info is the libmdm option
+ * ("*" first: repeatable). Kept as written and handed to libmdm in order,
+ * since some depend on others (a key and its passphrase file); the whole
+ * set is checked in check_config, so apachectl -t still names the
+ * directive.
+ */
+static const char *
+mdm_set_opt(cmd_parms *cmd, void *dv, const char *v)
+{
+    mdm_dir_conf_t *d = dv;
+    const char *name = cmd->info;
+    int multi = name[0] == '*';
+    size_t n;
+    mdm_opt_t *o;
+
+    name += multi;
+    if (!multi && mdm_opts_have(d->opts, name)) {
+        return apr_psprintf(cmd->pool, "%s: given twice in this section",
+                            cmd->directive->directive);
+    }
+    if (*v == '\0') {
+        return apr_psprintf(cmd->pool, "%s: needs a value",
+                            cmd->directive->directive);
+    }
+    n = strlen(name);
+    /* files are relative to ServerRoot, as everywhere in httpd */
+    if ((n > 5 && strcmp(name + n - 5, "_cert") == 0) ||
+        (n > 4 && strcmp(name + n - 4, "_key") == 0) ||
+        (n > 5 && strcmp(name + n - 5, "_file") == 0) ||
+        (n > 3 && strcmp(name + n - 3, "_ca") == 0) ||
+        (n > 6 && strcmp(name + n - 6, "_chain") == 0) ||
+        strcmp(name, "scep.chain") == 0) {
+        v = ap_server_root_relative(cmd->pool, v);
+        if (v == NULL) {
+            return apr_psprintf(cmd->pool, "%s: bad path",
+                                cmd->directive->directive);
+        }
+    }
+    if (d->opts == NULL) {
+        d->opts = apr_array_make(cmd->pool, 8, sizeof(mdm_opt_t));
+    }
+    o = apr_array_push(d->opts);
+    o->name = name;
+    o->value = v;
+    return NULL;
+}
+
 static const char *
 mdm_set_verify(cmd_parms *cmd, void *dv, int on)
 {
@@ -293,9 +381,144 @@ static const command_rec mdm_cmds[] = {
                   RSRC_CONF | ACCESS_CONF, "X-API-Key the admin API requires"),
     AP_INIT_FLAG("MDMVerify", mdm_set_verify, NULL, ACCESS_CONF,
                  "verify the device identity before proxying"),
+    AP_INIT_TAKE1("MDMSCEPCACert", mdm_set_opt, "scep.ca_cert",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.ca_cert"),
+    AP_INIT_TAKE1("MDMSCEPCAKey", mdm_set_opt, "scep.ca_key",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.ca_key"),
+    AP_INIT_TAKE1("MDMSCEPCAKeyPassFile", mdm_set_opt, "scep.ca_key_pass_file",
+                  RSRC_CONF | ACCESS_CONF,
+                  "libmdm option scep.ca_key_pass_file"),
+    AP_INIT_TAKE1("MDMSCEPChain", mdm_set_opt, "*scep.chain",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.chain"),
+    AP_INIT_TAKE1("MDMSCEPRACert", mdm_set_opt, "scep.ra_cert",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.ra_cert"),
+    AP_INIT_TAKE1("MDMSCEPRAKey", mdm_set_opt, "scep.ra_key",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.ra_key"),
+    AP_INIT_TAKE1("MDMSCEPRAKeyPassFile", mdm_set_opt, "scep.ra_key_pass_file",
+                  RSRC_CONF | ACCESS_CONF,
+                  "libmdm option scep.ra_key_pass_file"),
+    AP_INIT_TAKE1("MDMSCEPValidityDays", mdm_set_opt, "scep.validity_days",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.validity_days"),
+    AP_INIT_TAKE1("MDMSCEPMinKeyBits", mdm_set_opt, "scep.min_key_bits",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.min_key_bits"),
+    AP_INIT_TAKE1("MDMSCEPChallenge", mdm_set_opt, "scep.challenge",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.challenge"),
+    AP_INIT_TAKE1("MDMSCEPChallengeFile", mdm_set_opt, "scep.challenge_file",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.challenge_file"),
+    AP_INIT_TAKE1("MDMSCEPChallengeTTL", mdm_set_opt, "scep.challenge_ttl",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.challenge_ttl"),
+    AP_INIT_TAKE1("MDMSCEPRenewal", mdm_set_opt, "scep.renewal",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.renewal"),
+    AP_INIT_TAKE1("MDMProfileServerURL", mdm_set_opt, "profile.server_url",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.server_url"),
+    AP_INIT_TAKE1("MDMProfileCheckInURL", mdm_set_opt, "profile.checkin_url",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.checkin_url"),
+    AP_INIT_TAKE1("MDMProfileTopic", mdm_set_opt, "profile.topic",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.topic"),
+    AP_INIT_TAKE1("MDMProfilePushCert", mdm_set_opt, "profile.push_cert",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.push_cert"),
+    AP_INIT_TAKE1("MDMProfileSCEPURL", mdm_set_opt, "profile.scep_url",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.scep_url"),
+    AP_INIT_TAKE1("MDMProfileSCEPName", mdm_set_opt, "profile.scep_name",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.scep_name"),
+    AP_INIT_TAKE1("MDMProfileSCEPSubject", mdm_set_opt, "profile.scep_subject",
+                  RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.scep_subject"),
+    AP_INIT_TAKE1("MDMProfileSCEPCA", mdm_set_opt, "profile.scep_ca",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.scep_ca"),
+    AP_INIT_TAKE1("MDMProfileSCEPFingerprint", mdm_set_opt,
+                  "profile.scep_fingerprint", RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.scep_fingerprint"),
+    AP_INIT_TAKE1("MDMProfileSCEPChallenge", mdm_set_opt,
+                  "profile.scep_challenge", RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.scep_challenge"),
+    AP_INIT_TAKE1("MDMProfileSCEPKeySize", mdm_set_opt, "profile.scep_key_size",
+                  RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.scep_key_size"),
+    AP_INIT_TAKE1("MDMProfileSCEPKeyUsage", mdm_set_opt,
+                  "profile.scep_key_usage", RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.scep_key_usage"),
+    AP_INIT_TAKE1("MDMProfileSCEPRetries", mdm_set_opt, "profile.scep_retries",
+                  RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.scep_retries"),
+    AP_INIT_TAKE1("MDMProfileSCEPRetryDelay", mdm_set_opt,
+                  "profile.scep_retry_delay", RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.scep_retry_delay"),
+    AP_INIT_TAKE1("MDMProfileTrustCert", mdm_set_opt, "*profile.trust_cert",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.trust_cert"),
+    AP_INIT_TAKE1("MDMProfileOrganization", mdm_set_opt, "profile.organization",
+                  RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.organization"),
+    AP_INIT_TAKE1("MDMProfileDisplayName", mdm_set_opt, "profile.display_name",
+                  RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.display_name"),
+    AP_INIT_TAKE1("MDMProfileDescription", mdm_set_opt, "profile.description",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.description"),
+    AP_INIT_TAKE1("MDMProfileIdentifier", mdm_set_opt, "profile.identifier",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.identifier"),
+    AP_INIT_TAKE1("MDMProfileAccessRights", mdm_set_opt,
+                  "profile.access_rights", RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.access_rights"),
+    AP_INIT_TAKE1("MDMProfileSignMessage", mdm_set_opt, "profile.sign_message",
+                  RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.sign_message"),
+    AP_INIT_TAKE1("MDMProfileCheckOutWhenRemoved", mdm_set_opt,
+                  "profile.check_out_when_removed", RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.check_out_when_removed"),
+    AP_INIT_TAKE1("MDMProfileUseDevelopmentAPNS", mdm_set_opt,
+                  "profile.use_development_apns", RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.use_development_apns"),
+    AP_INIT_TAKE1("MDMProfileServerCapabilities", mdm_set_opt,
+                  "profile.server_capabilities", RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.server_capabilities"),
+    AP_INIT_TAKE1("MDMProfileSignCert", mdm_set_opt, "profile.sign_cert",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.sign_cert"),
+    AP_INIT_TAKE1("MDMProfileSignKey", mdm_set_opt, "profile.sign_key",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.sign_key"),
+    AP_INIT_TAKE1("MDMProfileSignChain", mdm_set_opt, "profile.sign_chain",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.sign_chain"),
+    AP_INIT_TAKE1("MDMProfileUnsigned", mdm_set_opt, "profile.unsigned",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.unsigned"),
+
     {NULL}};
 
 /* ---------------------------------------------------------------- */
+
+const char *
+mdm_opt_error(apr_pool_t *p, const char *err)
+{
+    const command_rec *c;
+    const char *colon = strchr(err, ':');
+    size_t n = colon ? (size_t) (colon - err) : 0;
+
+    for (c = mdm_cmds; n && c->name; c++) {
+        const char *o = c->cmd_data;
+
+        if (c->func.take1 != mdm_set_opt) {
+            continue;
+        }
+        o += o[0] == '*';
+        if (strlen(o) == n && strncmp(o, err, n) == 0) {
+            return apr_pstrcat(p, c->name, colon, NULL);
+        }
+    }
+    return err;
+}
+
+int
+mdm_apply_opts(mdm_conf_t *c, const mdm_dir_conf_t *d, char *err, size_t errlen)
+{
+    int i;
+
+    for (i = 0; d->opts && i < d->opts->nelts; i++) {
+        mdm_opt_t *o = &APR_ARRAY_IDX(d->opts, i, mdm_opt_t);
+
+        if (mdm_conf_set(c, o->name, o->value, err, errlen) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
 
 /*
  * Incomplete configurations fail apachectl -t here (check_config runs
@@ -318,10 +541,27 @@ mdm_check_section(const mdm_dir_conf_t *d, int redis, const char *where,
     int device = d->identity || d->topics || d->binding || d->identity_header ||
                  d->verify == 1;
     int any = device || d->admin_key || d->prefix || d->results_ttl ||
-              d->events_maxlen || d->user_auth;
+              d->events_maxlen || d->user_auth || d->opts;
 
     if (any && d->verify != 1 && !redis) {
         return apr_psprintf(p, "%s: MDM settings without MDMRedis", where);
+    }
+    if (d->opts) {
+        /* the SCEP CA and profile files load now, as they will in a child */
+        mdm_conf_t *c = mdm_conf_new();
+        char err[512];
+        int bad;
+
+        if (c == NULL) {
+            return "out of memory";
+        }
+        bad = mdm_conf_set(c, "identity", "none", err, sizeof(err)) != 0 ||
+              mdm_apply_opts(c, d, err, sizeof(err)) != 0 ||
+              mdm_conf_finish(c, err, sizeof(err)) != 0;
+        mdm_conf_free(c);
+        if (bad) {
+            return apr_psprintf(p, "%s: %s", where, mdm_opt_error(p, err));
+        }
     }
     if (!device || (d->identity && strcmp(d->identity, "none") == 0)) {
         return NULL;

@@ -32,8 +32,22 @@ typedef struct {
     const char *events_maxlen;
     const char *user_auth;
     const char *admin_key;
-    int verify; /* -1 unset */
+    apr_array_header_t *opts; /* mdm_opt_t: scep.* and profile.* options */
+    int verify;               /* -1 unset */
 } mdm_dir_conf_t;
+
+/* a libmdm option as written (scep.ca_cert /etc/mdm/ca.pem) */
+typedef struct {
+    const char *name;
+    const char *value;
+} mdm_opt_t;
+
+/* which libmdm configuration a handler needs */
+typedef enum {
+    MDM_KIND_DEVICE = 0, /* device endpoints, MDMVerify */
+    MDM_KIND_ADMIN,      /* no device identity */
+    MDM_KIND_ENROLL      /* SCEP and profile: no device identity either */
+} mdm_kind_t;
 
 extern module AP_MODULE_DECLARE_DATA mdm_module;
 
@@ -50,6 +64,11 @@ void mdm_register_filters(void);
 void mdm_confs_init(apr_pool_t *p);
 /** The libmdm configuration for these settings (built once per process). */
 const mdm_conf_t *mdm_dir_mdm_conf(request_rec *r, const mdm_dir_conf_t *d,
-                                   int admin);
+                                   mdm_kind_t kind);
+/** Apply d's scep.* and profile.* options to c; -1 with err on failure. */
+int mdm_apply_opts(mdm_conf_t *c, const mdm_dir_conf_t *d, char *err,
+                   size_t errlen);
+/** "scep.ca_key: ..." -> "MDMSCEPCAKey: ...": name the directive. */
+const char *mdm_opt_error(apr_pool_t *p, const char *err);
 
 #endif

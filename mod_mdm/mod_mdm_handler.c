@@ -49,9 +49,10 @@ mdm_conf_cleanup(void *data)
  * checked when the configuration was read.
  */
 const mdm_conf_t *
-mdm_dir_mdm_conf(request_rec *r, const mdm_dir_conf_t *d, int admin)
+mdm_dir_mdm_conf(request_rec *r, const mdm_dir_conf_t *d, mdm_kind_t kind)
 {
-    const char *key, *topics = "";
+    const char *key, *topics = "", *opts = "";
+    int admin = kind != MDM_KIND_DEVICE;
     mdm_conf_t *c;
     char err[512];
     int i, bad = 0;
@@ -59,9 +60,14 @@ mdm_dir_mdm_conf(request_rec *r, const mdm_dir_conf_t *d, int admin)
     if (d->topics) {
         topics = apr_array_pstrcat(r->pool, d->topics, ' ');
     }
+    for (i = 0; d->opts && i < d->opts->nelts; i++) {
+        mdm_opt_t *o = &APR_ARRAY_IDX(d->opts, i, mdm_opt_t);
+
+        opts = apr_pstrcat(r->pool, opts, "|", o->name, "=", o->value, NULL);
+    }
     key = apr_pstrcat(
-        r->pool, admin ? "A" : "D", "|", d->prefix ? d->prefix : "", "|",
-        d->identity ? d->identity : "", "|",
+        r->pool, opts, "|", admin ? "A" : "D", "|", d->prefix ? d->prefix : "",
+        "|", d->identity ? d->identity : "", "|",
         d->identity_ca ? d->identity_ca : "", "|", topics, "|",
         d->binding ? d->binding : "", "|", d->results_ttl ? d->results_ttl : "",
         "|", d->events_maxlen ? d->events_maxlen : "", "|",
@@ -95,10 +101,14 @@ mdm_dir_mdm_conf(request_rec *r, const mdm_dir_conf_t *d, int admin)
         SET("user_auth", d->user_auth);
         SET("admin_key", d->admin_key);
 #undef SET
+        if (!bad && mdm_apply_opts(c, d, err, sizeof(err)) != 0) {
+            bad = 1;
+        }
         if (bad || mdm_conf_finish(c, err, sizeof(err)) != 0) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                           "MDM07003 MDM configuration of %s: %s",
-                          d->location ? d->location : "?", err);
+                          d->location ? d->location : "?",
+                          mdm_opt_error(r->pool, err));
             mdm_conf_free(c);
             apr_thread_mutex_unlock(mdm_confs_lock);
             return NULL;
@@ -302,6 +312,79 @@ mdm_respond(request_rec *r, mdm_req_t *req)
 /* ---------------------------------------------------------------- */
 /* handlers                                                         */
 
+/* SetHandler mdm-scep (GET, POST) and mdm-profile (GET) */
+static int
+mdm_enroll_handler(request_rec *r, int scep)
+{
+    mdm_dir_conf_t *d;
+    const mdm_conf_t *conf;
+    mdm_req_t *req;
+    char *body = NULL;
+    apr_size_t len = 0;
+    int rc;
+
+    if (scep) {
+        r->allowed = (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST);
+        if (r->method_number != M_GET && r->method_number != M_POST) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                          "MDM06002 method %s not allowed on a SCEP "
+                          "endpoint (GET or POST)",
+                          r->method);
+            return HTTP_METHOD_NOT_ALLOWED;
+        }
+    } else {
+        r->allowed = AP_METHOD_BIT << M_GET;
+        if (r->method_number != M_GET) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                          "MDM06003 method %s not allowed on the enrollment "
+                          "profile (GET)",
+                          r->method);
+            return HTTP_METHOD_NOT_ALLOWED;
+        }
+    }
+    d = ap_get_module_config(r->per_dir_config, &mdm_module);
+    conf = mdm_dir_mdm_conf(r, d, MDM_KIND_ENROLL);
+    if (conf == NULL) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (!mdm_conf_can(conf, scep ? MDM_CAN_SCEP : MDM_CAN_PROFILE)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "MDM07007 %s: SetHandler %s without %s", d->location,
+                      r->handler,
+                      scep ? "MDMSCEPCACert, MDMSCEPCAKey and "
+                             "MDMSCEPChallenge"
+                           : "MDMProfileServerURL, MDMProfileSCEPURL and "
+                             "a signing certificate (or MDMProfileUnsigned "
+                             "on)");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (scep) {
+        rc = mdm_read_body(r, NULL, &body, &len);
+        if (rc != OK) {
+            return rc;
+        }
+        req = mdm_req_new_scep_http(conf, r->method, strlen(r->method), r->args,
+                                    r->args ? strlen(r->args) : 0,
+                                    (const unsigned char *) body, len);
+    } else {
+        rc = ap_discard_request_body(r);
+        if (rc != OK) {
+            return rc;
+        }
+        req = mdm_req_new_profile(conf);
+    }
+    if (req == NULL) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    apr_pool_cleanup_register(r->pool, req, mdm_req_cleanup,
+                              apr_pool_cleanup_null);
+    mdm_req_set_logger(req, mdm_log, r);
+    if (mdm_req_start(req) == MDM_STEP_REDIS) {
+        mdm_redis_run(r, req);
+    }
+    return mdm_respond(r, req);
+}
+
 int
 mdm_handler(request_rec *r)
 {
@@ -316,6 +399,10 @@ mdm_handler(request_rec *r)
 
     if (r->handler == NULL || strncmp(r->handler, "mdm-", 4) != 0) {
         return DECLINED;
+    }
+    if (strcmp(r->handler, "mdm-scep") == 0 ||
+        strcmp(r->handler, "mdm-profile") == 0) {
+        return mdm_enroll_handler(r, r->handler[4] == 's');
     }
     admin = strcmp(r->handler, "mdm-admin") == 0;
     if (strcmp(r->handler, "mdm-checkin") == 0) {
@@ -346,7 +433,7 @@ mdm_handler(request_rec *r)
         }
     }
     d = ap_get_module_config(r->per_dir_config, &mdm_module);
-    conf = mdm_dir_mdm_conf(r, d, admin);
+    conf = mdm_dir_mdm_conf(r, d, admin ? MDM_KIND_ADMIN : MDM_KIND_DEVICE);
     if (conf == NULL) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -470,7 +557,7 @@ mdm_verify_fixup(request_rec *r)
     if (d->verify != 1) {
         return DECLINED;
     }
-    conf = mdm_dir_mdm_conf(r, d, 0);
+    conf = mdm_dir_mdm_conf(r, d, MDM_KIND_DEVICE);
     if (conf == NULL) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }

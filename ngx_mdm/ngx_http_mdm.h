@@ -19,7 +19,9 @@ typedef enum {
     NGX_HTTP_MDM_CHECKIN,
     NGX_HTTP_MDM_COMMAND,
     NGX_HTTP_MDM_SERVER,
-    NGX_HTTP_MDM_ADMIN
+    NGX_HTTP_MDM_ADMIN,
+    NGX_HTTP_MDM_SCEP,
+    NGX_HTTP_MDM_PROFILE
 } ngx_http_mdm_kind_e;
 
 typedef struct {
@@ -45,7 +47,8 @@ typedef struct {
     ngx_int_t events_maxlen;
     ngx_str_t user_auth;
     ngx_str_t admin_key;
-    mdm_conf_t *mdm; /* built when the location handles MDM */
+    ngx_array_t *opts; /* of ngx_keyval_t: scep.* and profile.* options */
+    mdm_conf_t *mdm;   /* built when the location handles MDM */
 } ngx_http_mdm_loc_conf_t;
 
 typedef struct ngx_http_mdm_batch_s ngx_http_mdm_batch_t;
@@ -68,6 +71,8 @@ extern ngx_module_t ngx_http_mdm_module;
 ngx_int_t ngx_http_mdm_device_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_mdm_admin_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_mdm_access_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_mdm_scep_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_mdm_profile_handler(ngx_http_request_t *r);
 /** Replies of the current plan arrived (NULL replies: storage failed). */
 void ngx_http_mdm_replies(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
                           redisReply **replies, size_t n);

@@ -7,6 +7,7 @@
 static void ngx_http_mdm_device_body(ngx_http_request_t *r);
 static void ngx_http_mdm_admin_body(ngx_http_request_t *r);
 static void ngx_http_mdm_verify_body(ngx_http_request_t *r);
+static void ngx_http_mdm_scep_body(ngx_http_request_t *r);
 static void ngx_http_mdm_step(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
                               mdm_step_t step);
 
@@ -452,6 +453,90 @@ ngx_http_mdm_admin_body(ngx_http_request_t *r)
     }
     mdm_req_set_logger(ctx->req, ngx_http_mdm_log, r);
     ngx_http_mdm_step(r, ctx, mdm_req_start(ctx->req));
+}
+
+/* ---------------------------------------------------------------- */
+/* enrollment: SCEP and the profile                                 */
+
+ngx_int_t
+ngx_http_mdm_scep_handler(ngx_http_request_t *r)
+{
+    ngx_http_mdm_ctx_t *ctx;
+    ngx_int_t rc;
+
+    if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_POST))) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "MDM06002 method %V not allowed on a SCEP endpoint "
+                      "(GET or POST)",
+                      &r->method_name);
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+    ctx = ngx_http_mdm_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rc = ngx_http_read_client_request_body(r, ngx_http_mdm_scep_body);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+    return NGX_DONE;
+}
+
+static void
+ngx_http_mdm_scep_body(ngx_http_request_t *r)
+{
+    ngx_http_mdm_loc_conf_t *lcf;
+    ngx_http_mdm_ctx_t *ctx;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_mdm_module);
+    if (ngx_http_mdm_flatten(r, ctx) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    ctx->req = mdm_req_new_scep_http(lcf->mdm, (char *) r->method_name.data,
+                                     r->method_name.len, (char *) r->args.data,
+                                     r->args.len, ctx->body, ctx->body_len);
+    if (ctx->req == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    mdm_req_set_logger(ctx->req, ngx_http_mdm_log, r);
+    ngx_http_mdm_step(r, ctx, mdm_req_start(ctx->req));
+}
+
+ngx_int_t
+ngx_http_mdm_profile_handler(ngx_http_request_t *r)
+{
+    ngx_http_mdm_loc_conf_t *lcf;
+    ngx_http_mdm_ctx_t *ctx;
+    ngx_int_t rc;
+
+    if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "MDM06003 method %V not allowed on the enrollment "
+                      "profile (GET)",
+                      &r->method_name);
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
+    ctx = ngx_http_mdm_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ctx->req = mdm_req_new_profile(lcf->mdm);
+    if (ctx->req == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    mdm_req_set_logger(ctx->req, ngx_http_mdm_log, r);
+    /* the request lives on until ngx_http_mdm_step() finalizes it */
+    r->main->count++;
+    ngx_http_mdm_step(r, ctx, mdm_req_start(ctx->req));
+    return NGX_DONE;
 }
 
 /* ---------------------------------------------------------------- */

@@ -19,6 +19,9 @@ static char *ngx_http_mdm_checked_str(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_mdm_identity(ngx_conf_t *cf, ngx_command_t *cmd,
                                    void *conf);
 static char *ngx_http_mdm_topic(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_mdm_opt(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_mdm_opt_multi(ngx_conf_t *cf, ngx_command_t *cmd,
+                                    void *conf);
 static ngx_int_t ngx_http_mdm_init_process(ngx_cycle_t *cycle);
 static void ngx_http_mdm_exit_process(ngx_cycle_t *cycle);
 
@@ -117,6 +120,184 @@ static ngx_command_t ngx_http_mdm_commands[] = {
          NGX_CONF_TAKE1,
      ngx_http_mdm_checked_str, NGX_HTTP_LOC_CONF_OFFSET,
      offsetof(ngx_http_mdm_loc_conf_t, user_auth), &ngx_http_mdm_opt_user_auth},
+
+    {ngx_string("mdm_scep"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+     ngx_http_mdm_handler_set, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MDM_SCEP,
+     NULL},
+
+    {ngx_string("mdm_profile"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+     ngx_http_mdm_handler_set, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MDM_PROFILE,
+     NULL},
+
+    /* SCEP CA and enrollment profile: "mdm_scep_X" is libmdm's "scep.X",
+     * "mdm_profile_X" its "profile.X" (post: the option name) */
+    {ngx_string("mdm_scep_ca_cert"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "scep.ca_cert"},
+    {ngx_string("mdm_scep_ca_key"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "scep.ca_key"},
+    {ngx_string("mdm_scep_ca_key_pass_file"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "scep.ca_key_pass_file"},
+    {ngx_string("mdm_scep_chain"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt_multi, NGX_HTTP_LOC_CONF_OFFSET, 0, "scep.chain"},
+    {ngx_string("mdm_scep_ra_cert"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "scep.ra_cert"},
+    {ngx_string("mdm_scep_ra_key"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "scep.ra_key"},
+    {ngx_string("mdm_scep_ra_key_pass_file"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "scep.ra_key_pass_file"},
+    {ngx_string("mdm_scep_validity_days"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "scep.validity_days"},
+    {ngx_string("mdm_scep_min_key_bits"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "scep.min_key_bits"},
+    {ngx_string("mdm_scep_challenge"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "scep.challenge"},
+    {ngx_string("mdm_scep_challenge_file"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "scep.challenge_file"},
+    {ngx_string("mdm_scep_challenge_ttl"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "scep.challenge_ttl"},
+    {ngx_string("mdm_scep_renewal"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "scep.renewal"},
+    {ngx_string("mdm_profile_server_url"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.server_url"},
+    {ngx_string("mdm_profile_checkin_url"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.checkin_url"},
+    {ngx_string("mdm_profile_topic"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.topic"},
+    {ngx_string("mdm_profile_push_cert"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.push_cert"},
+    {ngx_string("mdm_profile_scep_url"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.scep_url"},
+    {ngx_string("mdm_profile_scep_name"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.scep_name"},
+    {ngx_string("mdm_profile_scep_subject"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.scep_subject"},
+    {ngx_string("mdm_profile_scep_ca"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.scep_ca"},
+    {ngx_string("mdm_profile_scep_fingerprint"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.scep_fingerprint"},
+    {ngx_string("mdm_profile_scep_challenge"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.scep_challenge"},
+    {ngx_string("mdm_profile_scep_key_size"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.scep_key_size"},
+    {ngx_string("mdm_profile_scep_key_usage"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.scep_key_usage"},
+    {ngx_string("mdm_profile_scep_retries"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.scep_retries"},
+    {ngx_string("mdm_profile_scep_retry_delay"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.scep_retry_delay"},
+    {ngx_string("mdm_profile_trust_cert"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt_multi, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.trust_cert"},
+    {ngx_string("mdm_profile_organization"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.organization"},
+    {ngx_string("mdm_profile_display_name"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.display_name"},
+    {ngx_string("mdm_profile_description"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.description"},
+    {ngx_string("mdm_profile_identifier"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.identifier"},
+    {ngx_string("mdm_profile_access_rights"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.access_rights"},
+    {ngx_string("mdm_profile_sign_message"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.sign_message"},
+    {ngx_string("mdm_profile_check_out_when_removed"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0,
+     "profile.check_out_when_removed"},
+    {ngx_string("mdm_profile_use_development_apns"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0,
+     "profile.use_development_apns"},
+    {ngx_string("mdm_profile_server_capabilities"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0,
+     "profile.server_capabilities"},
+    {ngx_string("mdm_profile_sign_cert"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.sign_cert"},
+    {ngx_string("mdm_profile_sign_key"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.sign_key"},
+    {ngx_string("mdm_profile_sign_chain"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.sign_chain"},
+    {ngx_string("mdm_profile_unsigned"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.unsigned"},
 
     {ngx_string("mdm_admin_key"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
@@ -264,9 +445,19 @@ ngx_http_mdm_handler_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
     lcf->kind = cmd->offset;
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = lcf->kind == NGX_HTTP_MDM_ADMIN
-                        ? ngx_http_mdm_admin_handler
-                        : ngx_http_mdm_device_handler;
+    switch (lcf->kind) {
+    case NGX_HTTP_MDM_ADMIN:
+        clcf->handler = ngx_http_mdm_admin_handler;
+        break;
+    case NGX_HTTP_MDM_SCEP:
+        clcf->handler = ngx_http_mdm_scep_handler;
+        break;
+    case NGX_HTTP_MDM_PROFILE:
+        clcf->handler = ngx_http_mdm_profile_handler;
+        break;
+    default:
+        clcf->handler = ngx_http_mdm_device_handler;
+    }
     return NGX_CONF_OK;
 }
 
@@ -379,6 +570,153 @@ ngx_http_mdm_topic(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     return NGX_CONF_OK;
 }
 
+/*
+ * scep.* and profile.* options: kept as written, in order, and handed to
+ * libmdm when the location is merged (some depend on others: a key's
+ * passphrase file, a certificate's key). A location inherits each option
+ * it does not set itself, so the CA set once in a server block serves the
+ * SCEP, profile and admin locations below it.
+ */
+static char *
+ngx_http_mdm_opt_add(ngx_conf_t *cf, ngx_command_t *cmd, void *conf,
+                     ngx_uint_t multi)
+{
+    ngx_http_mdm_loc_conf_t *lcf = conf;
+    ngx_str_t *value = cf->args->elts;
+    ngx_keyval_t *kv;
+    ngx_uint_t i;
+    char *name = cmd->post;
+
+    if (lcf->opts == NGX_CONF_UNSET_PTR) {
+        lcf->opts = ngx_array_create(cf->pool, 8, sizeof(ngx_keyval_t));
+        if (lcf->opts == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+    kv = lcf->opts->elts;
+    for (i = 0; !multi && i < lcf->opts->nelts; i++) {
+        if (kv[i].key.len == ngx_strlen(name) &&
+            ngx_strncmp(kv[i].key.data, name, kv[i].key.len) == 0) {
+            return "is duplicate";
+        }
+    }
+    if (value[1].len == 0) {
+        return "needs a value";
+    }
+    kv = ngx_array_push(lcf->opts);
+    if (kv == NULL) {
+        return NGX_CONF_ERROR;
+    }
+    kv->key.data = (u_char *) name;
+    kv->key.len = ngx_strlen(name);
+    kv->value = value[1];
+    return NGX_CONF_OK;
+}
+
+static char *
+ngx_http_mdm_opt(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    return ngx_http_mdm_opt_add(cf, cmd, conf, 0);
+}
+
+static char *
+ngx_http_mdm_opt_multi(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    return ngx_http_mdm_opt_add(cf, cmd, conf, 1);
+}
+
+static ngx_uint_t
+ngx_http_mdm_opt_has(ngx_array_t *opts, ngx_str_t *name)
+{
+    ngx_keyval_t *kv;
+    ngx_uint_t i;
+
+    if (opts == NULL || opts == NGX_CONF_UNSET_PTR) {
+        return 0;
+    }
+    kv = opts->elts;
+    for (i = 0; i < opts->nelts; i++) {
+        if (kv[i].key.len == name->len &&
+            ngx_strncmp(kv[i].key.data, name->data, name->len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The parent's options this location does not set, then its own. */
+static ngx_int_t
+ngx_http_mdm_opts_merge(ngx_conf_t *cf, ngx_http_mdm_loc_conf_t *conf,
+                        ngx_http_mdm_loc_conf_t *prev)
+{
+    ngx_array_t *merged;
+    ngx_keyval_t *kv, *pkv;
+    ngx_uint_t i;
+
+    if (prev->opts == NGX_CONF_UNSET_PTR || prev->opts == NULL) {
+        if (conf->opts == NGX_CONF_UNSET_PTR) {
+            conf->opts = NULL;
+        }
+        return NGX_OK;
+    }
+    if (conf->opts == NGX_CONF_UNSET_PTR || conf->opts == NULL) {
+        conf->opts = prev->opts;
+        return NGX_OK;
+    }
+    merged = ngx_array_create(cf->pool, prev->opts->nelts + conf->opts->nelts,
+                              sizeof(ngx_keyval_t));
+    if (merged == NULL) {
+        return NGX_ERROR;
+    }
+    pkv = prev->opts->elts;
+    for (i = 0; i < prev->opts->nelts; i++) {
+        if (!ngx_http_mdm_opt_has(conf->opts, &pkv[i].key)) {
+            kv = ngx_array_push(merged);
+            if (kv == NULL) {
+                return NGX_ERROR;
+            }
+            *kv = pkv[i];
+        }
+    }
+    pkv = conf->opts->elts;
+    for (i = 0; i < conf->opts->nelts; i++) {
+        kv = ngx_array_push(merged);
+        if (kv == NULL) {
+            return NGX_ERROR;
+        }
+        *kv = pkv[i];
+    }
+    conf->opts = merged;
+    return NGX_OK;
+}
+
+/*
+ * libmdm's messages start with the option they are about ("scep.ca_key:
+ * ..."): name the directive instead, "mdm_scep_ca_key".
+ */
+static void
+ngx_http_mdm_conf_error(ngx_conf_t *cf, const char *fallback, const char *err)
+{
+    u_char name[64], *p;
+    size_t n;
+
+    for (n = 0; err[n] && err[n] != ':' && err[n] != ' '; n++) {
+        /* void */
+    }
+    if ((ngx_strncmp(err, "scep.", 5) == 0 ||
+         ngx_strncmp(err, "profile.", 8) == 0) &&
+        n + 4 < sizeof(name) && err[n] == ':') {
+        p = ngx_cpymem(name, "mdm_", 4);
+        for (; *err != ':'; err++) {
+            *p++ = *err == '.' ? '_' : *err;
+        }
+        *p = '\0';
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%s\"%s", name, err);
+        return;
+    }
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%s\": %s", fallback, err);
+}
+
 /* ---------------------------------------------------------------- */
 
 static void *
@@ -394,6 +732,7 @@ ngx_http_mdm_create_loc_conf(ngx_conf_t *cf)
     lcf->kind = NGX_CONF_UNSET_UINT;
     lcf->verify = NGX_CONF_UNSET;
     lcf->topics = NGX_CONF_UNSET_PTR;
+    lcf->opts = NGX_CONF_UNSET_PTR;
     lcf->results_ttl = NGX_CONF_UNSET;
     lcf->events_maxlen = NGX_CONF_UNSET;
     return lcf;
@@ -450,6 +789,9 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->events_maxlen, prev->events_maxlen, 100000);
     ngx_conf_merge_str_value(conf->user_auth, prev->user_auth, "");
     ngx_conf_merge_str_value(conf->admin_key, prev->admin_key, "");
+    if (ngx_http_mdm_opts_merge(cf, conf, prev) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     if (conf->kind == NGX_HTTP_MDM_OFF && !conf->verify) {
         return NGX_CONF_OK;
@@ -475,8 +817,9 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;                                                 \
     }
     SET("mdm_prefix", "prefix", conf->prefix);
-    if (conf->kind == NGX_HTTP_MDM_ADMIN) {
-        /* the admin API does not identify devices */
+    if (conf->kind == NGX_HTTP_MDM_ADMIN || conf->kind == NGX_HTTP_MDM_SCEP ||
+        conf->kind == NGX_HTTP_MDM_PROFILE) {
+        /* the admin API and enrollment do not identify enrolled devices */
         ngx_str_t none = ngx_string("none"), off = ngx_string("off");
 
         SET("mdm_identity", "identity", none);
@@ -501,7 +844,20 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     SET("mdm_events_maxlen", "events_maxlen", num);
 #undef SET
 
-    if (conf->kind != NGX_HTTP_MDM_ADMIN &&
+    if (conf->opts) {
+        ngx_keyval_t *kv = conf->opts->elts;
+
+        for (i = 0; i < conf->opts->nelts; i++) {
+            if (mdm_conf_set(m, (char *) kv[i].key.data,
+                             (char *) kv[i].value.data, err,
+                             sizeof(err)) != 0) {
+                ngx_http_mdm_conf_error(cf, "mdm", err);
+                return NGX_CONF_ERROR;
+            }
+        }
+    }
+
+    if (conf->kind <= NGX_HTTP_MDM_SERVER &&
         ngx_strstr(conf->identity.len ? (char *) conf->identity.data
                                       : "signature,tls",
                    "header") &&
@@ -512,11 +868,26 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
     if (mdm_conf_finish(m, err, sizeof(err)) != 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%s\": %s",
-                           ngx_strstr(err, "CA") || ngx_strstr(err, "ca")
-                               ? "mdm_identity_ca"
-                               : "mdm",
-                           err);
+        ngx_http_mdm_conf_error(cf,
+                                ngx_strstr(err, "CA") || ngx_strstr(err, "ca")
+                                    ? "mdm_identity_ca"
+                                    : "mdm",
+                                err);
+        return NGX_CONF_ERROR;
+    }
+    if (conf->kind == NGX_HTTP_MDM_SCEP && !mdm_conf_can(m, MDM_CAN_SCEP)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"mdm_scep\" needs a CA: \"mdm_scep_ca_cert\", "
+                           "\"mdm_scep_ca_key\" and \"mdm_scep_challenge\"");
+        return NGX_CONF_ERROR;
+    }
+    if (conf->kind == NGX_HTTP_MDM_PROFILE &&
+        !mdm_conf_can(m, MDM_CAN_PROFILE)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"mdm_profile\" needs "
+                           "\"mdm_profile_server_url\", "
+                           "\"mdm_profile_scep_url\" and a signing "
+                           "certificate (or \"mdm_profile_unsigned on\")");
         return NGX_CONF_ERROR;
     }
     if (conf->kind != NGX_HTTP_MDM_OFF) {
