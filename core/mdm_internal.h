@@ -67,6 +67,8 @@ typedef enum {
     MDM_LUA_ENQUEUE,
     MDM_LUA_DEQUEUE,
     MDM_LUA_REVOKE,
+    MDM_LUA_SCEP_ISSUE,  /* mdm_scep.c */
+    MDM_LUA_SCEP_REVOKE, /* mdm_scep.c */
     MDM_LUA_COUNT
 } mdm_lua_t;
 

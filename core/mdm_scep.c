@@ -1,0 +1,2418 @@
+/*
+ * mdm_scep: a SCEP CA (RFC 8894) in the core. GetCACaps, GetCACert and
+ * PKIOperation (PKCSReq, RenewalReq, CertPoll, GetCert); CertRep SUCCESS
+ * or FAILURE with failInfo. Sans-IO: Redis work is planned (one round
+ * trip) and its replies fed back, as for mdm_req_*.
+ *
+ * Message ids MDM08nnn are stable (README "SCEP"). Every failure writes
+ * exactly one log line.
+ */
+#include "mdm_internal.h"
+#include "mdm_scep.h"
+#include "mdm_text.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <hiredis.h>
+#include <jansson.h>
+
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/cms.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs7.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#define MDM_SCEP_MAX_MSG   (256 * 1024)
+#define MDM_SCEP_MAX_FILE  (1024 * 1024)
+#define MDM_SCEP_MAX_TXID  128
+#define MDM_SCEP_MAX_NONCE 64
+#define MDM_SCEP_MAX_CHAL  255
+/* issued certificates start a little in the past: device clocks drift */
+#define MDM_SCEP_SKEW    300
+#define MDM_SCEP_TXN_TTL "86400"
+#define MDM_RETRY_AFTER  5
+
+enum { CH_UNSET = 0, CH_NONE, CH_STATIC, CH_DYNAMIC };
+
+enum {
+    MT_CERTREP = 3,
+    MT_RENEWAL = 17,
+    MT_PKCSREQ = 19,
+    MT_CERTPOLL = 20,
+    MT_GETCERT = 21
+};
+
+enum { PKI_SUCCESS = 0, PKI_FAILURE = 2 };
+
+enum {
+    FAIL_BADALG = 0,
+    FAIL_BADMESSAGECHECK = 1,
+    FAIL_BADREQUEST = 2,
+    FAIL_BADTIME = 3,
+    FAIL_BADCERTID = 4
+};
+
+enum { OP_NONE = 0, OP_CAPS, OP_CACERT, OP_PKI, OP_ADMIN };
+
+enum { SST_NONE = 0, SST_ISSUE, SST_LOOKUP, SST_ADMIN, SST_DONE };
+
+static const char ct_pki[] = "application/x-pki-message";
+static const char ct_json[] = "application/json";
+
+struct mdm_scep_ca_s {
+    char *ca_cert_file, *ca_key_file, *ca_pass_file;
+    char *ra_cert_file, *ra_key_file, *ra_pass_file;
+    char **chain_files;
+    size_t nchain_files;
+    long validity_days;
+    long min_key_bits;
+    long challenge_ttl;
+    int challenge_mode;
+    char *challenge;
+    char *challenge_file;
+    int renewal;
+    char *prefix;
+
+    /* loaded by mdm_scep_ca_finish() */
+    int finished;
+    X509 *ca;
+    EVP_PKEY *ca_key;
+    X509 *ra;
+    EVP_PKEY *ra_key;
+    STACK_OF(X509) * chain;
+    unsigned char challenge_md[32];
+    mdm_buf_t cacert; /* the GetCACert body */
+    const char *cacert_ctype;
+    char caps[128];
+    char *k_chal, *k_cert, *k_txn; /* prefixes, the rest is appended */
+    char *k_issued, *k_revoked;
+};
+
+struct mdm_scep_req_s {
+    const mdm_scep_ca_t *ca;
+    mdm_log_fn log_fn;
+    void *log_data;
+    time_t now;
+    int op;
+    int state;
+
+    /* HTTP input */
+    const unsigned char *msg;
+    size_t msg_len;
+    mdm_buf_t decoded; /* the GET message, base64-decoded */
+    int pre_status;    /* refused while routing */
+    const char *pre_id;
+    char pre_msg[160];
+
+    /* admin */
+    mdm_scep_admin_op_t admin_op;
+    char *admin_arg;
+    long admin_ttl;
+
+    /* the pkiMessage */
+    CMS_ContentInfo *cms;
+    CMS_SignerInfo *si;
+    int msg_type;
+    char txid[MDM_SCEP_MAX_TXID + 1];
+    int txid_type;
+    unsigned char nonce[MDM_SCEP_MAX_NONCE];
+    size_t nonce_len;
+    const EVP_MD *md;
+    const EVP_CIPHER *cipher;
+    X509 *signer;
+    X509 *cert; /* issued, or found by CertPoll / GetCert */
+    char serial[48];
+    char *subject;
+    char cert_hash[65];
+    mdm_buf_t cert_der;
+    char renew_serial[48];
+
+    mdm_planb_t pb;
+    const mdm_plan_t *plan;
+    int evalled;
+    mdm_lua_t script;
+    mdm_response_t resp;
+    mdm_buf_t out;
+    const char *vars[MDM_SCEP_VAR_COUNT];
+    char fail_s[2];
+};
+
+/* ---------------------------------------------------------------- */
+/* SCEP attribute OIDs, created once                                */
+
+static ASN1_OBJECT *oid_msgtype, *oid_status, *oid_failinfo, *oid_snonce,
+    *oid_rnonce, *oid_txid;
+static pthread_once_t oid_once = PTHREAD_ONCE_INIT;
+
+static void
+oid_init(void)
+{
+    /* no_name = 1: dotted numbers only, nothing is registered globally */
+    oid_msgtype = OBJ_txt2obj("2.16.840.1.113733.1.9.2", 1);
+    oid_status = OBJ_txt2obj("2.16.840.1.113733.1.9.3", 1);
+    oid_failinfo = OBJ_txt2obj("2.16.840.1.113733.1.9.4", 1);
+    oid_snonce = OBJ_txt2obj("2.16.840.1.113733.1.9.5", 1);
+    oid_rnonce = OBJ_txt2obj("2.16.840.1.113733.1.9.6", 1);
+    oid_txid = OBJ_txt2obj("2.16.840.1.113733.1.9.7", 1);
+}
+
+static int
+oids_ok(void)
+{
+    pthread_once(&oid_once, oid_init);
+    return oid_msgtype && oid_status && oid_failinfo && oid_snonce &&
+           oid_rnonce && oid_txid;
+}
+
+static const char *
+fail_name(int f)
+{
+    static const char *const names[] = {"badAlg", "badMessageCheck",
+                                        "badRequest", "badTime", "badCertId"};
+
+    return f >= 0 && f <= 4 ? names[f] : "unknown";
+}
+
+static const char *
+msg_type_name(int t)
+{
+    switch (t) {
+    case MT_RENEWAL:
+        return "RenewalReq";
+    case MT_PKCSREQ:
+        return "PKCSReq";
+    case MT_CERTPOLL:
+        return "CertPoll";
+    case MT_GETCERT:
+        return "GetCert";
+    case MT_CERTREP:
+        return "CertRep";
+    case 22:
+        return "GetCRL";
+    }
+    return "unknown";
+}
+
+/* ---------------------------------------------------------------- */
+/* configuration                                                    */
+
+mdm_scep_ca_t *
+mdm_scep_ca_new(void)
+{
+    mdm_scep_ca_t *ca = calloc(1, sizeof(*ca));
+
+    if (ca == NULL) {
+        return NULL;
+    }
+    ca->validity_days = 365;
+    ca->min_key_bits = 2048;
+    ca->challenge_ttl = 3600;
+    ca->renewal = 1;
+    ca->prefix = mdm_strdup("mdm:");
+    if (ca->prefix == NULL) {
+        free(ca);
+        return NULL;
+    }
+    return ca;
+}
+
+void
+mdm_scep_ca_free(mdm_scep_ca_t *ca)
+{
+    size_t i;
+
+    if (ca == NULL) {
+        return;
+    }
+    free(ca->ca_cert_file);
+    free(ca->ca_key_file);
+    free(ca->ca_pass_file);
+    free(ca->ra_cert_file);
+    free(ca->ra_key_file);
+    free(ca->ra_pass_file);
+    for (i = 0; i < ca->nchain_files; i++) {
+        free(ca->chain_files[i]);
+    }
+    free(ca->chain_files);
+    if (ca->challenge) {
+        OPENSSL_cleanse(ca->challenge, strlen(ca->challenge));
+    }
+    free(ca->challenge);
+    free(ca->challenge_file);
+    free(ca->prefix);
+    X509_free(ca->ca);
+    EVP_PKEY_free(ca->ca_key);
+    X509_free(ca->ra);
+    EVP_PKEY_free(ca->ra_key);
+    sk_X509_pop_free(ca->chain, X509_free);
+    mdm_buf_free(&ca->cacert);
+    free(ca->k_chal);
+    free(ca->k_cert);
+    free(ca->k_txn);
+    free(ca->k_issued);
+    free(ca->k_revoked);
+    free(ca);
+}
+
+static int
+set_str(char **dst, const char *v)
+{
+    char *n = mdm_strdup(v);
+
+    if (n == NULL) {
+        return -1;
+    }
+    free(*dst);
+    *dst = n;
+    return 0;
+}
+
+static int
+parse_num(const char *v, long min, long max, long *out)
+{
+    char *end;
+    long n;
+
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno || end == v || *end != '\0' || n < min || n > max) {
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+int
+mdm_scep_ca_set(mdm_scep_ca_t *ca, const char *name, const char *value,
+                char *err, size_t errlen)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } files[] = {
+        {"ca_cert", offsetof(mdm_scep_ca_t, ca_cert_file)},
+        {"ca_key", offsetof(mdm_scep_ca_t, ca_key_file)},
+        {"ca_key_pass_file", offsetof(mdm_scep_ca_t, ca_pass_file)},
+        {"ra_cert", offsetof(mdm_scep_ca_t, ra_cert_file)},
+        {"ra_key", offsetof(mdm_scep_ca_t, ra_key_file)},
+        {"ra_key_pass_file", offsetof(mdm_scep_ca_t, ra_pass_file)},
+        {"challenge_file", offsetof(mdm_scep_ca_t, challenge_file)},
+    };
+    size_t i;
+    char **t;
+
+    if (ca->finished) {
+        snprintf(err, errlen, "SCEP configuration already finished");
+        return -1;
+    }
+    if (value == NULL) {
+        snprintf(err, errlen, "%s: a value is required", name);
+        return -1;
+    }
+    for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        if (strcmp(name, files[i].name) == 0) {
+            if (*value == '\0') {
+                snprintf(err, errlen, "%s: empty file name", name);
+                return -1;
+            }
+            if (strcmp(name, "challenge_file") == 0) {
+                ca->challenge_mode = CH_STATIC;
+            }
+            return set_str((char **) ((char *) ca + files[i].off), value);
+        }
+    }
+    if (strcmp(name, "chain") == 0) {
+        t = realloc(ca->chain_files, (ca->nchain_files + 1) * sizeof(char *));
+        if (t == NULL) {
+            return -1;
+        }
+        ca->chain_files = t;
+        if ((t[ca->nchain_files] = mdm_strdup(value)) == NULL) {
+            return -1;
+        }
+        ca->nchain_files++;
+        return 0;
+    }
+    if (strcmp(name, "validity_days") == 0) {
+        if (parse_num(value, 1, 3650, &ca->validity_days) != 0) {
+            snprintf(err, errlen,
+                     "validity_days \"%s\": expected a number from 1 to 3650",
+                     value);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(name, "min_key_bits") == 0) {
+        if (parse_num(value, 1024, 16384, &ca->min_key_bits) != 0) {
+            snprintf(err, errlen,
+                     "min_key_bits \"%s\": expected a number from 1024 to "
+                     "16384",
+                     value);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(name, "challenge_ttl") == 0) {
+        if (parse_num(value, 1, INT_MAX, &ca->challenge_ttl) != 0) {
+            snprintf(err, errlen,
+                     "challenge_ttl \"%s\": expected seconds from 1 to %d",
+                     value, INT_MAX);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(name, "challenge") == 0) {
+        free(ca->challenge);
+        ca->challenge = NULL;
+        if (strcmp(value, "dynamic") == 0) {
+            ca->challenge_mode = CH_DYNAMIC;
+            return 0;
+        }
+        if (strcmp(value, "none") == 0) {
+            ca->challenge_mode = CH_NONE;
+            return 0;
+        }
+        if (*value == '\0' || strlen(value) > MDM_SCEP_MAX_CHAL) {
+            snprintf(err, errlen,
+                     "challenge: 1-%d characters, \"dynamic\" or \"none\"",
+                     MDM_SCEP_MAX_CHAL);
+            return -1;
+        }
+        ca->challenge_mode = CH_STATIC;
+        return set_str(&ca->challenge, value);
+    }
+    if (strcmp(name, "renewal") == 0) {
+        if (strcmp(value, "on") == 0) {
+            ca->renewal = 1;
+        } else if (strcmp(value, "off") == 0) {
+            ca->renewal = 0;
+        } else {
+            snprintf(err, errlen, "renewal \"%s\": expected on or off", value);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(name, "prefix") == 0) {
+        if (*value == '\0' || strlen(value) > 64 || strpbrk(value, "{} ")) {
+            snprintf(err, errlen,
+                     "prefix \"%s\": 1-64 characters, no braces or spaces",
+                     value);
+            return -1;
+        }
+        return set_str(&ca->prefix, value);
+    }
+    snprintf(err, errlen, "unknown SCEP option \"%s\"", name);
+    return -1;
+}
+
+/* The first line of a file: passphrases and challenges kept out of the
+ * web server's configuration. */
+static int
+read_secret(const char *opt, const char *path, mdm_buf_t *out, char *err,
+            size_t errlen)
+{
+    char why[256];
+    size_t n;
+
+    if (mdm_read_file(path, out, 4096, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "%s: %s", opt, why);
+        return -1;
+    }
+    n = strcspn((const char *) out->ptr, "\r\n");
+    if (n < out->len) {
+        OPENSSL_cleanse(out->ptr + n, out->len - n);
+    }
+    out->len = n;
+    out->ptr[n] = '\0';
+    return 0;
+}
+
+typedef struct {
+    const mdm_buf_t *pass;
+    int asked;
+} mdm_pw_t;
+
+static int
+pw_cb(char *buf, int size, int rwflag, void *u)
+{
+    mdm_pw_t *pw = u;
+
+    (void) rwflag;
+    pw->asked = 1;
+    if (pw->pass == NULL || pw->pass->len > (size_t) size) {
+        return -1;
+    }
+    memcpy(buf, pw->pass->ptr, pw->pass->len);
+    return (int) pw->pass->len;
+}
+
+static EVP_PKEY *
+load_key(const char *opt, const char *path, const char *pass_opt,
+         const char *pass_path, char *err, size_t errlen)
+{
+    mdm_buf_t pass = {0};
+    mdm_pw_t pw = {NULL, 0};
+    EVP_PKEY *k = NULL;
+    BIO *b;
+
+    if (pass_path != NULL) {
+        if (read_secret(pass_opt, pass_path, &pass, err, errlen) != 0) {
+            return NULL;
+        }
+        pw.pass = &pass;
+    }
+    b = BIO_new_file(path, "r");
+    if (b == NULL) {
+        snprintf(err, errlen, "%s: cannot open \"%s\"", opt, path);
+        goto done;
+    }
+    k = PEM_read_bio_PrivateKey(b, NULL, pw_cb, &pw);
+    BIO_free(b);
+    if (k != NULL) {
+        goto done;
+    }
+    if (pw.asked && pw.pass == NULL) {
+        snprintf(err, errlen, "%s: \"%s\" is encrypted: set %s", opt, path,
+                 pass_opt);
+    } else if (pw.asked) {
+        snprintf(err, errlen,
+                 "%s: cannot decrypt \"%s\" with the passphrase from %s "
+                 "(wrong passphrase?)",
+                 opt, path, pass_opt);
+    } else {
+        snprintf(err, errlen, "%s: no PEM private key in \"%s\"", opt, path);
+    }
+done:
+    if (pass.ptr) {
+        OPENSSL_cleanse(pass.ptr, pass.len);
+    }
+    mdm_buf_free(&pass);
+    return k;
+}
+
+/* Every certificate of a PEM file into sk (at least one). */
+static int
+load_certs(const char *opt, const char *path, STACK_OF(X509) * sk, char *err,
+           size_t errlen)
+{
+    BIO *b = BIO_new_file(path, "r");
+    X509 *x;
+    int n = 0;
+
+    if (b == NULL) {
+        snprintf(err, errlen, "%s: cannot open \"%s\"", opt, path);
+        return -1;
+    }
+    while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+        if (!sk_X509_push(sk, x)) {
+            X509_free(x);
+            BIO_free(b);
+            snprintf(err, errlen, "%s: out of memory", opt);
+            return -1;
+        }
+        n++;
+    }
+    BIO_free(b);
+    if (n == 0) {
+        snprintf(err, errlen, "%s: no PEM certificate in \"%s\"", opt, path);
+        return -1;
+    }
+    return 0;
+}
+
+static X509 *
+load_cert(const char *opt, const char *path, char *err, size_t errlen)
+{
+    STACK_OF(X509) *sk = sk_X509_new_null();
+    X509 *x = NULL;
+
+    if (sk == NULL) {
+        snprintf(err, errlen, "%s: out of memory", opt);
+        return NULL;
+    }
+    if (load_certs(opt, path, sk, err, errlen) == 0) {
+        x = sk_X509_shift(sk);
+    }
+    sk_X509_pop_free(sk, X509_free);
+    return x;
+}
+
+/* A certs-only SignedData (no signers, no content): RFC 8894's
+ * "degenerate" PKCS#7, used by GetCACert and inside a CertRep. */
+static int
+certs_only(STACK_OF(X509) * certs, mdm_buf_t *out)
+{
+    CMS_ContentInfo *cms;
+    unsigned char *der = NULL;
+    int n;
+
+    cms = CMS_sign(NULL, NULL, certs, NULL, CMS_PARTIAL | CMS_BINARY);
+    if (cms == NULL || CMS_set_detached(cms, 1) != 1 ||
+        (n = i2d_CMS_ContentInfo(cms, &der)) <= 0) {
+        CMS_ContentInfo_free(cms);
+        return -1;
+    }
+    CMS_ContentInfo_free(cms);
+    free(out->ptr);
+    out->ptr = malloc((size_t) n);
+    if (out->ptr == NULL) {
+        OPENSSL_free(der);
+        out->len = 0;
+        return -1;
+    }
+    memcpy(out->ptr, der, (size_t) n);
+    out->len = (size_t) n;
+    OPENSSL_free(der);
+    return 0;
+}
+
+static int
+der_of(X509 *x, mdm_buf_t *out)
+{
+    unsigned char *der = NULL;
+    int n = i2d_X509(x, &der);
+    int rc;
+
+    if (n <= 0) {
+        return -1;
+    }
+    rc = mdm_buf_set(out, der, (size_t) n);
+    OPENSSL_free(der);
+    return rc;
+}
+
+static int
+ca_load(mdm_scep_ca_t *ca, char *err, size_t errlen)
+{
+    STACK_OF(X509) *all = NULL;
+    mdm_buf_t chal = {0};
+    unsigned int mdlen;
+    size_t i;
+    int rc = -1;
+
+    if (ca->ca_cert_file == NULL || ca->ca_key_file == NULL) {
+        snprintf(err, errlen, "%s is required",
+                 ca->ca_cert_file ? "ca_key" : "ca_cert");
+        return -1;
+    }
+    if ((ca->ca = load_cert("ca_cert", ca->ca_cert_file, err, errlen)) ==
+        NULL) {
+        return -1;
+    }
+    if (X509_check_ca(ca->ca) < 1) {
+        snprintf(err, errlen, "ca_cert: \"%s\" is not a CA certificate",
+                 ca->ca_cert_file);
+        return -1;
+    }
+    ca->ca_key = load_key("ca_key", ca->ca_key_file, "ca_key_pass_file",
+                          ca->ca_pass_file, err, errlen);
+    if (ca->ca_key == NULL) {
+        return -1;
+    }
+    if (X509_check_private_key(ca->ca, ca->ca_key) != 1) {
+        snprintf(err, errlen, "ca_key: \"%s\" does not match ca_cert \"%s\"",
+                 ca->ca_key_file, ca->ca_cert_file);
+        return -1;
+    }
+    if ((ca->ra_cert_file == NULL) != (ca->ra_key_file == NULL)) {
+        snprintf(err, errlen, "%s: an RA needs both ra_cert and ra_key",
+                 ca->ra_cert_file ? "ra_cert" : "ra_key");
+        return -1;
+    }
+    if (ca->ra_cert_file) {
+        if ((ca->ra = load_cert("ra_cert", ca->ra_cert_file, err, errlen)) ==
+            NULL) {
+            return -1;
+        }
+        ca->ra_key = load_key("ra_key", ca->ra_key_file, "ra_key_pass_file",
+                              ca->ra_pass_file, err, errlen);
+        if (ca->ra_key == NULL) {
+            return -1;
+        }
+        if (X509_check_private_key(ca->ra, ca->ra_key) != 1) {
+            snprintf(err, errlen,
+                     "ra_key: \"%s\" does not match ra_cert \"%s\"",
+                     ca->ra_key_file, ca->ra_cert_file);
+            return -1;
+        }
+    }
+    if ((ca->chain = sk_X509_new_null()) == NULL) {
+        snprintf(err, errlen, "chain: out of memory");
+        return -1;
+    }
+    for (i = 0; i < ca->nchain_files; i++) {
+        if (load_certs("chain", ca->chain_files[i], ca->chain, err, errlen) !=
+            0) {
+            return -1;
+        }
+    }
+
+    switch (ca->challenge_mode) {
+    case CH_UNSET:
+        snprintf(err, errlen,
+                 "challenge: required (a static challenge, challenge_file, "
+                 "\"dynamic\" or \"none\")");
+        return -1;
+    case CH_STATIC:
+        if (ca->challenge_file) {
+            if (read_secret("challenge_file", ca->challenge_file, &chal, err,
+                            errlen) != 0) {
+                return -1;
+            }
+            if (chal.len == 0) {
+                snprintf(err, errlen, "challenge_file: \"%s\" is empty",
+                         ca->challenge_file);
+                mdm_buf_free(&chal);
+                return -1;
+            }
+            rc = EVP_Digest(chal.ptr, chal.len, ca->challenge_md, &mdlen,
+                            EVP_sha256(), NULL);
+            OPENSSL_cleanse(chal.ptr, chal.len);
+            mdm_buf_free(&chal);
+        } else {
+            rc = EVP_Digest(ca->challenge, strlen(ca->challenge),
+                            ca->challenge_md, &mdlen, EVP_sha256(), NULL);
+        }
+        if (rc != 1) {
+            snprintf(err, errlen, "challenge: SHA-256 unavailable");
+            return -1;
+        }
+        rc = -1;
+        break;
+    default:
+        break;
+    }
+
+    /* GetCACert: the bare CA, or everything a client may need */
+    if (ca->ra == NULL && sk_X509_num(ca->chain) == 0) {
+        if (der_of(ca->ca, &ca->cacert) != 0) {
+            goto oom;
+        }
+        ca->cacert_ctype = "application/x-x509-ca-cert";
+    } else {
+        if ((all = sk_X509_new_null()) == NULL || !sk_X509_push(all, ca->ca) ||
+            (ca->ra && !sk_X509_push(all, ca->ra))) {
+            goto oom;
+        }
+        for (i = 0; i < (size_t) sk_X509_num(ca->chain); i++) {
+            if (!sk_X509_push(all, sk_X509_value(ca->chain, (int) i))) {
+                goto oom;
+            }
+        }
+        if (certs_only(all, &ca->cacert) != 0) {
+            goto oom;
+        }
+        ca->cacert_ctype = "application/x-x509-ca-ra-cert";
+    }
+    snprintf(ca->caps, sizeof(ca->caps),
+             "POSTPKIOperation\nSHA-256\nSHA-512\nSHA-1\nAES\nDES3\n"
+             "SCEPStandard\n%s",
+             ca->renewal ? "Renewal\n" : "");
+    if (asprintf(&ca->k_chal, "%s{scep}:chal:", ca->prefix) < 0 ||
+        asprintf(&ca->k_cert, "%s{scep}:cert:", ca->prefix) < 0 ||
+        asprintf(&ca->k_txn, "%s{scep}:txn:", ca->prefix) < 0 ||
+        asprintf(&ca->k_issued, "%s{scep}:issued", ca->prefix) < 0 ||
+        asprintf(&ca->k_revoked, "%s{scep}:revoked", ca->prefix) < 0) {
+        goto oom;
+    }
+    rc = 0;
+    goto done;
+oom:
+    snprintf(err, errlen, "out of memory loading the SCEP CA");
+done:
+    sk_X509_free(all); /* the certificates belong to ca */
+    return rc;
+}
+
+int
+mdm_scep_ca_finish(mdm_scep_ca_t *ca, char *err, size_t errlen)
+{
+    int rc;
+
+    if (ca->finished) {
+        return 0;
+    }
+    if (!oids_ok()) {
+        snprintf(err, errlen, "out of memory creating the SCEP OIDs");
+        return -1;
+    }
+    ERR_set_mark();
+    rc = ca_load(ca, err, errlen);
+    ERR_pop_to_mark();
+    if (rc == 0) {
+        (void) mdm_script(MDM_LUA_SCEP_ISSUE);
+        ca->finished = 1;
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------- */
+/* lenient base64                                                   */
+
+static int
+b64_digit(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') {
+        return c - 'A';
+    }
+    if (c >= 'a' && c <= 'z') {
+        return c - 'a' + 26;
+    }
+    if (c >= '0' && c <= '9') {
+        return c - '0' + 52;
+    }
+    if (c == '+' || c == '-') {
+        return 62;
+    }
+    if (c == '/' || c == '_') {
+        return 63;
+    }
+    return -1;
+}
+
+int
+mdm_scep_b64_decode(const char *in, size_t len, unsigned char **out,
+                    size_t *outlen)
+{
+    unsigned char *buf, c;
+    unsigned acc = 0;
+    size_t i, n = 0, pad = 0, o = 0;
+    int bits = 0, v, hi, lo;
+
+    *out = NULL;
+    *outlen = 0;
+    if (in == NULL || len == 0) {
+        return -1;
+    }
+    buf = malloc(len / 4 * 3 + 3);
+    if (buf == NULL) {
+        return -1;
+    }
+    for (i = 0; i < len; i++) {
+        c = (unsigned char) in[i];
+        /* decoded once only: %25 is not a way to spell another escape */
+        if (c == '%') {
+            if (len - i < 3 ||
+                (hi = mdm_hexval((unsigned char) in[i + 1])) < 0 ||
+                (lo = mdm_hexval((unsigned char) in[i + 2])) < 0) {
+                goto bad;
+            }
+            c = (unsigned char) (hi << 4 | lo);
+            i += 2;
+        }
+        if (c == '\r' || c == '\n' || c == '\t') {
+            continue;
+        }
+        /* a '+' that went through form decoding */
+        if (c == ' ') {
+            c = '+';
+        }
+        if (c == '=') {
+            if (++pad > 2) {
+                goto bad;
+            }
+            continue;
+        }
+        v = b64_digit(c);
+        if (v < 0 || pad > 0) {
+            goto bad;
+        }
+        acc = ((acc << 6) | (unsigned) v) & 0xfff;
+        bits += 6;
+        n++;
+        if (bits >= 8) {
+            bits -= 8;
+            buf[o++] = (unsigned char) (acc >> bits);
+        }
+    }
+    if (n == 0 || n % 4 == 1 || (pad > 0 && (n + pad) % 4 != 0)) {
+        goto bad;
+    }
+    *out = buf;
+    *outlen = o;
+    return 0;
+bad:
+    free(buf);
+    return -1;
+}
+
+/* ---------------------------------------------------------------- */
+/* transaction plumbing                                             */
+
+static void scep_log(mdm_scep_req_t *r, mdm_log_level_t level, const char *id,
+                     const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+scep_vlog(mdm_scep_req_t *r, mdm_log_level_t level, const char *id,
+          const char *fmt, va_list ap)
+{
+    char buf[1024];
+
+    if (r->log_fn == NULL) {
+        return;
+    }
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    r->log_fn(r->log_data, level, id, buf);
+}
+
+static void
+scep_log(mdm_scep_req_t *r, mdm_log_level_t level, const char *id,
+         const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    scep_vlog(r, level, id, fmt, ap);
+    va_end(ap);
+}
+
+static mdm_step_t
+reply(mdm_scep_req_t *r, int status, const char *ctype, mdm_buf_t *buf)
+{
+    if (buf && buf != &r->out) {
+        mdm_buf_free(&r->out);
+        r->out = *buf;
+        buf->ptr = NULL;
+        buf->len = 0;
+    }
+    r->resp.status = status;
+    r->resp.content_type = (buf && r->out.len) ? ctype : NULL;
+    r->resp.body = buf ? r->out.ptr : NULL;
+    r->resp.body_len = buf ? r->out.len : 0;
+    r->resp.retry_after = 0;
+    r->state = SST_DONE;
+    return MDM_STEP_DONE;
+}
+
+static mdm_step_t refuse(mdm_scep_req_t *r, int status, mdm_log_level_t level,
+                         const char *id, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* An HTTP-level refusal: no CertRep, no body. */
+static mdm_step_t
+refuse(mdm_scep_req_t *r, int status, mdm_log_level_t level, const char *id,
+       const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    scep_vlog(r, level, id, fmt, ap);
+    va_end(ap);
+    r->vars[MDM_SCEP_VAR_ERROR_ID] = id;
+    mdm_buf_free(&r->out);
+    return reply(r, status, NULL, NULL);
+}
+
+static mdm_step_t
+oom(mdm_scep_req_t *r)
+{
+    return refuse(r, 500, MDM_LOG_ERR, "MDM09001", "out of memory");
+}
+
+static mdm_step_t
+storage_failed(mdm_scep_req_t *r, const redisReply *rep)
+{
+    if (rep == NULL) {
+        refuse(r, 503, MDM_LOG_ERR, "MDM04001",
+               "SCEP %s: storage unavailable (connection error or timeout)",
+               msg_type_name(r->msg_type));
+    } else {
+        refuse(r, 503, MDM_LOG_ERR, "MDM04002", "SCEP %s: storage error: %.*s",
+               msg_type_name(r->msg_type),
+               rep->type == REDIS_REPLY_ERROR ? (int) rep->len : 16,
+               rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+    }
+    r->resp.retry_after = MDM_RETRY_AFTER;
+    return MDM_STEP_DONE;
+}
+
+static mdm_scep_req_t *
+req_alloc(const mdm_scep_ca_t *ca)
+{
+    mdm_scep_req_t *r = calloc(1, sizeof(*r));
+
+    if (r != NULL) {
+        r->ca = ca;
+    }
+    return r;
+}
+
+void
+mdm_scep_req_free(mdm_scep_req_t *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    mdm_buf_free(&r->decoded);
+    free(r->admin_arg);
+    CMS_ContentInfo_free(r->cms);
+    X509_free(r->signer);
+    X509_free(r->cert);
+    mdm_buf_free(&r->cert_der);
+    free(r->subject);
+    mdm_planb_free(&r->pb);
+    mdm_buf_free(&r->out);
+    free(r);
+}
+
+void
+mdm_scep_req_set_logger(mdm_scep_req_t *r, mdm_log_fn fn, void *data)
+{
+    r->log_fn = fn;
+    r->log_data = data;
+}
+
+void
+mdm_scep_req_set_time(mdm_scep_req_t *r, time_t now)
+{
+    r->now = now;
+}
+
+const mdm_plan_t *
+mdm_scep_req_plan(const mdm_scep_req_t *r)
+{
+    return r->plan;
+}
+
+const mdm_response_t *
+mdm_scep_req_response(const mdm_scep_req_t *r)
+{
+    return &r->resp;
+}
+
+const char *
+mdm_scep_req_var(const mdm_scep_req_t *r, mdm_scep_var_t v)
+{
+    return (unsigned) v < MDM_SCEP_VAR_COUNT ? r->vars[v] : NULL;
+}
+
+static void pre_refuse(mdm_scep_req_t *r, int status, const char *id,
+                       const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Routing refusals are logged at start, when the logger is set. */
+static void
+pre_refuse(mdm_scep_req_t *r, int status, const char *id, const char *fmt, ...)
+{
+    va_list ap;
+
+    r->pre_status = status;
+    r->pre_id = id;
+    va_start(ap, fmt);
+    vsnprintf(r->pre_msg, sizeof(r->pre_msg), fmt, ap);
+    va_end(ap);
+}
+
+/* The raw value of one query parameter, or NULL. */
+static const char *
+query_param(const char *q, size_t qlen, const char *name, size_t *vlen)
+{
+    size_t nlen = strlen(name), i = 0, j;
+
+    while (q && i < qlen) {
+        for (j = i; j < qlen && q[j] != '&'; j++) {
+        }
+        if (j - i > nlen && q[i + nlen] == '=' &&
+            strncmp(q + i, name, nlen) == 0) {
+            *vlen = j - i - nlen - 1;
+            return q + i + nlen + 1;
+        }
+        i = j + 1;
+    }
+    return NULL;
+}
+
+static int
+method_is(const char *m, size_t mlen, const char *want)
+{
+    return m && mlen == strlen(want) && memcmp(m, want, mlen) == 0;
+}
+
+mdm_scep_req_t *
+mdm_scep_req_new_http(const mdm_scep_ca_t *ca, const char *method, size_t mlen,
+                      const char *query, size_t qlen, const unsigned char *body,
+                      size_t blen)
+{
+    mdm_scep_req_t *r = req_alloc(ca);
+    const char *v, *msg;
+    unsigned char op[32];
+    size_t vlen = 0, oplen = 0, msglen = 0;
+    int get = method_is(method, mlen, "GET") || method_is(method, mlen, "HEAD");
+    int post = method_is(method, mlen, "POST");
+
+    if (r == NULL) {
+        return NULL;
+    }
+    v = query_param(query, qlen, "operation", &vlen);
+    if (v == NULL || vlen >= sizeof(op) ||
+        mdm_pct_decode(v, vlen, op, &oplen, 0) != 0) {
+        pre_refuse(r, 400, "MDM08002",
+                   "SCEP request without a valid operation");
+        return r;
+    }
+    if (strcasecmp((char *) op, "GetCACaps") == 0) {
+        r->op = OP_CAPS;
+        r->vars[MDM_SCEP_VAR_OPERATION] = "GetCACaps";
+    } else if (strcasecmp((char *) op, "GetCACert") == 0) {
+        r->op = OP_CACERT;
+        r->vars[MDM_SCEP_VAR_OPERATION] = "GetCACert";
+    } else if (strcasecmp((char *) op, "PKIOperation") == 0) {
+        r->op = OP_PKI;
+        r->vars[MDM_SCEP_VAR_OPERATION] = "PKIOperation";
+    } else {
+        pre_refuse(r, 400, "MDM08002", "SCEP operation \"%.40s\" not supported",
+                   (char *) op);
+        return r;
+    }
+    if (r->op != OP_PKI) {
+        if (!get) {
+            pre_refuse(r, 405, "MDM08003", "SCEP %s with method %.*s",
+                       r->vars[MDM_SCEP_VAR_OPERATION], (int) (mlen & 0x1f),
+                       method ? method : "");
+        }
+        return r;
+    }
+    if (post) {
+        /* RFC 8894 says binary; a client that sends base64 anyway is
+         * recognised by its first byte (DER starts with 0x30) */
+        if (blen > 0 && body[0] != 0x30) {
+            if (mdm_scep_b64_decode((const char *) body, blen, &r->decoded.ptr,
+                                    &r->decoded.len) != 0) {
+                pre_refuse(r, 400, "MDM08001",
+                           "SCEP PKIOperation body is neither DER nor base64");
+                return r;
+            }
+            r->msg = r->decoded.ptr;
+            r->msg_len = r->decoded.len;
+        } else {
+            r->msg = body;
+            r->msg_len = blen;
+        }
+        return r;
+    }
+    if (!get) {
+        pre_refuse(r, 405, "MDM08003", "SCEP PKIOperation with method %.*s",
+                   (int) (mlen & 0x1f), method ? method : "");
+        return r;
+    }
+    msg = query_param(query, qlen, "message", &msglen);
+    if (msg == NULL || mdm_scep_b64_decode(msg, msglen, &r->decoded.ptr,
+                                           &r->decoded.len) != 0) {
+        pre_refuse(r, 400, "MDM08004",
+                   "SCEP PKIOperation GET without a base64 message");
+        return r;
+    }
+    r->msg = r->decoded.ptr;
+    r->msg_len = r->decoded.len;
+    return r;
+}
+
+mdm_scep_req_t *
+mdm_scep_req_new_admin(const mdm_scep_ca_t *ca, mdm_scep_admin_op_t op,
+                       const char *arg, long ttl)
+{
+    mdm_scep_req_t *r = req_alloc(ca);
+
+    if (r == NULL) {
+        return NULL;
+    }
+    r->op = OP_ADMIN;
+    r->admin_op = op;
+    r->admin_ttl = ttl;
+    if (arg && (r->admin_arg = mdm_strdup(arg)) == NULL) {
+        mdm_scep_req_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* ---------------------------------------------------------------- */
+/* CertRep                                                          */
+
+static int
+add_attr(CMS_SignerInfo *si, const ASN1_OBJECT *obj, int type, const void *data,
+         size_t len)
+{
+    return CMS_signed_add1_attr_by_OBJ(si, obj, type, data, (int) len) == 1;
+}
+
+static int
+cms_der(CMS_ContentInfo *cms, mdm_buf_t *out)
+{
+    unsigned char *der = NULL;
+    int n = i2d_CMS_ContentInfo(cms, &der);
+    int rc;
+
+    if (n <= 0) {
+        return -1;
+    }
+    rc = mdm_buf_set(out, der, (size_t) n);
+    OPENSSL_free(der);
+    return rc;
+}
+
+/* The requester's envelope: the issued certificate as a degenerate
+ * SignedData, encrypted to the certificate that signed the request. */
+static int
+envelope(mdm_scep_req_t *r, mdm_buf_t *out)
+{
+    STACK_OF(X509) *sk = sk_X509_new_null();
+    mdm_buf_t inner = {0};
+    CMS_ContentInfo *env = NULL;
+    BIO *in = NULL;
+    int rc = -1;
+
+    if (sk == NULL || !sk_X509_push(sk, r->cert) ||
+        certs_only(sk, &inner) != 0) {
+        goto done;
+    }
+    sk_X509_zero(sk);
+    if (!sk_X509_push(sk, r->signer) ||
+        (in = BIO_new_mem_buf(inner.ptr, (int) inner.len)) == NULL) {
+        goto done;
+    }
+    env = CMS_encrypt(sk, in, r->cipher ? r->cipher : EVP_aes_128_cbc(),
+                      CMS_BINARY);
+    if (env == NULL) {
+        goto done;
+    }
+    rc = cms_der(env, out);
+done:
+    CMS_ContentInfo_free(env);
+    BIO_free(in);
+    mdm_buf_free(&inner);
+    sk_X509_free(sk); /* references belong to r */
+    return rc;
+}
+
+/* Build and sign the CertRep into r->out. */
+static int
+certrep(mdm_scep_req_t *r, int status, int fail)
+{
+    const mdm_scep_ca_t *ca = r->ca;
+    X509 *scert = ca->ra ? ca->ra : ca->ca;
+    EVP_PKEY *skey = ca->ra ? ca->ra_key : ca->ca_key;
+    mdm_buf_t env = {0};
+    CMS_ContentInfo *cms = NULL;
+    CMS_SignerInfo *si;
+    unsigned char snonce[16];
+    char st[4], fi[4];
+    BIO *content = NULL;
+    int rc = -1;
+
+    if (status == PKI_SUCCESS && envelope(r, &env) != 0) {
+        goto done;
+    }
+    if (RAND_bytes(snonce, sizeof(snonce)) != 1) {
+        goto done;
+    }
+    content =
+        BIO_new_mem_buf(env.ptr ? (const void *) env.ptr : "", (int) env.len);
+    cms = CMS_sign(NULL, NULL, NULL, NULL, CMS_PARTIAL | CMS_BINARY);
+    if (content == NULL || cms == NULL) {
+        goto done;
+    }
+    si = CMS_add1_signer(cms, scert, skey, r->md ? r->md : EVP_sha256(),
+                         CMS_PARTIAL | CMS_BINARY | CMS_NOSMIMECAP);
+    snprintf(st, sizeof(st), "%d", status);
+    snprintf(fi, sizeof(fi), "%d", fail);
+    if (si == NULL ||
+        !add_attr(si, oid_txid, r->txid_type, r->txid, strlen(r->txid)) ||
+        !add_attr(si, oid_msgtype, V_ASN1_PRINTABLESTRING, "3", 1) ||
+        !add_attr(si, oid_status, V_ASN1_PRINTABLESTRING, st, strlen(st)) ||
+        (status == PKI_FAILURE &&
+         !add_attr(si, oid_failinfo, V_ASN1_PRINTABLESTRING, fi, strlen(fi))) ||
+        !add_attr(si, oid_snonce, V_ASN1_OCTET_STRING, snonce,
+                  sizeof(snonce)) ||
+        (r->nonce_len > 0 && !add_attr(si, oid_rnonce, V_ASN1_OCTET_STRING,
+                                       r->nonce, r->nonce_len))) {
+        goto done;
+    }
+    /* a FAILURE carries no envelope: its content is empty */
+    if (CMS_final(cms, content, NULL, CMS_BINARY) != 1) {
+        goto done;
+    }
+    rc = cms_der(cms, &r->out);
+done:
+    CMS_ContentInfo_free(cms);
+    BIO_free(content);
+    mdm_buf_free(&env);
+    return rc;
+}
+
+static mdm_step_t
+reply_certrep(mdm_scep_req_t *r, int status, int fail)
+{
+    int rc;
+
+    ERR_set_mark();
+    rc = certrep(r, status, fail);
+    ERR_pop_to_mark();
+    if (rc != 0) {
+        return refuse(r, 500, MDM_LOG_ERR, "MDM08040",
+                      "SCEP %s (transaction %s): cannot build the CertRep",
+                      msg_type_name(r->msg_type), r->txid);
+    }
+    r->vars[MDM_SCEP_VAR_STATUS] =
+        status == PKI_SUCCESS ? "SUCCESS" : "FAILURE";
+    return reply(r, 200, ct_pki, &r->out);
+}
+
+static mdm_step_t fail_rep(mdm_scep_req_t *r, int fail, const char *id,
+                           const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* A FAILURE CertRep with one log line naming the transaction. */
+static mdm_step_t
+fail_rep(mdm_scep_req_t *r, int fail, const char *id, const char *fmt, ...)
+{
+    char buf[768];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    scep_log(r, MDM_LOG_WARN, id, "SCEP %s (transaction %s) refused, %s: %s",
+             msg_type_name(r->msg_type), r->txid, fail_name(fail), buf);
+    r->vars[MDM_SCEP_VAR_ERROR_ID] = id;
+    r->vars[MDM_SCEP_VAR_FAIL_INFO] = fail_name(fail);
+    mdm_buf_free(&r->out);
+    if (certrep(r, PKI_FAILURE, fail) != 0) {
+        ERR_clear_error();
+        r->resp.status = 500;
+        return reply(r, 500, NULL, NULL);
+    }
+    r->vars[MDM_SCEP_VAR_STATUS] = "FAILURE";
+    return reply(r, 200, ct_pki, &r->out);
+}
+
+/* ---------------------------------------------------------------- */
+/* parsing                                                          */
+
+/* The single value of a signed attribute, or NULL (absent, repeated or
+ * multi-valued: none of those are a SCEP attribute). */
+static const ASN1_TYPE *
+signed_attr(CMS_SignerInfo *si, const ASN1_OBJECT *obj)
+{
+    X509_ATTRIBUTE *a;
+    int i = CMS_signed_get_attr_by_OBJ(si, obj, -1);
+
+    if (i < 0 || CMS_signed_get_attr_by_OBJ(si, obj, i) >= 0) {
+        return NULL;
+    }
+    a = CMS_signed_get_attr(si, i);
+    if (a == NULL || X509_ATTRIBUTE_count(a) != 1) {
+        return NULL;
+    }
+    return X509_ATTRIBUTE_get0_type(a, 0);
+}
+
+static int
+is_text(int type)
+{
+    return type == V_ASN1_PRINTABLESTRING || type == V_ASN1_UTF8STRING ||
+           type == V_ASN1_IA5STRING || type == V_ASN1_T61STRING;
+}
+
+/* A text attribute value without NUL bytes or control characters. */
+static int
+attr_text(const ASN1_TYPE *t, char *out, size_t cap, int *type)
+{
+    const unsigned char *p;
+    int n, i;
+
+    if (t == NULL || !is_text(t->type)) {
+        return -1;
+    }
+    p = ASN1_STRING_get0_data(t->value.asn1_string);
+    n = ASN1_STRING_length(t->value.asn1_string);
+    if (n <= 0 || (size_t) n >= cap) {
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        if (p[i] < 0x20 || p[i] == 0x7f) {
+            return -1;
+        }
+    }
+    memcpy(out, p, (size_t) n);
+    out[n] = '\0';
+    if (type) {
+        *type = t->type;
+    }
+    return 0;
+}
+
+static const char *
+parse_outer(mdm_scep_req_t *r)
+{
+    STACK_OF(CMS_SignerInfo) * sis;
+    ASN1_OCTET_STRING **pos;
+    const ASN1_TYPE *t;
+    const unsigned char *p = r->msg;
+    char mt[8], *end;
+    long v;
+
+    if (r->msg == NULL || r->msg_len == 0) {
+        return "empty message";
+    }
+    if (r->msg_len > MDM_SCEP_MAX_MSG) {
+        return "message too large";
+    }
+    r->cms = d2i_CMS_ContentInfo(NULL, &p, (long) r->msg_len);
+    if (r->cms == NULL || p != r->msg + r->msg_len) {
+        return "not a DER CMS ContentInfo";
+    }
+    if (OBJ_obj2nid(CMS_get0_type(r->cms)) != NID_pkcs7_signed) {
+        return "not a CMS SignedData";
+    }
+    sis = CMS_get0_SignerInfos(r->cms);
+    if (sis == NULL || sk_CMS_SignerInfo_num(sis) != 1) {
+        return "not exactly one signer";
+    }
+    r->si = sk_CMS_SignerInfo_value(sis, 0);
+    if (OBJ_obj2nid(CMS_get0_eContentType(r->cms)) != NID_pkcs7_data) {
+        return "encapsulated content is not id-data";
+    }
+    pos = CMS_get0_content(r->cms);
+    if (pos == NULL || *pos == NULL) {
+        return "no encapsulated content";
+    }
+    if (attr_text(signed_attr(r->si, oid_txid), r->txid, sizeof(r->txid),
+                  &r->txid_type) != 0) {
+        return "no usable transactionID attribute";
+    }
+    r->vars[MDM_SCEP_VAR_TRANSACTION_ID] = r->txid;
+    if (attr_text(signed_attr(r->si, oid_msgtype), mt, sizeof(mt), NULL) != 0) {
+        return "no usable messageType attribute";
+    }
+    v = strtol(mt, &end, 10);
+    if (*end != '\0' || v < 0 || v > 1000) {
+        return "messageType is not a number";
+    }
+    r->msg_type = (int) v;
+    t = signed_attr(r->si, oid_snonce);
+    if (t == NULL || t->type != V_ASN1_OCTET_STRING ||
+        ASN1_STRING_length(t->value.octet_string) <= 0 ||
+        ASN1_STRING_length(t->value.octet_string) > MDM_SCEP_MAX_NONCE) {
+        return "no usable senderNonce attribute";
+    }
+    r->nonce_len = (size_t) ASN1_STRING_length(t->value.octet_string);
+    memcpy(r->nonce, ASN1_STRING_get0_data(t->value.octet_string),
+           r->nonce_len);
+    return NULL;
+}
+
+/* The digest of the request, also used for the CertRep. */
+static const EVP_MD *
+digest_of(CMS_SignerInfo *si, int *nid)
+{
+    X509_ALGOR *dig = NULL;
+    const ASN1_OBJECT *obj;
+
+    CMS_SignerInfo_get0_algs(si, NULL, NULL, &dig, NULL);
+    if (dig == NULL) {
+        *nid = NID_undef;
+        return NULL;
+    }
+    X509_ALGOR_get0(&obj, NULL, NULL, dig);
+    *nid = OBJ_obj2nid(obj);
+    switch (*nid) {
+    case NID_sha1:
+        return EVP_sha1();
+    case NID_sha224:
+        return EVP_sha224();
+    case NID_sha256:
+        return EVP_sha256();
+    case NID_sha384:
+        return EVP_sha384();
+    case NID_sha512:
+        return EVP_sha512();
+    }
+    return NULL;
+}
+
+static const EVP_CIPHER *
+cipher_of(int nid)
+{
+    switch (nid) {
+    case NID_aes_128_cbc:
+        return EVP_aes_128_cbc();
+    case NID_aes_192_cbc:
+        return EVP_aes_192_cbc();
+    case NID_aes_256_cbc:
+        return EVP_aes_256_cbc();
+    case NID_des_ede3_cbc:
+        return EVP_des_ede3_cbc();
+    }
+    return NULL;
+}
+
+static char *
+name_str(const X509_NAME *n)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    char *data, *s = NULL;
+    long len;
+
+    if (b && X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253) >= 0 &&
+        (len = BIO_get_mem_data(b, &data)) >= 0) {
+        s = mdm_strndup(data, (size_t) len);
+    }
+    BIO_free(b);
+    return s;
+}
+
+/* Lowercase hex without leading zeros: the one spelling used in keys. */
+static int
+serial_hex(const ASN1_INTEGER *ai, char *out, size_t cap)
+{
+    BIGNUM *bn = ASN1_INTEGER_to_BN(ai, NULL);
+    char *h, *p;
+    int rc = -1;
+
+    if (bn == NULL) {
+        return -1;
+    }
+    if (!BN_is_negative(bn) && (h = BN_bn2hex(bn)) != NULL) {
+        if (strlen(h) < cap) {
+            for (p = h; *p; p++) {
+                *p = (char) tolower((unsigned char) *p);
+            }
+            snprintf(out, cap, "%s", h);
+            rc = 0;
+        }
+        OPENSSL_free(h);
+    }
+    BN_free(bn);
+    return rc;
+}
+
+typedef enum {
+    ENV_OK = 0,
+    ENV_NOT_ENVELOPED,
+    ENV_BAD_ALG,
+    ENV_NOT_FOR_US,
+    ENV_DECRYPT
+} env_rc_t;
+
+/* Open pkcsPKIEnvelope with the RA or CA key. why: a static or malloc'd
+ * detail (*why_owned set when malloc'd). */
+static env_rc_t
+open_envelope(mdm_scep_req_t *r, mdm_buf_t *out, char *why, size_t whylen)
+{
+    const mdm_scep_ca_t *ca = r->ca;
+    ASN1_OCTET_STRING **pos = CMS_get0_content(r->cms);
+    const unsigned char *data = ASN1_STRING_get0_data(*pos), *p;
+    long len = ASN1_STRING_length(*pos);
+    STACK_OF(CMS_RecipientInfo) * ris;
+    CMS_RecipientInfo *ri;
+    CMS_ContentInfo *env = NULL;
+    PKCS7 *p7 = NULL;
+    X509 *cert = NULL;
+    EVP_PKEY *key = NULL;
+    X509_NAME *iss = NULL;
+    ASN1_INTEGER *sno = NULL;
+    char *iname, sn[48];
+    BIO *bio = NULL;
+    char *bdata;
+    long blen;
+    env_rc_t rc = ENV_NOT_ENVELOPED;
+    int i, nid;
+
+    /* the PKCS#7 view exposes the content-encryption algorithm */
+    p = data;
+    p7 = d2i_PKCS7(NULL, &p, len);
+    if (p7 == NULL || p != data + len || !PKCS7_type_is_enveloped(p7) ||
+        p7->d.enveloped == NULL || p7->d.enveloped->enc_data == NULL ||
+        p7->d.enveloped->enc_data->algorithm == NULL) {
+        snprintf(why, whylen, "pkcsPKIEnvelope is not an EnvelopedData");
+        goto done;
+    }
+    nid = OBJ_obj2nid(p7->d.enveloped->enc_data->algorithm->algorithm);
+    r->cipher = cipher_of(nid);
+    if (r->cipher == NULL) {
+        rc = ENV_BAD_ALG;
+        snprintf(why, whylen, "content encryption %s not supported",
+                 nid == NID_undef ? "(unknown)" : OBJ_nid2sn(nid));
+        goto done;
+    }
+    p = data;
+    env = d2i_CMS_ContentInfo(NULL, &p, len);
+    if (env == NULL || OBJ_obj2nid(CMS_get0_type(env)) != NID_pkcs7_enveloped) {
+        snprintf(why, whylen, "pkcsPKIEnvelope is not an EnvelopedData");
+        goto done;
+    }
+    ris = CMS_get0_RecipientInfos(env);
+    for (i = 0; ris && i < sk_CMS_RecipientInfo_num(ris) && cert == NULL; i++) {
+        ri = sk_CMS_RecipientInfo_value(ris, i);
+        if (CMS_RecipientInfo_type(ri) != CMS_RECIPINFO_TRANS) {
+            continue;
+        }
+        if (ca->ra && CMS_RecipientInfo_ktri_cert_cmp(ri, ca->ra) == 0) {
+            cert = ca->ra;
+            key = ca->ra_key;
+        } else if (CMS_RecipientInfo_ktri_cert_cmp(ri, ca->ca) == 0) {
+            cert = ca->ca;
+            key = ca->ca_key;
+        } else if (iss == NULL) {
+            CMS_RecipientInfo_ktri_get0_signer_id(ri, NULL, &iss, &sno);
+        }
+    }
+    if (cert == NULL) {
+        rc = ENV_NOT_FOR_US;
+        iname = iss ? name_str(iss) : NULL;
+        if (sno == NULL || serial_hex(sno, sn, sizeof(sn)) != 0) {
+            snprintf(sn, sizeof(sn), "?");
+        }
+        snprintf(why, whylen,
+                 "pkcsPKIEnvelope is not encrypted to this %s (recipient: "
+                 "issuer \"%s\", serial %s)",
+                 ca->ra ? "RA or CA" : "CA", iname ? iname : "?", sn);
+        free(iname);
+        goto done;
+    }
+    /* No CMS_DEBUG_DECRYPT: a wrong key must not be told apart from bad
+     * padding (Bleichenbacher); OpenSSL then decrypts with a random key
+     * and the content fails to parse instead. */
+    bio = BIO_new(BIO_s_mem());
+    if (bio == NULL ||
+        CMS_decrypt(env, key, cert, NULL, bio, CMS_BINARY) != 1) {
+        rc = ENV_DECRYPT;
+        snprintf(why, whylen, "cannot decrypt pkcsPKIEnvelope");
+        goto done;
+    }
+    blen = BIO_get_mem_data(bio, &bdata);
+    if (blen < 0 || mdm_buf_set(out, bdata, (size_t) blen) != 0) {
+        rc = ENV_DECRYPT;
+        snprintf(why, whylen, "cannot read the decrypted messageData");
+        goto done;
+    }
+    rc = ENV_OK;
+done:
+    BIO_free(bio);
+    CMS_ContentInfo_free(env);
+    PKCS7_free(p7);
+    return rc;
+}
+
+/* challengePassword: the CSR attribute, else (macOS mdmclient) the signed
+ * attribute of the pkiMessage. */
+static int
+challenge_of(mdm_scep_req_t *r, X509_REQ *csr, char *out, size_t cap)
+{
+    X509_ATTRIBUTE *a;
+    const ASN1_TYPE *t = NULL;
+    int i = X509_REQ_get_attr_by_NID(csr, NID_pkcs9_challengePassword, -1);
+
+    if (i >= 0 && (a = X509_REQ_get_attr(csr, i)) != NULL &&
+        X509_ATTRIBUTE_count(a) == 1) {
+        t = X509_ATTRIBUTE_get0_type(a, 0);
+    }
+    if (t == NULL) {
+        i = CMS_signed_get_attr_by_NID(r->si, NID_pkcs9_challengePassword, -1);
+        if (i >= 0 && (a = CMS_signed_get_attr(r->si, i)) != NULL &&
+            X509_ATTRIBUTE_count(a) == 1) {
+            t = X509_ATTRIBUTE_get0_type(a, 0);
+        }
+    }
+    if (t == NULL) {
+        return -1;
+    }
+    /* BMPString is allowed by PKCS#9 but has never been seen from a device */
+    return attr_text(t, out, cap, NULL);
+}
+
+static int
+add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
+{
+    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
+    int ok = e != NULL && X509_add_ext(x, e, -1) == 1;
+
+    X509_EXTENSION_free(e);
+    return ok;
+}
+
+/* Sign the certificate for csr into r->cert. */
+static int
+issue(mdm_scep_req_t *r, X509_REQ *csr)
+{
+    const mdm_scep_ca_t *ca = r->ca;
+    STACK_OF(X509_EXTENSION) *exts = NULL;
+    unsigned char rnd[16];
+    X509V3_CTX ctx;
+    ASN1_INTEGER *sn = NULL;
+    BIGNUM *bn = NULL;
+    X509 *x = NULL;
+    X509_EXTENSION *e;
+    time_t now = r->now;
+    int i, ok = 0;
+
+    /* 128 random bits, made positive by the DER encoding's sign byte */
+    do {
+        if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+            goto done;
+        }
+        BN_free(bn);
+        bn = BN_bin2bn(rnd, sizeof(rnd), NULL);
+    } while (bn != NULL && BN_is_zero(bn));
+    if (bn == NULL || (sn = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
+        (x = X509_new()) == NULL || X509_set_version(x, 2) != 1 ||
+        X509_set_serialNumber(x, sn) != 1 ||
+        X509_set_issuer_name(x, X509_get_subject_name(ca->ca)) != 1 ||
+        X509_set_subject_name(x, X509_REQ_get_subject_name(csr)) != 1 ||
+        X509_set_pubkey(x, X509_REQ_get0_pubkey(csr)) != 1 ||
+        X509_time_adj_ex(X509_getm_notBefore(x), 0, -MDM_SCEP_SKEW, &now) ==
+            NULL ||
+        X509_time_adj_ex(X509_getm_notAfter(x), (int) ca->validity_days, 0,
+                         &now) == NULL) {
+        goto done;
+    }
+    /* never beyond the CA itself: the chain would be invalid sooner */
+    if (ASN1_TIME_compare(X509_get0_notAfter(x), X509_get0_notAfter(ca->ca)) >
+            0 &&
+        X509_set1_notAfter(x, X509_get0_notAfter(ca->ca)) != 1) {
+        goto done;
+    }
+    X509V3_set_ctx(&ctx, ca->ca, x, NULL, NULL, 0);
+    if (!add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") ||
+        !add_ext(x, &ctx, NID_key_usage, "critical,digitalSignature") ||
+        !add_ext(x, &ctx, NID_ext_key_usage, "clientAuth") ||
+        !add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
+        !add_ext(x, &ctx, NID_authority_key_identifier, "keyid,issuer")) {
+        goto done;
+    }
+    /* the payload's SubjectAltName travels as a requested extension */
+    exts = X509_REQ_get_extensions(csr);
+    for (i = 0; exts && i < sk_X509_EXTENSION_num(exts); i++) {
+        e = sk_X509_EXTENSION_value(exts, i);
+        if (OBJ_obj2nid(X509_EXTENSION_get_object(e)) == NID_subject_alt_name &&
+            X509_add_ext(x, e, -1) != 1) {
+            goto done;
+        }
+    }
+    if (X509_sign(x, ca->ca_key, EVP_sha256()) <= 0) {
+        goto done;
+    }
+    ok = 1;
+done:
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    ASN1_INTEGER_free(sn);
+    BN_free(bn);
+    if (!ok) {
+        X509_free(x);
+        return -1;
+    }
+    X509_free(r->cert);
+    r->cert = x;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* plans                                                            */
+
+static void
+plan_evalsha(mdm_scep_req_t *r, mdm_lua_t which)
+{
+    r->script = which;
+    mdm_planb_cmd(&r->pb);
+    mdm_planb_str(&r->pb, "EVALSHA");
+    mdm_planb_str(&r->pb, mdm_script(which)->sha1);
+}
+
+static mdm_step_t
+plan_done(mdm_scep_req_t *r, int state)
+{
+    r->plan = mdm_planb_finish(&r->pb, r->pb.ncmds);
+    if (r->plan == NULL) {
+        return oom(r);
+    }
+    r->state = state;
+    return MDM_STEP_REDIS;
+}
+
+/* Only a script's own command is ever retried, with EVAL. */
+static int
+noscript(mdm_scep_req_t *r, const redisReply *rep)
+{
+    if (r->evalled || r->script == 0 || rep == NULL ||
+        rep->type != REDIS_REPLY_ERROR ||
+        strncmp(rep->str, "NOSCRIPT", 8) != 0) {
+        return 0;
+    }
+    r->evalled = 1;
+    mdm_planb_to_eval(&r->pb, 0, mdm_script(r->script));
+    r->plan = mdm_planb_finish(&r->pb, 1);
+    return r->plan != NULL;
+}
+
+static mdm_step_t
+plan_issue(mdm_scep_req_t *r, const char *challenge)
+{
+    const mdm_scep_ca_t *ca = r->ca;
+    unsigned char md[32], *der = NULL;
+    unsigned int mdlen;
+    struct tm tm;
+    char hex[65];
+    int n, consume = 0;
+
+    if (ca->challenge_mode == CH_DYNAMIC && r->msg_type == MT_PKCSREQ) {
+        if (EVP_Digest(challenge, strlen(challenge), md, &mdlen, EVP_sha256(),
+                       NULL) != 1) {
+            return oom(r);
+        }
+        mdm_hex(md, 32, hex);
+        consume = 1;
+    } else {
+        snprintf(hex, sizeof(hex), "-");
+    }
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(r->cert), &tm) != 1 ||
+        (n = i2d_X509(r->cert, &der)) <= 0) {
+        return oom(r);
+    }
+    n = mdm_buf_set(&r->cert_der, der, (size_t) n);
+    OPENSSL_free(der);
+    if (n != 0) {
+        return oom(r);
+    }
+    mdm_planb_reset(&r->pb);
+    r->evalled = 0;
+    plan_evalsha(r, MDM_LUA_SCEP_ISSUE);
+    mdm_planb_str(&r->pb, "5");
+    mdm_planb_fmt(&r->pb, "%s%s", ca->k_chal, hex);
+    mdm_planb_fmt(&r->pb, "%s%s", ca->k_cert, r->serial);
+    mdm_planb_str(&r->pb, ca->k_issued);
+    mdm_planb_str(&r->pb, ca->k_revoked);
+    mdm_planb_fmt(&r->pb, "%s%s", ca->k_txn, r->txid);
+    mdm_planb_str(&r->pb, consume ? "consume" : "keep");
+    mdm_planb_str(&r->pb, r->serial);
+    mdm_planb_str(&r->pb, r->subject ? r->subject : "");
+    mdm_planb_str(&r->pb, r->cert_hash);
+    mdm_planb_fmt(&r->pb, "%lld", (long long) timegm(&tm));
+    /* borrowed: r->cert_der lives as long as the transaction */
+    mdm_planb_arg(&r->pb, r->cert_der.ptr, r->cert_der.len);
+    mdm_planb_str(&r->pb, r->txid);
+    mdm_planb_str(&r->pb, msg_type_name(r->msg_type));
+    mdm_planb_str(&r->pb, r->renew_serial);
+    mdm_planb_str(&r->pb, MDM_SCEP_TXN_TTL);
+    return plan_done(r, SST_ISSUE);
+}
+
+static mdm_step_t
+plan_lookup(mdm_scep_req_t *r, const char *key_prefix, const char *id)
+{
+    mdm_planb_reset(&r->pb);
+    r->script = 0;
+    mdm_planb_cmd(&r->pb);
+    mdm_planb_str(&r->pb, "HGET");
+    mdm_planb_fmt(&r->pb, "%s%s", key_prefix, id);
+    mdm_planb_str(&r->pb, "der");
+    return plan_done(r, SST_LOOKUP);
+}
+
+/* ---------------------------------------------------------------- */
+/* PKIOperation                                                     */
+
+static mdm_step_t
+pki_cert_request(mdm_scep_req_t *r, const mdm_buf_t *data)
+{
+    const mdm_scep_ca_t *ca = r->ca;
+    const unsigned char *p = data->ptr;
+    X509_REQ *csr = NULL;
+    EVP_PKEY *pub;
+    unsigned char md[32];
+    unsigned int mdlen;
+    char chal[MDM_SCEP_MAX_CHAL + 1] = "";
+    mdm_step_t step;
+    int bits, ok, id;
+
+    if (data->len == 0 || data->len > LONG_MAX ||
+        (csr = d2i_X509_REQ(NULL, &p, (long) data->len)) == NULL ||
+        p != data->ptr + data->len) {
+        X509_REQ_free(csr);
+        return fail_rep(r, FAIL_BADREQUEST, "MDM08014",
+                        "messageData is not a DER PKCS#10 request");
+    }
+    /* the version field is not checked: macOS 2016 sent 2 instead of 0 */
+    pub = X509_REQ_get0_pubkey(csr);
+    if (pub == NULL || X509_REQ_verify(csr, pub) != 1) {
+        step = fail_rep(r, FAIL_BADMESSAGECHECK, "MDM08014",
+                        "the CSR's self-signature does not verify");
+        goto done;
+    }
+    free(r->subject);
+    r->subject = name_str(X509_REQ_get_subject_name(csr));
+    r->vars[MDM_SCEP_VAR_SUBJECT] = r->subject;
+    if (X509_NAME_entry_count(X509_REQ_get_subject_name(csr)) == 0) {
+        step = fail_rep(r, FAIL_BADREQUEST, "MDM08015",
+                        "the CSR has an empty subject");
+        goto done;
+    }
+    bits = EVP_PKEY_get_bits(pub);
+    id = EVP_PKEY_get_base_id(pub);
+    if (id == EVP_PKEY_RSA) {
+        ok = bits >= ca->min_key_bits;
+    } else if (id == EVP_PKEY_EC) {
+        ok = bits >= 256;
+    } else {
+        step = fail_rep(r, FAIL_BADALG, "MDM08010",
+                        "CSR key type %s not supported (RSA or EC only)",
+                        OBJ_nid2sn(id));
+        goto done;
+    }
+    if (!ok) {
+        step = fail_rep(r, FAIL_BADREQUEST, "MDM08016",
+                        "CSR key of %d bits is below the minimum of %ld", bits,
+                        id == EVP_PKEY_RSA ? ca->min_key_bits : 256L);
+        goto done;
+    }
+
+    if (r->msg_type == MT_PKCSREQ && ca->challenge_mode != CH_NONE) {
+        if (challenge_of(r, csr, chal, sizeof(chal)) != 0) {
+            step = fail_rep(r, FAIL_BADREQUEST, "MDM08017",
+                            "no challengePassword in the request");
+            goto done;
+        }
+        if (ca->challenge_mode == CH_STATIC) {
+            /* digests of equal length: the comparison leaks nothing,
+             * not even the configured challenge's length */
+            ok = EVP_Digest(chal, strlen(chal), md, &mdlen, EVP_sha256(),
+                            NULL) == 1 &&
+                 CRYPTO_memcmp(md, ca->challenge_md, 32) == 0;
+            if (!ok) {
+                step = fail_rep(r, FAIL_BADREQUEST, "MDM08017",
+                                "wrong challengePassword");
+                goto done;
+            }
+        }
+    }
+    if (r->msg_type == MT_RENEWAL) {
+        if (X509_check_issued(ca->ca, r->signer) != X509_V_OK ||
+            X509_verify(r->signer, X509_get0_pubkey(ca->ca)) != 1) {
+            step =
+                fail_rep(r, FAIL_BADREQUEST, "MDM08019",
+                         "RenewalReq not signed by a certificate of this CA");
+            goto done;
+        }
+        if (X509_cmp_time(X509_get0_notBefore(r->signer), &r->now) >= 0 ||
+            X509_cmp_time(X509_get0_notAfter(r->signer), &r->now) <= 0) {
+            step = fail_rep(r, FAIL_BADTIME, "MDM08018",
+                            "RenewalReq signed by a certificate that is "
+                            "expired or not yet valid");
+            goto done;
+        }
+        if (serial_hex(X509_get0_serialNumber(r->signer), r->renew_serial,
+                       sizeof(r->renew_serial)) != 0) {
+            step = fail_rep(r, FAIL_BADREQUEST, "MDM08019",
+                            "RenewalReq signer has an unusable serial number");
+            goto done;
+        }
+    }
+    if (X509_cmp_time(X509_get0_notBefore(ca->ca), &r->now) >= 0 ||
+        X509_cmp_time(X509_get0_notAfter(ca->ca), &r->now) <= 0) {
+        step = refuse(r, 500, MDM_LOG_ERR, "MDM08041",
+                      "SCEP %s (transaction %s): the CA certificate is not "
+                      "valid now; nothing issued",
+                      msg_type_name(r->msg_type), r->txid);
+        goto done;
+    }
+    if (issue(r, csr) != 0 ||
+        serial_hex(X509_get0_serialNumber(r->cert), r->serial,
+                   sizeof(r->serial)) != 0 ||
+        mdm_cert_sha256_hex(r->cert, r->cert_hash) != 0) {
+        step = refuse(r, 500, MDM_LOG_ERR, "MDM08040",
+                      "SCEP %s (transaction %s): cannot sign the certificate",
+                      msg_type_name(r->msg_type), r->txid);
+        goto done;
+    }
+    r->vars[MDM_SCEP_VAR_SERIAL] = r->serial;
+    step = plan_issue(r, chal);
+done:
+    OPENSSL_cleanse(chal, sizeof(chal));
+    X509_REQ_free(csr);
+    return step;
+}
+
+static mdm_step_t
+pki_get_cert(mdm_scep_req_t *r, const mdm_buf_t *data)
+{
+    const unsigned char *p = data->ptr;
+    PKCS7_ISSUER_AND_SERIAL *ias = NULL;
+    mdm_step_t step;
+
+    if (data->len == 0 || data->len > LONG_MAX ||
+        (ias = d2i_PKCS7_ISSUER_AND_SERIAL(NULL, &p, (long) data->len)) ==
+            NULL ||
+        p != data->ptr + data->len) {
+        PKCS7_ISSUER_AND_SERIAL_free(ias);
+        return fail_rep(r, FAIL_BADREQUEST, "MDM08021",
+                        "GetCert messageData is not an IssuerAndSerialNumber");
+    }
+    if (X509_NAME_cmp(ias->issuer, X509_get_subject_name(r->ca->ca)) != 0) {
+        step = fail_rep(r, FAIL_BADCERTID, "MDM08021",
+                        "GetCert for a certificate of another issuer");
+    } else if (serial_hex(ias->serial, r->serial, sizeof(r->serial)) != 0) {
+        step = fail_rep(r, FAIL_BADCERTID, "MDM08021",
+                        "GetCert for an unusable serial number");
+    } else {
+        r->vars[MDM_SCEP_VAR_SERIAL] = r->serial;
+        step = plan_lookup(r, r->ca->k_cert, r->serial);
+    }
+    PKCS7_ISSUER_AND_SERIAL_free(ias);
+    return step;
+}
+
+static mdm_step_t
+pki_start(mdm_scep_req_t *r)
+{
+    const char *why;
+    char detail[512];
+    mdm_buf_t data = {0};
+    STACK_OF(X509) * signers;
+    mdm_step_t step;
+    int nid;
+
+    why = parse_outer(r);
+    if (why != NULL) {
+        return refuse(r, 400, MDM_LOG_WARN, "MDM08001",
+                      "SCEP PKIOperation is not a pkiMessage: %s", why);
+    }
+    r->vars[MDM_SCEP_VAR_MESSAGE_TYPE] = msg_type_name(r->msg_type);
+    r->md = digest_of(r->si, &nid);
+    if (r->md == NULL) {
+        return fail_rep(r, FAIL_BADALG, "MDM08010",
+                        "digest algorithm %s not supported",
+                        nid == NID_undef ? "(unknown)" : OBJ_nid2sn(nid));
+    }
+    /* The signer is the requester's own (often self-signed) certificate:
+     * its trust is decided per message type below, not by a chain. */
+    if (CMS_verify(r->cms, NULL, NULL, NULL, NULL,
+                   CMS_NO_SIGNER_CERT_VERIFY | CMS_BINARY) != 1) {
+        return fail_rep(r, FAIL_BADMESSAGECHECK, "MDM08011",
+                        "the pkiMessage signature does not verify");
+    }
+    signers = CMS_get0_signers(r->cms);
+    if (signers == NULL || sk_X509_num(signers) != 1 ||
+        sk_X509_value(signers, 0) == NULL) {
+        sk_X509_free(signers);
+        return fail_rep(r, FAIL_BADMESSAGECHECK, "MDM08011",
+                        "the signer certificate is not in the pkiMessage");
+    }
+    r->signer = sk_X509_value(signers, 0);
+    X509_up_ref(r->signer);
+    sk_X509_free(signers);
+
+    switch (r->msg_type) {
+    case MT_PKCSREQ:
+    case MT_CERTPOLL:
+    case MT_GETCERT:
+        break;
+    case MT_RENEWAL:
+        if (r->ca->renewal) {
+            break;
+        }
+        /* fall through */
+    default:
+        return fail_rep(r, FAIL_BADREQUEST, "MDM08013",
+                        "messageType %d not supported", r->msg_type);
+    }
+
+    switch (open_envelope(r, &data, detail, sizeof(detail))) {
+    case ENV_OK:
+        break;
+    case ENV_BAD_ALG:
+        return fail_rep(r, FAIL_BADALG, "MDM08010", "%s", detail);
+    case ENV_NOT_ENVELOPED:
+        return fail_rep(r, FAIL_BADREQUEST, "MDM08012", "%s", detail);
+    default:
+        return fail_rep(r, FAIL_BADMESSAGECHECK, "MDM08012", "%s", detail);
+    }
+
+    switch (r->msg_type) {
+    case MT_CERTPOLL:
+        /* IssuerAndSubject; the transactionID is what identifies the
+         * request, and answers stay encrypted to the poller */
+        step = plan_lookup(r, r->ca->k_txn, r->txid);
+        break;
+    case MT_GETCERT:
+        step = pki_get_cert(r, &data);
+        break;
+    default:
+        step = pki_cert_request(r, &data);
+        break;
+    }
+    OPENSSL_cleanse(data.ptr, data.len);
+    mdm_buf_free(&data);
+    return step;
+}
+
+/* ---------------------------------------------------------------- */
+/* admin                                                            */
+
+static mdm_step_t
+admin_json(mdm_scep_req_t *r, int status, json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+
+    json_decref(j);
+    if (s == NULL) {
+        return oom(r);
+    }
+    mdm_buf_free(&r->out);
+    r->out.ptr = (unsigned char *) s;
+    r->out.len = strlen(s);
+    return reply(r, status, ct_json, &r->out);
+}
+
+static mdm_step_t admin_error(mdm_scep_req_t *r, int status, const char *id,
+                              const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static mdm_step_t
+admin_error(mdm_scep_req_t *r, int status, const char *id, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    scep_log(r, MDM_LOG_NOTICE, id, "%s", buf);
+    r->vars[MDM_SCEP_VAR_ERROR_ID] = id;
+    return admin_json(r, status,
+                      json_pack("{s:s,s:s}", "error", buf, "id", id));
+}
+
+/* "01:AB:cd" -> "1abcd"; -1 unless 1-40 hex digits. */
+static int
+norm_serial(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    const char *p;
+
+    for (p = in; *p; p++) {
+        if (*p == ':' || *p == ' ') {
+            continue;
+        }
+        if (mdm_hexval((unsigned char) *p) < 0 || o + 1 >= cap || o >= 40) {
+            return -1;
+        }
+        if (o == 0 && *p == '0') {
+            continue;
+        }
+        out[o++] = (char) tolower((unsigned char) *p);
+    }
+    if (o == 0) {
+        /* all zeros (or empty) is no serial this CA issues */
+        return -1;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+static mdm_step_t
+admin_start(mdm_scep_req_t *r)
+{
+    const mdm_scep_ca_t *ca = r->ca;
+    unsigned char rnd[16], md[32];
+    unsigned int mdlen;
+    char hex[65];
+    const char *p;
+    long ttl;
+
+    mdm_planb_reset(&r->pb);
+    r->script = 0;
+    if (r->admin_op == MDM_SCEP_ADMIN_CHALLENGE) {
+        if (ca->challenge_mode != CH_DYNAMIC) {
+            return admin_error(
+                r, 400, "MDM08050",
+                "one-time challenges need challenge \"dynamic\"");
+        }
+        if (r->admin_arg == NULL) {
+            if (RAND_bytes(rnd, sizeof(rnd)) != 1 ||
+                (r->admin_arg = malloc(33)) == NULL) {
+                return oom(r);
+            }
+            mdm_hex(rnd, sizeof(rnd), r->admin_arg);
+        }
+        for (p = r->admin_arg; *p; p++) {
+            if ((unsigned char) *p < 0x21 || (unsigned char) *p > 0x7e) {
+                break;
+            }
+        }
+        if (*p != '\0' || p == r->admin_arg ||
+            strlen(r->admin_arg) > MDM_SCEP_MAX_CHAL) {
+            return admin_error(r, 400, "MDM08050",
+                               "a challenge is 1-%d printable ASCII characters "
+                               "without spaces",
+                               MDM_SCEP_MAX_CHAL);
+        }
+        ttl = r->admin_ttl > 0 ? r->admin_ttl : ca->challenge_ttl;
+        if (ttl > INT_MAX || EVP_Digest(r->admin_arg, strlen(r->admin_arg), md,
+                                        &mdlen, EVP_sha256(), NULL) != 1) {
+            return admin_error(r, 400, "MDM08050", "bad challenge lifetime");
+        }
+        r->admin_ttl = ttl;
+        mdm_hex(md, 32, hex);
+        mdm_planb_cmd(&r->pb);
+        mdm_planb_str(&r->pb, "SET");
+        mdm_planb_fmt(&r->pb, "%s%s", ca->k_chal, hex);
+        mdm_planb_fmt(&r->pb, "%lld", (long long) r->now);
+        mdm_planb_str(&r->pb, "NX");
+        mdm_planb_str(&r->pb, "EX");
+        mdm_planb_fmt(&r->pb, "%ld", ttl);
+        return plan_done(r, SST_ADMIN);
+    }
+    if (r->admin_op == MDM_SCEP_ADMIN_REVOKE) {
+        if (r->admin_arg == NULL ||
+            norm_serial(r->admin_arg, r->serial, sizeof(r->serial)) != 0) {
+            return admin_error(r, 400, "MDM08050",
+                               "a serial number is 1-40 hex digits");
+        }
+        r->vars[MDM_SCEP_VAR_SERIAL] = r->serial;
+        plan_evalsha(r, MDM_LUA_SCEP_REVOKE);
+        mdm_planb_str(&r->pb, "2");
+        mdm_planb_fmt(&r->pb, "%s%s", ca->k_cert, r->serial);
+        mdm_planb_str(&r->pb, ca->k_revoked);
+        mdm_planb_str(&r->pb, r->serial);
+        return plan_done(r, SST_ADMIN);
+    }
+    return admin_error(r, 400, "MDM08050", "unknown SCEP admin operation");
+}
+
+static mdm_step_t
+admin_feed(mdm_scep_req_t *r, const redisReply *rep)
+{
+    if (r->admin_op == MDM_SCEP_ADMIN_CHALLENGE) {
+        if (rep->type == REDIS_REPLY_NIL) {
+            return admin_error(r, 409, "MDM08052",
+                               "this challenge exists already");
+        }
+        if (rep->type != REDIS_REPLY_STATUS || strcmp(rep->str, "OK") != 0) {
+            return storage_failed(r, rep);
+        }
+        scep_log(r, MDM_LOG_INFO, "MDM08031",
+                 "SCEP one-time challenge created (valid %ld s)", r->admin_ttl);
+        return admin_json(r, 201,
+                          json_pack("{s:s,s:I}", "challenge", r->admin_arg,
+                                    "ttl", (json_int_t) r->admin_ttl));
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+        rep->element[0]->type != REDIS_REPLY_STRING) {
+        return storage_failed(r, rep);
+    }
+    if (strcmp(rep->element[0]->str, "UNKNOWN") == 0) {
+        return admin_error(r, 404, "MDM08051",
+                           "no certificate with serial %s was issued here",
+                           r->serial);
+    }
+    if (strcmp(rep->element[0]->str, "OK") != 0) {
+        return storage_failed(r, rep);
+    }
+    scep_log(r, MDM_LOG_NOTICE, "MDM08032", "SCEP certificate %s revoked",
+             r->serial);
+    return admin_json(
+        r, 200, json_pack("{s:s,s:b}", "serial", r->serial, "revoked", 1));
+}
+
+/* ---------------------------------------------------------------- */
+/* start / feed                                                     */
+
+mdm_step_t
+mdm_scep_req_start(mdm_scep_req_t *r)
+{
+    mdm_step_t step;
+    mdm_buf_t b = {0};
+
+    if (r->state != SST_NONE) {
+        return r->state == SST_DONE ? MDM_STEP_DONE : MDM_STEP_REDIS;
+    }
+    if (r->now == 0) {
+        r->now = time(NULL);
+    }
+    if (!r->ca->finished) {
+        return refuse(r, 500, MDM_LOG_ERR, "MDM09002",
+                      "SCEP configuration not finished");
+    }
+    if (r->pre_status) {
+        return refuse(r, r->pre_status, MDM_LOG_WARN, r->pre_id, "%s",
+                      r->pre_msg);
+    }
+    switch (r->op) {
+    case OP_CAPS:
+        if (mdm_buf_set(&b, r->ca->caps, strlen(r->ca->caps)) != 0) {
+            return oom(r);
+        }
+        return reply(r, 200, "text/plain", &b);
+    case OP_CACERT:
+        if (mdm_buf_set(&b, r->ca->cacert.ptr, r->ca->cacert.len) != 0) {
+            return oom(r);
+        }
+        return reply(r, 200, r->ca->cacert_ctype, &b);
+    case OP_ADMIN:
+        return admin_start(r);
+    default:
+        break;
+    }
+    ERR_set_mark();
+    step = pki_start(r);
+    ERR_pop_to_mark();
+    /* the borrowed message is not read after start */
+    r->msg = NULL;
+    r->msg_len = 0;
+    return step;
+}
+
+static mdm_step_t
+found_cert(mdm_scep_req_t *r, const redisReply *rep)
+{
+    const unsigned char *p = (const unsigned char *) rep->str;
+    X509 *x = d2i_X509(NULL, &p, (long) rep->len);
+    mdm_step_t step;
+
+    if (x == NULL || p != (const unsigned char *) rep->str + rep->len) {
+        X509_free(x);
+        ERR_clear_error();
+        return storage_failed(r, rep);
+    }
+    X509_free(r->cert);
+    r->cert = x;
+    if (serial_hex(X509_get0_serialNumber(x), r->serial, sizeof(r->serial)) ==
+        0) {
+        r->vars[MDM_SCEP_VAR_SERIAL] = r->serial;
+    }
+    step = reply_certrep(r, PKI_SUCCESS, 0);
+    if (r->resp.status == 200) {
+        scep_log(r, MDM_LOG_INFO, "MDM08030",
+                 "SCEP %s (transaction %s): certificate %s sent",
+                 msg_type_name(r->msg_type), r->txid, r->serial);
+    }
+    return step;
+}
+
+mdm_step_t
+mdm_scep_req_feed(mdm_scep_req_t *r, struct redisReply *const *replies,
+                  size_t n)
+{
+    const redisReply *rep = (replies && n > 0) ? replies[0] : NULL;
+    const char *s;
+    mdm_step_t step;
+
+    if (r->state == SST_DONE || r->state == SST_NONE) {
+        return MDM_STEP_DONE;
+    }
+    if (rep == NULL) {
+        return storage_failed(r, NULL);
+    }
+    if (noscript(r, rep)) {
+        return MDM_STEP_REDIS;
+    }
+    if (r->state == SST_ADMIN) {
+        return admin_feed(r, rep);
+    }
+    if (r->state == SST_LOOKUP) {
+        if (rep->type == REDIS_REPLY_NIL) {
+            if (r->msg_type == MT_CERTPOLL) {
+                return fail_rep(r, FAIL_BADCERTID, "MDM08022",
+                                "no certificate was issued in this "
+                                "transaction");
+            }
+            return fail_rep(r, FAIL_BADCERTID, "MDM08021",
+                            "no certificate with serial %s was issued here",
+                            r->serial);
+        }
+        if (rep->type != REDIS_REPLY_STRING) {
+            return storage_failed(r, rep);
+        }
+        ERR_set_mark();
+        step = found_cert(r, rep);
+        ERR_pop_to_mark();
+        return step;
+    }
+    /* SST_ISSUE */
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+        rep->element[0]->type != REDIS_REPLY_STRING) {
+        return storage_failed(r, rep);
+    }
+    s = rep->element[0]->str;
+    if (strcmp(s, "NOCHALLENGE") == 0) {
+        return fail_rep(r, FAIL_BADREQUEST, "MDM08017",
+                        "challenge unknown, expired or already used");
+    }
+    if (strcmp(s, "REVOKED") == 0) {
+        return fail_rep(r, FAIL_BADREQUEST, "MDM08020",
+                        "RenewalReq signed by revoked certificate %s",
+                        r->renew_serial);
+    }
+    if (strcmp(s, "OK") != 0) {
+        return storage_failed(r, rep);
+    }
+    ERR_set_mark();
+    step = reply_certrep(r, PKI_SUCCESS, 0);
+    ERR_pop_to_mark();
+    if (r->resp.status == 200) {
+        scep_log(r, MDM_LOG_INFO, "MDM08030",
+                 "SCEP %s (transaction %s): issued certificate %s to \"%s\"",
+                 msg_type_name(r->msg_type), r->txid, r->serial,
+                 r->subject ? r->subject : "");
+    }
+    return step;
+}
+
+/* ---------------------------------------------------------------- */
+/* blocking executor                                                */
+
+mdm_step_t
+mdm_scep_exec_sync(redisContext *c, mdm_scep_req_t *r)
+{
+    const mdm_plan_t *p;
+    redisReply *rep[8];
+    void *x;
+    size_t i, got;
+    mdm_step_t step = r->state == SST_DONE ? MDM_STEP_DONE : MDM_STEP_REDIS;
+    int broken;
+
+    while (step == MDM_STEP_REDIS) {
+        p = mdm_scep_req_plan(r);
+        broken = c->err != 0 || p == NULL || p->nreplies > 8;
+        for (i = 0; !broken && i < p->ncmds; i++) {
+            if (redisAppendCommandArgv(c, p->cmds[i].argc, p->cmds[i].argv,
+                                       p->cmds[i].argvlen) != REDIS_OK) {
+                broken = 1;
+            }
+        }
+        got = 0;
+        for (i = 0; !broken && i < p->ncmds; i++) {
+            if (redisGetReply(c, &x) != REDIS_OK) {
+                broken = 1;
+                break;
+            }
+            if (i < p->nreplies) {
+                rep[got++] = x;
+            } else {
+                freeReplyObject(x);
+            }
+        }
+        step = mdm_scep_req_feed(r, broken ? NULL : rep, broken ? 0 : got);
+        for (i = 0; i < got; i++) {
+            freeReplyObject(rep[i]);
+        }
+    }
+    return step;
+}
