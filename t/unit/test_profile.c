@@ -275,6 +275,7 @@ verify_and_parse(const unsigned char *der, size_t len)
     const unsigned char *q = der;
     CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &q, (long) len);
     X509_STORE *store = X509_STORE_new();
+    X509 *trusted;
     BIO *out = BIO_new(BIO_s_mem());
     char *data;
     long n;
@@ -287,7 +288,9 @@ verify_and_parse(const unsigned char *der, size_t len)
     assert_non_null(CMS_get0_content(cms));
     assert_non_null(*CMS_get0_content(cms));
     assert_int_equal(sk_CMS_SignerInfo_num(CMS_get0_SignerInfos(cms)), 1);
-    assert_int_equal(X509_STORE_add_cert(store, load_cert(pki("root.pem"))), 1);
+    trusted = load_cert(pki("root.pem"));
+    assert_int_equal(X509_STORE_add_cert(store, trusted), 1);
+    X509_free(trusted); /* the store holds its own reference */
     /* only the root is trusted: the intermediate must come from the CMS */
     if (CMS_verify(cms, NULL, store, NULL, out, CMS_BINARY) != 1) {
         ERR_print_errors_fp(stderr);
