@@ -5,6 +5,7 @@
  * the push certificates are made here with the OpenSSL API (the test PKI
  * has no S/MIME signer and no certificate with a UID).
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1015,6 +1016,71 @@ test_cert_files(void **state)
     mdm_profile_conf_free(p);
 }
 
+/* Apache builds profiles in several threads from one configuration. */
+struct thread_arg {
+    const mdm_profile_conf_t *p;
+    int failures;
+    unsigned char *first;
+    size_t first_len;
+};
+
+static void *
+build_many(void *v)
+{
+    struct thread_arg *a = v;
+    unsigned char *out;
+    size_t len;
+    int i;
+
+    for (i = 0; i < 25; i++) {
+        out = NULL;
+        if (mdm_profile_build(a->p, "threaded", NULL, NULL, &out, &len) != 0 ||
+            len < 100) {
+            a->failures++;
+        }
+        if (i == 0) {
+            a->first = out;
+            a->first_len = len;
+        } else {
+            free(out);
+        }
+    }
+    return NULL;
+}
+
+static void
+test_threads(void **state)
+{
+    mdm_profile_conf_t *p = base_conf(URL);
+    struct thread_arg args[4];
+    pthread_t th[4];
+    char u0[2048], u[2048];
+    plist_t root;
+    int i;
+
+    (void) state;
+    finish_ok(p);
+    memset(args, 0, sizeof(args));
+    for (i = 0; i < 4; i++) {
+        args[i].p = p;
+        assert_int_equal(pthread_create(&th[i], NULL, build_many, &args[i]), 0);
+    }
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    }
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(args[i].failures, 0);
+        root = verify_and_parse(args[i].first, args[i].first_len);
+        collect_uuids(root, i == 0 ? u0 : u, sizeof(u));
+        if (i > 0) {
+            assert_string_equal(u0, u);
+        }
+        plist_free(root);
+        free(args[i].first);
+    }
+    mdm_profile_conf_free(p);
+}
+
 int
 main(void)
 {
@@ -1028,6 +1094,7 @@ main(void)
         cmocka_unit_test(test_unsigned_mode),
         cmocka_unit_test(test_challenges),
         cmocka_unit_test(test_cert_files),
+        cmocka_unit_test(test_threads),
     };
     char cmd[512];
     int rc;
