@@ -68,7 +68,8 @@ struct mdm_profile_conf_s {
     char *identifier;
     X509 *sign_cert;
     EVP_PKEY *sign_key;
-    STACK_OF(X509) * sign_chain;
+    STACK_OF(X509) * sign_extra; /* after the signer in the sign_cert file */
+    STACK_OF(X509) * sign_chain; /* option sign_chain (repeatable) */
 
     /* derived by mdm_profile_conf_finish() */
     int finished;
@@ -78,6 +79,7 @@ struct mdm_profile_conf_s {
     char *mdm_id;
     unsigned char fp[EVP_MAX_MD_SIZE];
     unsigned int fplen;
+    STACK_OF(X509) * chain; /* sign_extra + sign_chain, sent in the CMS */
     char uuid_profile[37];
     char uuid_scep[37];
     char uuid_mdm[37];
@@ -715,7 +717,9 @@ mdm_profile_conf_free(mdm_profile_conf_t *p)
     free(p->identifier);
     X509_free(p->sign_cert);
     EVP_PKEY_free(p->sign_key);
+    sk_X509_pop_free(p->sign_extra, X509_free);
     sk_X509_pop_free(p->sign_chain, X509_free);
+    sk_X509_pop_free(p->chain, X509_free);
     free(p->base_id);
     free(p->scep_id);
     free(p->mdm_id);
@@ -1024,7 +1028,9 @@ mdm_profile_conf_set(mdm_profile_conf_t *p, const char *name, const char *value,
         }
         X509_free(p->sign_cert);
         p->sign_cert = sk_X509_shift(sk);
-        rc = take_certs(&p->sign_chain, sk, 16);
+        sk_X509_pop_free(p->sign_extra, X509_free);
+        p->sign_extra = NULL;
+        rc = take_certs(&p->sign_extra, sk, 16);
         if (rc != 0) {
             snprintf(err, errlen, "sign_cert \"%.200s\": %s", value,
                      rc == -2 ? "too many certificates" : "out of memory");
@@ -1135,6 +1141,37 @@ mdm_profile_conf_finish(mdm_profile_conf_t *p, char *err, size_t errlen)
         if (X509_cmp_current_time(X509_get0_notAfter(p->sign_cert)) <= 0) {
             snprintf(err, errlen, "sign_cert has expired");
             return -1;
+        }
+        /* RFC 5280: a key usage without digitalSignature (a CA's
+         * keyCertSign, cRLSign) does not sign data */
+        if ((X509_get_extension_flags(p->sign_cert) & EXFLAG_KUSAGE) &&
+            !(X509_get_key_usage(p->sign_cert) &
+              (KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION))) {
+            snprintf(err, errlen,
+                     "sign_cert: its keyUsage does not allow "
+                     "digitalSignature (a CA certificate? sign with a "
+                     "certificate it issued)");
+            return -1;
+        }
+        sk_X509_pop_free(p->chain, X509_free);
+        p->chain = sk_X509_new_null();
+        if (p->chain == NULL) {
+            snprintf(err, errlen, "profile: out of memory");
+            return -1;
+        }
+        for (i = 0; i < 2; i++) {
+            STACK_OF(X509) *from = i == 0 ? p->sign_extra : p->sign_chain;
+            int j;
+
+            for (j = 0; from && j < sk_X509_num(from); j++) {
+                X509 *x = sk_X509_value(from, j);
+
+                if (!X509_up_ref(x) || !sk_X509_push(p->chain, x)) {
+                    X509_free(x);
+                    snprintf(err, errlen, "profile: out of memory");
+                    return -1;
+                }
+            }
         }
     }
     if (p->fp_hash != FP_NONE &&
@@ -1428,8 +1465,7 @@ mdm_profile_build(const mdm_profile_conf_t *p, const char *challenge,
      * no MIME canonicalisation of the XML's line ends) */
     in = BIO_new_mem_buf(xml.ptr, (int) xml.len);
     if (in != NULL) {
-        cms =
-            CMS_sign(p->sign_cert, p->sign_key, p->sign_chain, in, CMS_BINARY);
+        cms = CMS_sign(p->sign_cert, p->sign_key, p->chain, in, CMS_BINARY);
     }
     if (cms != NULL) {
         len = i2d_CMS_ContentInfo(cms, NULL);

@@ -158,6 +158,9 @@ says frob
 check 2 "profile push cert without UID" $bin profile $P --push-cert "$ca/ca.pem" --unsigned
 says push_cert
 check 2 "profile missing value" $bin profile $P --topic
+check 2 "profile signed by the CA itself" $bin profile $P --topic "$topic" \
+    --sign-cert "$ca/ca.pem" --sign-key "$ca/ca.key"
+says digitalSignature
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -211,6 +211,16 @@ make_material(void)
     X509_free(x);
     /* intermediate first: CAFingerprint must still be the root's */
     cat2(tmp("int-root.pem"), pki("int.pem"), pki("root.pem"));
+    cat2(tmp("sign-int.pem"), tmp("sign.pem"), pki("int.pem"));
+    {
+        FILE *fp = fopen(tmp("sign-enc.key"), "w");
+
+        assert_non_null(fp);
+        assert_int_equal(PEM_write_PrivateKey(fp, k, EVP_aes_128_cbc(), NULL, 0,
+                                              NULL, (void *) "secret"),
+                         1);
+        fclose(fp);
+    }
     write_text(tmp("notcert.txt"), "this is not a certificate\n");
     EVP_PKEY_free(k);
     EVP_PKEY_free(ik);
@@ -615,6 +625,28 @@ test_options_reach_the_plist(void **state)
     mdm_profile_conf_free(p);
 }
 
+/** The chain may come in the sign_cert file itself. */
+static void
+test_chain_in_sign_cert_file(void **state)
+{
+    mdm_profile_conf_t *p = mdm_profile_conf_new();
+    plist_t root;
+
+    (void) state;
+    set_ok(p, "server_url", URL);
+    set_ok(p, "topic", TOPIC);
+    set_ok(p, "scep_url", "https://mdm.example.com/scep");
+    set_ok(p, "scep_ca", pki("root.pem"));
+    set_ok(p, "sign_cert", tmp("sign-int.pem"));
+    set_ok(p, "sign_key", tmp("sign.key"));
+    finish_ok(p);
+    /* verify_and_parse trusts only the root: int must be in the CMS */
+    root = build_signed(p, NULL);
+    assert_string_equal(str(root, "PayloadType"), "Configuration");
+    plist_free(root);
+    mdm_profile_conf_free(p);
+}
+
 static void
 collect_uuids(plist_t root, char *buf, size_t len)
 {
@@ -874,6 +906,17 @@ test_finish_errors(void **state)
     set_ok(p, "sign_key", pki("dev1.key"));
     expect_finish_error(p, "does not match");
 
+    /* a CA certificate (keyCertSign, cRLSign) does not sign profiles */
+    p = base_conf(URL);
+    set_ok(p, "sign_cert", pki("root.pem"));
+    set_ok(p, "sign_key", pki("root.key"));
+    expect_finish_error(p, "digitalSignature");
+
+    /* an encrypted key is refused (and nothing prompts for a password) */
+    p = mdm_profile_conf_new();
+    expect_set_error(p, "sign_key", tmp("sign-enc.key"), "sign_key");
+    mdm_profile_conf_free(p);
+
     /* not finished: build refuses with its log id */
     p = base_conf(URL);
     last_log_id[0] = '\0';
@@ -1094,6 +1137,7 @@ main(void)
         cmocka_unit_test(test_unsigned_mode),
         cmocka_unit_test(test_challenges),
         cmocka_unit_test(test_cert_files),
+        cmocka_unit_test(test_chain_in_sign_cert_file),
         cmocka_unit_test(test_threads),
     };
     char cmd[512];
