@@ -222,7 +222,7 @@ url_problem(const char *v, int https_only)
     return NULL;
 }
 
-/** "mdm.example.com" in a URL -> "com.example.mdm.enrollment". */
+/** "MDM.example.com" in a URL -> "com.example.mdm.enrollment". */
 static char *
 identifier_from_url(const char *url)
 {
@@ -247,10 +247,13 @@ identifier_from_url(const char *url)
         for (i = 0; dot + i < end; i++) {
             char c = dot[i];
 
-            out[o++] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                               (c >= '0' && c <= '9') || c == '-'
-                           ? c
-                           : '-';
+            if (c >= 'A' && c <= 'Z') {
+                c = (char) (c - 'A' + 'a');
+            }
+            out[o++] =
+                (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'
+                    ? c
+                    : '-';
         }
         if (o > 0 && out[o - 1] != '.') {
             out[o++] = '.';

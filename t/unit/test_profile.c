@@ -937,7 +937,7 @@ test_unsigned_mode(void **state)
     plist_t root;
 
     (void) state;
-    set_ok(p, "server_url", URL);
+    set_ok(p, "server_url", "https://MDM.Example.com:8443/mdm/connect");
     set_ok(p, "topic", TOPIC);
     set_ok(p, "scep_url", "https://mdm.example.com/scep");
     set_ok(p, "scep_ca", pki("root.pem"));
@@ -951,7 +951,7 @@ test_unsigned_mode(void **state)
                                  "PayloadContent", PLIST_DICT),
                             "Challenge"),
                         "c");
-    /* default identifier from the host */
+    /* default identifier from the host: reversed, lower case, no port */
     assert_string_equal(str(root, "PayloadIdentifier"),
                         "com.example.mdm.enrollment");
     plist_free(root);
