@@ -12,6 +12,7 @@
 #include <hiredis.h>
 
 #include "mdm.h"
+#include "mdmctl_cert.h"
 
 static const char usage[] =
     "usage: mdmctl [--redis ADDR] [--prefix P] COMMAND ARGS\n"
@@ -28,6 +29,7 @@ static const char usage[] =
     "  revoke ID [SHA256] refuse the device's identity certificate (the\n"
     "                     bound one, or the one with this SHA-256) from now "
     "on\n"
+    "%s"
     "\n"
     "  --redis ADDR       host:port, or a unix socket path\n"
     "                     (default 127.0.0.1:6379, or $MDM_REDIS)\n"
@@ -35,7 +37,13 @@ static const char usage[] =
     "\n"
     "Prints the JSON answer; exits 0 on success, 1 when the operation was\n"
     "refused (unknown enrollment, duplicate uuid...), 2 on usage or\n"
-    "connection errors.\n";
+    "connection errors. ca and profile work offline (no Redis).\n";
+
+static void
+print_usage(FILE *f)
+{
+    fprintf(f, usage, mdmctl_cert_usage);
+}
 
 static redisContext *
 connect_redis(const char *addr)
@@ -152,24 +160,32 @@ main(int argc, char **argv)
     }
     for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
         if (strcmp(argv[i], "--help") == 0) {
-            fputs(usage, stdout);
+            print_usage(stdout);
             return 0;
         } else if (strcmp(argv[i], "--redis") == 0 && i + 1 < argc) {
             addr = argv[++i];
         } else if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc) {
             prefix = argv[++i];
         } else {
-            fprintf(stderr, "mdmctl: unknown option %s\n\n%s", argv[i], usage);
+            fprintf(stderr, "mdmctl: unknown option %s\n\n", argv[i]);
+            print_usage(stderr);
             return 2;
         }
     }
     if (i >= argc) {
-        fputs(usage, stderr);
+        print_usage(stderr);
         return 2;
     }
     op = argv[i++];
     argc -= i;
     argv += i;
+    /* certificate tooling: offline, own argument parsing */
+    if (strcmp(op, "ca") == 0) {
+        return mdmctl_ca(argc, argv);
+    }
+    if (strcmp(op, "profile") == 0) {
+        return mdmctl_profile(argc, argv);
+    }
     if (argc > 0 && strcmp(argv[argc - 1], "--nopush") == 0) {
         a.nopush = 1;
         argc--;
@@ -177,8 +193,8 @@ main(int argc, char **argv)
 
 #define NEED(n)                                                                \
     if (argc != (n)) {                                                         \
-        fprintf(stderr, "mdmctl: %s takes %d argument(s)\n\n%s", op, (n),      \
-                usage);                                                        \
+        fprintf(stderr, "mdmctl: %s takes %d argument(s)\n\n", op, (n));       \
+        print_usage(stderr);                                                   \
         return 2;                                                              \
     }
     if (strcmp(op, "enqueue") == 0) {
@@ -207,14 +223,15 @@ main(int argc, char **argv)
         a.uuid = argv[1];
     } else if (strcmp(op, "revoke") == 0) {
         if (argc != 1 && argc != 2) {
-            fprintf(stderr, "mdmctl: revoke takes 1 or 2 arguments\n\n%s",
-                    usage);
+            fprintf(stderr, "mdmctl: revoke takes 1 or 2 arguments\n\n");
+            print_usage(stderr);
             return 2;
         }
         a.op = MDM_ADMIN_REVOKE;
         a.uuid = argc == 2 ? argv[1] : NULL;
     } else {
-        fprintf(stderr, "mdmctl: unknown command \"%s\"\n\n%s", op, usage);
+        fprintf(stderr, "mdmctl: unknown command \"%s\"\n\n", op);
+        print_usage(stderr);
         return 2;
     }
     a.ids = ids;
