@@ -37,7 +37,8 @@ echo "admin:$(openssl passwd -apr1 bench)" >"$work/run/htpasswd"
     RUN="$work/run" CONF="$work/run" CONF_RUN="$work/run" \
     REDIS="127.0.0.1:$rport" PKI="$work/pki" PORT="$port" \
     PROXIED_PORT="$(freeport)" VERIFY_PORT="$(freeport)" \
-    UPSTREAM_PORT="$(freeport)" TOPIC="$topic" ADMIN_KEY="$key"
+    UPSTREAM_PORT="$(freeport)" TOPIC="$topic" ADMIN_KEY="$key" \
+    SCEP_PORT="${scep_port:-$(freeport)}" PROFILE_TOPIC="$topic"
 # the baseline: the same TLS setup answering a static 200
 cat >"$work/run/static.conf" <<EOF2
 server {

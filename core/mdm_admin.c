@@ -827,6 +827,32 @@ query_flag(const char *q, size_t qlen, const char *name)
     return 0;
 }
 
+/* The value of query parameter name, cut to outlen - 1; "" if absent. */
+static void
+query_value(const char *q, size_t qlen, const char *name, char *out,
+            size_t outlen)
+{
+    size_t n = strlen(name), i = 0, e, vl;
+
+    out[0] = '\0';
+    while (q && i < qlen) {
+        e = i;
+        while (e < qlen && q[e] != '&') {
+            e++;
+        }
+        if (e - i > n && strncmp(q + i, name, n) == 0 && q[i + n] == '=') {
+            vl = e - i - n - 1;
+            if (vl >= outlen) {
+                vl = outlen - 1;
+            }
+            memcpy(out, q + i + n + 1, vl);
+            out[vl] = '\0';
+            return;
+        }
+        i = e + 1;
+    }
+}
+
 static mdm_req_t *
 admin_refused(const mdm_conf_t *c, int status, const char *id, const char *msg)
 {
@@ -884,6 +910,18 @@ mdm_req_new_admin_http(const mdm_conf_t *c, const char *method, size_t mlen,
             r = admin_refused(c, 400, "MDM05002", "bad percent-encoding");
             goto done;
         }
+    }
+    if (segl[0] == 4 && memcmp(seg[0], "scep", 4) == 0) {
+        const char *rest = seg[0] + 4;
+        char ttl[24] = "";
+
+        query_value(query, qlen, "ttl", ttl, sizeof(ttl));
+        r = mdm_enroll_admin_http(c, is_post, rest, path + plen - rest,
+                                  strtol(ttl, NULL, 10));
+        if (r == NULL) {
+            r = admin_refused(c, 404, "MDM05010", "no such admin endpoint");
+        }
+        goto done;
     }
     memset(&a, 0, sizeof(a));
     a.body = body;

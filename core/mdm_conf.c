@@ -94,6 +94,7 @@ mdm_conf_free(mdm_conf_t *c)
     free(c->events_key);
     free(c->push_key);
     free(c->admin_key);
+    mdm_enroll_conf_free(c);
     free(c);
 }
 
@@ -167,6 +168,9 @@ mdm_conf_set(mdm_conf_t *c, const char *name, const char *value, char *err,
     if (c->finished) {
         snprintf(err, errlen, "configuration already finished");
         return -1;
+    }
+    if (strncmp(name, "scep.", 5) == 0 || strncmp(name, "profile.", 8) == 0) {
+        return mdm_enroll_conf_set(c, name, value, err, errlen);
     }
     if (strcmp(name, "prefix") == 0) {
         if (*value == '\0' || strlen(value) > 64 || strpbrk(value, "{} ")) {
@@ -370,6 +374,9 @@ mdm_conf_finish(mdm_conf_t *c, char *err, size_t errlen)
              c->events_maxlen);
     snprintf(c->push_maxlen_s, sizeof(c->push_maxlen_s), "%ld", c->push_maxlen);
     snprintf(c->results_ttl_s, sizeof(c->results_ttl_s), "%ld", c->results_ttl);
+    if (mdm_enroll_conf_finish(c, err, errlen) != 0) {
+        return -1;
+    }
     (void) mdm_script(0);
     c->finished = 1;
     return 0;

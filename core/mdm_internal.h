@@ -44,6 +44,9 @@ struct mdm_conf_s {
     mdm_buf_t rts_wifi;
     mdm_buf_t rts_mdm;
     char *admin_key;
+    struct mdm_scep_ca_s *scep;         /* scep.* options (mdm_enroll.c) */
+    struct mdm_profile_conf_s *profile; /* profile.* options */
+    int scep_dynamic;                   /* scep.challenge dynamic */
 
     /* derived by mdm_conf_finish() */
     int finished;
@@ -186,6 +189,13 @@ struct mdm_req_s {
     int pre_status; /* admin HTTP routing refused the request */
     const char *pre_id;
     char pre_msg[160];
+
+    /* enrollment (mdm_enroll.c) */
+    int enroll; /* nonzero: a SCEP, profile or SCEP admin transaction */
+    struct mdm_scep_req_s *scep;
+    char *enroll_serial;
+    char enroll_sha[65];
+    char *enroll_device;
 };
 
 /** Refuse with status and one log line (id = stable message id). */
@@ -203,6 +213,19 @@ mdm_step_t mdm_req_storage_failed(mdm_req_t *r, const struct redisReply *rep);
 void mdm_req_evalsha(mdm_req_t *r, mdm_lua_t which);
 /** If rep is a NOSCRIPT error, switch the plan to EVAL: returns 1. */
 int mdm_req_noscript(mdm_req_t *r, const struct redisReply *rep);
+
+/* enrollment (mdm_enroll.c): options "scep.*" and "profile.*" */
+int mdm_enroll_conf_set(mdm_conf_t *c, const char *name, const char *value,
+                        char *err, size_t errlen);
+int mdm_enroll_conf_finish(mdm_conf_t *c, char *err, size_t errlen);
+void mdm_enroll_conf_free(mdm_conf_t *c);
+/** The admin API's /scep/... routes (path after "/scep"); NULL: none. */
+mdm_req_t *mdm_enroll_admin_http(const mdm_conf_t *c, int is_post,
+                                 const char *path, size_t plen, long ttl);
+mdm_step_t mdm_enroll_start(mdm_req_t *r);
+mdm_step_t mdm_enroll_feed(mdm_req_t *r, struct redisReply *const *rep,
+                           size_t n);
+void mdm_enroll_free(mdm_req_t *r);
 
 mdm_step_t mdm_admin_start(mdm_req_t *r);
 mdm_step_t mdm_admin_feed(mdm_req_t *r, struct redisReply *const *rep,

@@ -156,6 +156,9 @@ mdm_req_free(mdm_req_t *r)
     if (r->admin) {
         mdm_admin_free(r);
     }
+    if (r->enroll) {
+        mdm_enroll_free(r);
+    }
     X509_free(r->cert);
     free(r->subject);
     mdm_msg_clear(&r->msg);
@@ -577,6 +580,9 @@ mdm_req_start(mdm_req_t *r)
         return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09002",
                               "configuration not finished");
     }
+    if (r->enroll) {
+        return mdm_enroll_start(r);
+    }
     if (r->admin) {
         return mdm_admin_start(r);
     }
@@ -779,6 +785,9 @@ mdm_req_feed(mdm_req_t *r, struct redisReply *const *replies, size_t n)
     const redisReply *rep = (replies && n > 0) ? replies[0] : NULL;
     const char *s;
 
+    if (r->enroll) {
+        return mdm_enroll_feed(r, replies, n);
+    }
     if (r->state == ST_DONE || r->state == ST_NONE) {
         return MDM_STEP_DONE;
     }

@@ -34,6 +34,7 @@
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs7.h>
+#include <openssl/provider.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -1504,6 +1505,30 @@ serial_hex(const ASN1_INTEGER *ai, char *out, size_t cap)
     return rc;
 }
 
+/*
+ * Single DES. Debian's scepclient (micromdm/scep 2.1) encrypts with
+ * DES-CBC whatever GetCACaps offers, and OpenSSL 3 keeps DES in its legacy
+ * provider. Those envelopes alone are opened in a private library context
+ * that has it, so the rest of the process (TLS in the web server) never
+ * sees a legacy algorithm. The answer is then encrypted with 3DES, which
+ * every client that speaks DES also speaks.
+ */
+static OSSL_LIB_CTX *mdm_des_ctx;
+static pthread_once_t mdm_des_once = PTHREAD_ONCE_INIT;
+
+static void
+des_ctx_init(void)
+{
+    OSSL_LIB_CTX *ctx = OSSL_LIB_CTX_new();
+
+    if (ctx && OSSL_PROVIDER_load(ctx, "default") &&
+        OSSL_PROVIDER_load(ctx, "legacy")) {
+        mdm_des_ctx = ctx;
+        return;
+    }
+    OSSL_LIB_CTX_free(ctx); /* providers go with it */
+}
+
 typedef enum {
     ENV_OK = 0,
     ENV_NOT_ENVELOPED,
@@ -1547,6 +1572,13 @@ open_envelope(mdm_scep_req_t *r, mdm_buf_t *out, char *why, size_t whylen)
     }
     nid = OBJ_obj2nid(p7->d.enveloped->enc_data->algorithm->algorithm);
     r->cipher = cipher_of(nid);
+    if (nid == NID_des_cbc) {
+        pthread_once(&mdm_des_once, des_ctx_init);
+        if (mdm_des_ctx != NULL) {
+            r->cipher = EVP_des_ede3_cbc();
+            env = CMS_ContentInfo_new_ex(mdm_des_ctx, NULL);
+        }
+    }
     if (r->cipher == NULL) {
         rc = ENV_BAD_ALG;
         snprintf(why, whylen, "content encryption %s not supported",
@@ -1554,7 +1586,12 @@ open_envelope(mdm_scep_req_t *r, mdm_buf_t *out, char *why, size_t whylen)
         goto done;
     }
     p = data;
-    env = d2i_CMS_ContentInfo(NULL, &p, len);
+    if (env != NULL && d2i_CMS_ContentInfo(&env, &p, len) == NULL) {
+        CMS_ContentInfo_free(env);
+        env = NULL; /* freed here, or by d2i (which then set it NULL) */
+    } else if (env == NULL) {
+        env = d2i_CMS_ContentInfo(NULL, &p, len);
+    }
     if (env == NULL || OBJ_obj2nid(CMS_get0_type(env)) != NID_pkcs7_enveloped) {
         snprintf(why, whylen, "pkcsPKIEnvelope is not an EnvelopedData");
         goto done;

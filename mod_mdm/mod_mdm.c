@@ -556,6 +556,7 @@ mdm_check_section(const mdm_dir_conf_t *d, int redis, const char *where,
             return "out of memory";
         }
         bad = mdm_conf_set(c, "identity", "none", err, sizeof(err)) != 0 ||
+              mdm_conf_set(c, "binding", "off", err, sizeof(err)) != 0 ||
               mdm_apply_opts(c, d, err, sizeof(err)) != 0 ||
               mdm_conf_finish(c, err, sizeof(err)) != 0;
         mdm_conf_free(c);

@@ -53,7 +53,8 @@ echo "admin:$(openssl passwd -apr1 demo)" >"$work/run/htpasswd"
     RUN="$work/run" CONF="$work/run" CONF_RUN="$work/run" \
     REDIS="127.0.0.1:$rport" PKI="$work/pki" PORT="$port" \
     PROXIED_PORT="$(freeport)" VERIFY_PORT="$(freeport)" \
-    UPSTREAM_PORT="$(freeport)" TOPIC="$topic" ADMIN_KEY="$key"
+    UPSTREAM_PORT="$(freeport)" TOPIC="$topic" ADMIN_KEY="$key" \
+    SCEP_PORT="${scep_port:-$(freeport)}" PROFILE_TOPIC="$topic"
 chmod -R 755 "$work"
 nginx -p "$work/run" -c "$work/run/nginx.conf" -t 2>&1 | sed 's/^/   /'
 nginx -p "$work/run" -c "$work/run/nginx.conf" >"$work/nginx.out" 2>&1 &

@@ -358,6 +358,8 @@ class ServerBase:
             "PKI": self.pki.dir,
             "PORT": str(self.port),
             "PROXIED_PORT": str(self.proxied_port),
+            "SCEP_PORT": str(self.scep_port),
+            "PROFILE_TOPIC": TOPICS[0],
             "VERIFY_PORT": str(self.verify_port),
             "UPSTREAM_PORT": str(self.upstream.port),
             "TOPIC": " ".join(TOPICS),
@@ -452,6 +454,8 @@ class LocalServer(ServerBase):
         self.port = free_port()
         self.proxied_port = free_port()
         self.verify_port = free_port()
+        self.scep_port = free_port()
+        self.scep_url = "http://127.0.0.1:%d/scep" % self.scep_port
         self.base_url = "https://localhost:%d" % self.port
         self.proxied_url = "http://127.0.0.1:%d" % self.proxied_port
         self.verify_url = "https://localhost:%d" % self.verify_port
@@ -470,7 +474,8 @@ class LocalServer(ServerBase):
         return sorted(int(x) for x in out.split())
 
     def wait_ports(self):
-        for p in (self.port, self.proxied_port, self.verify_port):
+        for p in (self.port, self.proxied_port, self.verify_port,
+                  self.scep_port):
             wait_port(p, 10, self.proc)
 
     def error_log_lines(self, since=0):

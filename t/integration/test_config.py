@@ -30,16 +30,16 @@ BROKEN = {
                    "MDMTopic"),
     },
     "ca-missing": {
-        "nginx": ("mdm-server.conf", "mdm_identity_ca {PKI}/cafile.pem;",
+        "nginx": ("mdm-server.conf", "mdm_identity_ca {PKI}/identity-ca.pem;",
                   "mdm_identity_ca {PKI}/no-such-ca.pem;",
                   "mdm_identity_ca"),
-        "apache": ("mdm-vhost.conf", 'MDMIdentityCA "{PKI}/cafile.pem"',
+        "apache": ("mdm-vhost.conf", 'MDMIdentityCA "{PKI}/identity-ca.pem"',
                    'MDMIdentityCA "{PKI}/no-such-ca.pem"', "MDMIdentityCA"),
     },
     "ca-not-pem": {
-        "nginx": ("mdm-server.conf", "mdm_identity_ca {PKI}/cafile.pem;",
+        "nginx": ("mdm-server.conf", "mdm_identity_ca {PKI}/identity-ca.pem;",
                   "mdm_identity_ca {PKI}/dev1.key;", "mdm_identity_ca"),
-        "apache": ("mdm-vhost.conf", 'MDMIdentityCA "{PKI}/cafile.pem"',
+        "apache": ("mdm-vhost.conf", 'MDMIdentityCA "{PKI}/identity-ca.pem"',
                    'MDMIdentityCA "{PKI}/dev1.key"', "MDMIdentityCA"),
     },
     "redis-hostname": {
@@ -129,11 +129,35 @@ BROKEN = {
     },
     "ca-unset": {
         "nginx": ("mdm-server.conf", "mdm_identity_header Client-Cert;\n"
-                  "    mdm_identity_ca {PKI}/cafile.pem;",
+                  "    mdm_identity_ca {PKI}/identity-ca.pem;",
                   "mdm_identity_header Client-Cert;", "mdm_identity_ca"),
         "apache": ("mdm-vhost.conf", "MDMIdentityHeader Client-Cert\n"
-                   '    MDMIdentityCA "{PKI}/cafile.pem"\n',
+                   '    MDMIdentityCA "{PKI}/identity-ca.pem"\n',
                    "MDMIdentityHeader Client-Cert\n", "MDMIdentityCA"),
+    },
+    "scep-key-missing": {
+        "nginx": ("mdm-enroll.conf", "mdm_scep_ca_key {PKI}/scep-ca.key;",
+                  "mdm_scep_ca_key {PKI}/no-such.key;", "mdm_scep_ca_key"),
+        "apache": ("mdm-enroll.conf", 'MDMSCEPCAKey "{PKI}/scep-ca.key"',
+                   'MDMSCEPCAKey "{PKI}/no-such.key"', "MDMSCEPCAKey"),
+    },
+    "scep-key-mismatch": {
+        "nginx": ("mdm-enroll.conf", "mdm_scep_ca_key {PKI}/scep-ca.key;",
+                  "mdm_scep_ca_key {PKI}/dev1.key;", "mdm_scep_ca_key"),
+        "apache": ("mdm-enroll.conf", 'MDMSCEPCAKey "{PKI}/scep-ca.key"',
+                   'MDMSCEPCAKey "{PKI}/dev1.key"', "MDMSCEPCAKey"),
+    },
+    "profile-url-bad": {
+        "nginx": ("mdm-server.conf", "mdm_profile_server_url https://",
+                  "mdm_profile_server_url ftp://", "mdm_profile_server_url"),
+        "apache": ("mdm-vhost.conf", "MDMProfileServerURL https://",
+                   "MDMProfileServerURL ftp://", "MDMProfileServerURL"),
+    },
+    "profile-topic-bad": {
+        "nginx": ("mdm-server.conf", "mdm_profile_topic {TOPIC0};",
+                  "mdm_profile_topic not.a.topic;", "mdm_profile_topic"),
+        "apache": ("mdm-vhost.conf", "MDMProfileTopic {TOPIC0}\n",
+                   "MDMProfileTopic not.a.topic\n", "MDMProfileTopic"),
     },
     "redis-unset": {
         "nginx": ("nginx.conf", "mdm_redis 127.0.0.1:{REDISPORT};", "",
@@ -169,6 +193,7 @@ def render_variant(server, run, fname, old, new):
 
 def subst(s, server):
     return (s.replace("{TOPICS}", " ".join(server.topics))
+             .replace("{TOPIC0}", server.topics[0])
              .replace("{PKI}", server.pki.dir)
              .replace("{ADMIN_KEY}", server.admin_key)
              .replace("{REDISPORT}", str(server.redis.port)))

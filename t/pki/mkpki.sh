@@ -6,7 +6,10 @@
 #   dev1, dev2 (RSA, issued by int), devroot (issued by root),
 #   devec (EC P-256, by int), expired, notyet, serverauth (EKU serverAuth
 #   only), other-root, stranger (by other-root), selfsigned,
-#   server (CN=localhost, by int) + server-chain.pem = server + int.
+#   server (CN=localhost, by int) + server-chain.pem = server + int,
+#   scep-ca (the built-in SCEP CA, self-signed), signer (signs enrollment
+#   profiles, by int) + signer-chain.pem, identity-ca.pem = cafile.pem +
+#   scep-ca (what devices enrolled by SCEP are checked against).
 # Keys: RSA 2048 for root, int, dev1, dev2, server; EC P-256 for the rest
 # (faster to generate). Keys are 0644 on purpose: test servers may drop
 # privileges.
@@ -76,6 +79,12 @@ subjectKeyIdentifier = hash
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+
+[signer]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 
@@ -174,14 +183,21 @@ selfsign selfsigned selfclient "/O=nobody/CN=device-selfsigned"
 key_rsa server
 issue server int server "/O=libmdm test/CN=localhost"
 
+key_rsa scep-ca
+selfsign scep-ca root "/O=libmdm test/CN=libmdm test SCEP CA"
+key_rsa signer
+issue signer int signer "/O=libmdm test/CN=profile signer"
+
 cat root.pem int.pem >cafile.pem
 cat server.pem int.pem >server-chain.pem
+cat signer.pem int.pem >signer-chain.pem
+cat cafile.pem scep-ca.pem >identity-ca.pem
 
 for n in root int other-root dev1 dev2 devroot devec expired notyet \
-    serverauth stranger selfsigned server; do
+    serverauth stranger selfsigned server scep-ca signer; do
     chmod 0644 "$n.key" "$n.pem"
     mv -f "$n.key" "$n.pem" "$OUT/"
 done
-chmod 0644 cafile.pem server-chain.pem
-mv -f cafile.pem server-chain.pem "$OUT/"
+chmod 0644 cafile.pem server-chain.pem signer-chain.pem identity-ca.pem
+mv -f cafile.pem server-chain.pem signer-chain.pem identity-ca.pem "$OUT/"
 touch "$OUT/.done"
