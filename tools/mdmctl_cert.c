@@ -25,23 +25,7 @@
 #include "mdm_profile.h"
 #include "mdmctl_cert.h"
 
-const char mdmctl_cert_usage[] =
-    "  ca init --out DIR [--ec] [--cn NAME] [--days N]\n"
-    "                     create a self-signed CA in DIR/ca.pem and\n"
-    "                     DIR/ca.key (key mode 0600): RSA 3072 (default) or\n"
-    "                     EC P-384 (--ec), CN \"MDM CA\", 3650 days; never\n"
-    "                     overwrites existing files\n"
-    "  profile --server-url URL (--topic T | --push-cert FILE)\n"
-    "          --scep-url URL --scep-ca FILE [--challenge C | --challenge-file "
-    "F]\n"
-    "          [--trust FILE]...\n"
-    "          (--sign-cert FILE --sign-key FILE [--sign-chain FILE]\n"
-    "           | --unsigned) [--out FILE] [--xml] [--OPTION VALUE]...\n"
-    "                     write the enrollment profile (.mobileconfig) the\n"
-    "                     modules serve; --OPTION is any profile option with\n"
-    "                     '-' for '_' (--checkin-url, --organization,\n"
-    "                     --access-rights, --scep-subject, ...; see README);\n"
-    "                     --xml writes the unsigned plist for inspection\n";
+const char mdmctl_cert_usage[] = MDMCTL_CERT_USAGE;
 
 static void
 log_stderr(void *data, mdm_log_level_t level, const char *id, const char *msg)
