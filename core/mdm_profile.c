@@ -506,7 +506,7 @@ subject_key(const char *k, char *out, size_t outlen)
     static const char *const shorts[] = {"C", "L", "ST", "O", "OU", "CN"};
     ASN1_OBJECT *o;
     size_t i;
-    int nid;
+    int nid, n;
 
     for (i = 0; i < sizeof(shorts) / sizeof(shorts[0]); i++) {
         if (strcmp(k, shorts[i]) == 0) {
@@ -525,7 +525,8 @@ subject_key(const char *k, char *out, size_t outlen)
         }
         o = OBJ_dup(o);
     }
-    if (o == NULL || OBJ_obj2txt(out, (int) outlen, o, 1) <= 0) {
+    n = o == NULL ? 0 : OBJ_obj2txt(out, (int) outlen, o, 1);
+    if (n <= 0 || (size_t) n >= outlen) {
         ASN1_OBJECT_free(o);
         ERR_clear_error();
         return -1;

@@ -17,6 +17,14 @@
  *
  * A finished configuration is read-only: mdm_profile_build() may run in
  * several threads at once on the same one.
+ *
+ * Serving it (the modules' profile handler): GET and HEAD only (405
+ * otherwise); 200 with Content-Type MDM_PROFILE_CONTENT_TYPE and
+ * "Cache-Control: no-store" (the body may hold a one-time challenge),
+ * optionally "Content-Disposition: attachment;
+ * filename=enroll.mobileconfig"; 500 when the build fails (already
+ * logged). The location is protected by the web server's own access
+ * control (auth_basic / Require): whoever downloads it can enroll.
  */
 #ifndef MDM_PROFILE_H
 #define MDM_PROFILE_H

@@ -134,6 +134,14 @@ openssl cms -verify -inform DER -in "$work/p2.mobileconfig" \
     -CAfile "$ca/ca.pem" -out "$work/p2.xml" >/dev/null 2>&1
 cmp -s "$work/p.xml" "$work/p2.xml" && ok || bad "second profile differs"
 
+# the challenge from a file (not on the command line)
+printf 'from-a-file\n' >"$work/challenge"
+check 0 "profile --challenge-file" $bin profile $P --topic "$topic" --unsigned \
+    --challenge-file "$work/challenge"
+has "$work/out" "<string>from-a-file</string>" "--challenge-file"
+check 2 "profile --challenge-file missing" $bin profile $P --topic "$topic" \
+    --unsigned --challenge-file "$work/nonexistent"
+
 # unsigned, to stdout
 check 0 "profile --unsigned" $bin profile $P --topic "$topic" --unsigned
 head -c 5 "$work/out" | grep -q '<?xml' && ok || bad "unsigned profile is not XML"

@@ -28,9 +28,7 @@ static const char usage[] =
     "  result ID UUID     show a command result\n"
     "  revoke ID [SHA256] refuse the device's identity certificate (the\n"
     "                     bound one, or the one with this SHA-256) from now "
-    "on\n"
-    "%s"
-    "\n"
+    "on\n" MDMCTL_CERT_USAGE "\n"
     "  --redis ADDR       host:port, or a unix socket path\n"
     "                     (default 127.0.0.1:6379, or $MDM_REDIS)\n"
     "  --prefix P         key prefix (default mdm:)\n"
@@ -38,12 +36,6 @@ static const char usage[] =
     "Prints the JSON answer; exits 0 on success, 1 when the operation was\n"
     "refused (unknown enrollment, duplicate uuid...), 2 on usage or\n"
     "connection errors. ca and profile work offline (no Redis).\n";
-
-static void
-print_usage(FILE *f)
-{
-    fprintf(f, usage, mdmctl_cert_usage);
-}
 
 static redisContext *
 connect_redis(const char *addr)
@@ -160,20 +152,19 @@ main(int argc, char **argv)
     }
     for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
         if (strcmp(argv[i], "--help") == 0) {
-            print_usage(stdout);
+            fputs(usage, stdout);
             return 0;
         } else if (strcmp(argv[i], "--redis") == 0 && i + 1 < argc) {
             addr = argv[++i];
         } else if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc) {
             prefix = argv[++i];
         } else {
-            fprintf(stderr, "mdmctl: unknown option %s\n\n", argv[i]);
-            print_usage(stderr);
+            fprintf(stderr, "mdmctl: unknown option %s\n\n%s", argv[i], usage);
             return 2;
         }
     }
     if (i >= argc) {
-        print_usage(stderr);
+        fputs(usage, stderr);
         return 2;
     }
     op = argv[i++];
@@ -193,8 +184,8 @@ main(int argc, char **argv)
 
 #define NEED(n)                                                                \
     if (argc != (n)) {                                                         \
-        fprintf(stderr, "mdmctl: %s takes %d argument(s)\n\n", op, (n));       \
-        print_usage(stderr);                                                   \
+        fprintf(stderr, "mdmctl: %s takes %d argument(s)\n\n%s", op, (n),      \
+                usage);                                                        \
         return 2;                                                              \
     }
     if (strcmp(op, "enqueue") == 0) {
@@ -223,15 +214,14 @@ main(int argc, char **argv)
         a.uuid = argv[1];
     } else if (strcmp(op, "revoke") == 0) {
         if (argc != 1 && argc != 2) {
-            fprintf(stderr, "mdmctl: revoke takes 1 or 2 arguments\n\n");
-            print_usage(stderr);
+            fprintf(stderr, "mdmctl: revoke takes 1 or 2 arguments\n\n%s",
+                    usage);
             return 2;
         }
         a.op = MDM_ADMIN_REVOKE;
         a.uuid = argc == 2 ? argv[1] : NULL;
     } else {
-        fprintf(stderr, "mdmctl: unknown command \"%s\"\n\n", op);
-        print_usage(stderr);
+        fprintf(stderr, "mdmctl: unknown command \"%s\"\n\n%s", op, usage);
         return 2;
     }
     a.ids = ids;

@@ -25,22 +25,7 @@
 #include "mdm_profile.h"
 #include "mdmctl_cert.h"
 
-const char mdmctl_cert_usage[] =
-    "  ca init --out DIR [--ec] [--cn NAME] [--days N]\n"
-    "                     create a self-signed CA in DIR/ca.pem and\n"
-    "                     DIR/ca.key (key mode 0600): RSA 3072 (default) or\n"
-    "                     EC P-384 (--ec), CN \"MDM CA\", 3650 days; never\n"
-    "                     overwrites existing files\n"
-    "  profile --server-url URL (--topic T | --push-cert FILE)\n"
-    "          --scep-url URL --scep-ca FILE [--challenge C] [--trust "
-    "FILE]...\n"
-    "          (--sign-cert FILE --sign-key FILE [--sign-chain FILE]\n"
-    "           | --unsigned) [--out FILE] [--xml] [--OPTION VALUE]...\n"
-    "                     write the enrollment profile (.mobileconfig) the\n"
-    "                     modules serve; --OPTION is any profile option with\n"
-    "                     '-' for '_' (--checkin-url, --organization,\n"
-    "                     --access-rights, --scep-subject, ...; see README);\n"
-    "                     --xml writes the unsigned plist for inspection\n";
+const char mdmctl_cert_usage[] = MDMCTL_CERT_USAGE;
 
 static void
 log_stderr(void *data, mdm_log_level_t level, const char *id, const char *msg)
@@ -353,11 +338,30 @@ write_out(const char *path, const unsigned char *buf, size_t len)
     return finish_file(f, path);
 }
 
+/** The first line of path, without its line end. */
+static int
+read_secret(const char *path, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL) {
+        fprintf(stderr, "mdmctl: --challenge-file: cannot open %s: %s\n", path,
+                strerror(errno));
+        return -1;
+    }
+    if (fgets(buf, (int) len, f) == NULL) {
+        buf[0] = '\0';
+    }
+    fclose(f);
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return 0;
+}
+
 int
 mdmctl_profile(int argc, char **argv)
 {
     const char *out = "-", *opt, *val;
-    char name[64], err[512];
+    char name[64], err[512], secret[512] = "";
     unsigned char *body = NULL;
     size_t len = 0, k;
     int i, xml = 0, rc;
@@ -397,7 +401,15 @@ mdmctl_profile(int argc, char **argv)
             out = val;
             continue;
         }
-        if (strcmp(opt, "--challenge") == 0) {
+        if (strcmp(opt, "--challenge-file") == 0) {
+            /* keeps the secret out of argv (visible in ps) */
+            if (read_secret(val, secret, sizeof(secret)) != 0) {
+                mdm_profile_conf_free(p);
+                return 2;
+            }
+            val = secret;
+            opt = "--scep-challenge";
+        } else if (strcmp(opt, "--challenge") == 0) {
             opt = "--scep-challenge";
         } else if (strcmp(opt, "--trust") == 0) {
             opt = "--trust-cert";
@@ -420,6 +432,7 @@ mdmctl_profile(int argc, char **argv)
     rc = xml ? mdm_profile_build_xml(p, NULL, log_stderr, NULL, &body, &len)
              : mdm_profile_build(p, NULL, log_stderr, NULL, &body, &len);
     mdm_profile_conf_free(p);
+    OPENSSL_cleanse(secret, sizeof(secret));
     if (rc != 0) {
         return 1;
     }

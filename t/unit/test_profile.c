@@ -837,7 +837,53 @@ test_bad_options(void **state)
     expect_set_error(p, "organization", "", "organization");
     expect_set_error(p, "display_name", "tab\there", "display_name");
     expect_set_error(p, "frobnicate", "1", "frobnicate");
+    expect_set_error(p, "scep_subject",
+                     "/1.2.3.4.5.6.7.8.9.10.11.12.13.14.15."
+                     "16.17.18.19.20.21.22.23.24.25.26.27.28.29.30=x",
+                     "scep_subject");
     mdm_profile_conf_free(p);
+}
+
+/* Random text through the parsers: no crash, no leak (ASan), and any
+ * accepted value still builds. */
+static void
+test_random_option_values(void **state)
+{
+    static const char *const names[] = {
+        "scep_subject", "server_url", "scep_url",     "server_capabilities",
+        "identifier",   "topic",      "access_rights"};
+    static const char alphabet[] = "/=\\,.:@[]-_ aZ09CNOUST%+";
+    mdm_profile_conf_t *p;
+    char v[64], err[512];
+    unsigned char *out;
+    size_t i, k, len, n;
+
+    (void) state;
+    for (i = 0; i < 3000; i++) {
+        /* no files: thousands of rounds stay fast under ASan */
+        p = mdm_profile_conf_new();
+        set_ok(p, "server_url", URL);
+        set_ok(p, "topic", TOPIC);
+        set_ok(p, "scep_url", "https://mdm.example.com/scep");
+        set_ok(p, "scep_fingerprint", "none");
+        set_ok(p, "unsigned", "on");
+        n = (size_t) (random() % (long) (sizeof(v) - 1));
+        for (k = 0; k < n; k++) {
+            v[k] = alphabet[random() % (long) (sizeof(alphabet) - 1)];
+        }
+        v[n] = '\0';
+        if (i % 2 == 0 && n > 0) {
+            v[0] = '/';
+        }
+        (void) mdm_profile_conf_set(p, names[i % 7], v, err, sizeof(err));
+        if (mdm_profile_conf_finish(p, err, sizeof(err)) == 0) {
+            out = NULL;
+            assert_int_equal(
+                mdm_profile_build_xml(p, NULL, NULL, NULL, &out, &len), 0);
+            free(out);
+        }
+        mdm_profile_conf_free(p);
+    }
 }
 
 static void
@@ -1133,6 +1179,7 @@ main(void)
         cmocka_unit_test(test_uuids_stable),
         cmocka_unit_test(test_topic_from_push_cert),
         cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_random_option_values),
         cmocka_unit_test(test_finish_errors),
         cmocka_unit_test(test_unsigned_mode),
         cmocka_unit_test(test_challenges),
