@@ -130,6 +130,8 @@ typedef struct {
     const unsigned char *body;
     size_t body_len;
     unsigned retry_after; /* seconds; 0: no Retry-After header */
+    int no_store;         /* 1: send Cache-Control: no-store (a profile
+                             carries a one-time challenge) */
 } mdm_response_t;
 
 /** A device request to a check-in and/or command endpoint. */

@@ -275,7 +275,9 @@ profile_build(mdm_req_t *r, const char *challenge)
         return MDM_STEP_DONE;
     }
     r->vars[MDM_VAR_MESSAGE] = "Profile";
-    return mdm_req_reply(r, 200, MDM_PROFILE_CONTENT_TYPE, &b);
+    mdm_req_reply(r, 200, MDM_PROFILE_CONTENT_TYPE, &b);
+    r->resp.no_store = 1;
+    return MDM_STEP_DONE;
 }
 
 mdm_step_t

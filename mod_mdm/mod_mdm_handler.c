@@ -299,6 +299,9 @@ mdm_respond(request_rec *r, mdm_req_t *req)
         apr_table_setn(r->headers_out, "Retry-After",
                        apr_psprintf(r->pool, "%u", resp->retry_after));
     }
+    if (resp->no_store) {
+        apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    }
     if (resp->content_type) {
         ap_set_content_type(r, apr_pstrdup(r->pool, resp->content_type));
     }

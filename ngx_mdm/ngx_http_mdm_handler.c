@@ -219,6 +219,15 @@ ngx_http_mdm_send(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx)
             ngx_sprintf(h->value.data, "%ui", (ngx_uint_t) resp->retry_after) -
             h->value.data;
     }
+    if (resp->no_store) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+        h->hash = 1;
+        ngx_str_set(&h->key, "Cache-Control");
+        ngx_str_set(&h->value, "no-store");
+    }
     if (resp->body_len == 0) {
         r->header_only = 1;
     }

@@ -255,6 +255,7 @@ def get_profile(server, pki, tmp_path, name):
               timeout=10)
     assert r.status_code == 200, r.text
     assert r.headers["Content-Type"] == PROFILE_CT
+    assert r.headers["Cache-Control"] == "no-store"  # one-time challenge
     signed = str(tmp_path / (name + ".mobileconfig"))
     with open(signed, "wb") as f:
         f.write(r.content)
