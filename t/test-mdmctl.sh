@@ -59,5 +59,15 @@ redis-cli -p "$port" HSET 'mdm:{DEV-1}:rec' cert $h >/dev/null
 check 0 "revoke" $bin $r revoke DEV-1
 [ "$(redis-cli -p "$port" HEXISTS 'mdm:{DEV-1}:rec' "revoked:$h")" = 1 ] ||
     { fail=$((fail + 1)); echo "FAIL: revoke stored nothing"; }
+# the SCEP CA's admin operations
+check 0 "ca init" $bin ca init --out "$work/ca" --ec
+check 2 "scep without the CA" $bin $r scep challenge
+check 2 "scep: unknown operation" $bin $r --ca "$work/ca" scep frob
+check 0 "scep challenge" $bin $r --ca "$work/ca" scep challenge 120
+grep -q '"ttl":120' "$work/out" || { fail=$((fail + 1)); echo "FAIL: challenge ttl"; }
+[ "$(redis-cli -p "$port" --scan --pattern 'mdm:{scep}:chal:*' | wc -l)" = 1 ] ||
+    { fail=$((fail + 1)); echo "FAIL: no challenge in Redis"; }
+check 1 "scep revoke: unknown serial" $bin $r --ca "$work/ca" scep revoke 0bad
+check 2 "scep: bad CA" $bin $r --ca /nonexistent scep challenge
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -28,7 +28,16 @@ static const char usage[] =
     "  result ID UUID     show a command result\n"
     "  revoke ID [SHA256] refuse the device's identity certificate (the\n"
     "                     bound one, or the one with this SHA-256) from now "
-    "on\n" MDMCTL_CERT_USAGE "\n"
+    "on\n"
+    "  scep challenge [TTL]\n"
+    "                     create a one-time SCEP challenge (TTL seconds;\n"
+    "                     default: the CA's challenge lifetime)\n"
+    "  scep revoke SERIAL revoke a certificate the SCEP CA issued (hex\n"
+    "                     serial); its device is refused from its next\n"
+    "                     request on\n"
+    "                     (both need the CA: --ca DIR, or --ca-cert FILE\n"
+    "                     --ca-key FILE [--ca-key-pass-file "
+    "FILE])\n" MDMCTL_CERT_USAGE "\n"
     "  --redis ADDR       host:port, or a unix socket path\n"
     "                     (default 127.0.0.1:6379, or $MDM_REDIS)\n"
     "  --prefix P         key prefix (default mdm:)\n"
@@ -144,6 +153,8 @@ main(int argc, char **argv)
     mdm_req_t *r;
     const mdm_response_t *resp;
     char err[512], *body = NULL, *op;
+    char ca_cert[1024] = "", ca_key[1024] = "", scep_path[128];
+    const char *ca_pass = NULL;
     int i, status;
 
     memset(&a, 0, sizeof(a));
@@ -158,6 +169,15 @@ main(int argc, char **argv)
             addr = argv[++i];
         } else if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc) {
             prefix = argv[++i];
+        } else if (strcmp(argv[i], "--ca") == 0 && i + 1 < argc) {
+            snprintf(ca_cert, sizeof(ca_cert), "%s/ca.pem", argv[++i]);
+            snprintf(ca_key, sizeof(ca_key), "%s/ca.key", argv[i]);
+        } else if (strcmp(argv[i], "--ca-cert") == 0 && i + 1 < argc) {
+            snprintf(ca_cert, sizeof(ca_cert), "%s", argv[++i]);
+        } else if (strcmp(argv[i], "--ca-key") == 0 && i + 1 < argc) {
+            snprintf(ca_key, sizeof(ca_key), "%s", argv[++i]);
+        } else if (strcmp(argv[i], "--ca-key-pass-file") == 0 && i + 1 < argc) {
+            ca_pass = argv[++i];
         } else {
             fprintf(stderr, "mdmctl: unknown option %s\n\n%s", argv[i], usage);
             return 2;
@@ -177,6 +197,30 @@ main(int argc, char **argv)
     if (strcmp(op, "profile") == 0) {
         return mdmctl_profile(argc, argv);
     }
+    if (strcmp(op, "scep") == 0) {
+        if (argc < 1 || (strcmp(argv[0], "challenge") == 0 && argc > 2) ||
+            (strcmp(argv[0], "revoke") == 0 && argc != 2) ||
+            (strcmp(argv[0], "challenge") != 0 &&
+             strcmp(argv[0], "revoke") != 0)) {
+            fprintf(stderr,
+                    "mdmctl: scep challenge [TTL] | scep revoke SERIAL\n\n%s",
+                    usage);
+            return 2;
+        }
+        if (ca_cert[0] == '\0' || ca_key[0] == '\0') {
+            fprintf(stderr,
+                    "mdmctl: scep %s needs the SCEP CA: --ca DIR, or "
+                    "--ca-cert FILE --ca-key FILE\n",
+                    argv[0]);
+            return 2;
+        }
+        if (argv[0][0] == 'c') {
+            snprintf(scep_path, sizeof(scep_path), "/scep/challenges");
+        } else {
+            snprintf(scep_path, sizeof(scep_path), "/scep/revoke/%.100s",
+                     argv[1]);
+        }
+    }
     if (argc > 0 && strcmp(argv[argc - 1], "--nopush") == 0) {
         a.nopush = 1;
         argc--;
@@ -188,7 +232,10 @@ main(int argc, char **argv)
                 usage);                                                        \
         return 2;                                                              \
     }
-    if (strcmp(op, "enqueue") == 0) {
+    if (strcmp(op, "scep") == 0) {
+        /* through the admin API's router: the same answers as over HTTP */
+        a.op = 0;
+    } else if (strcmp(op, "enqueue") == 0) {
         NEED(2);
         a.op = MDM_ADMIN_ENQUEUE;
         body = read_all(argv[1], &a.body_len);
@@ -231,9 +278,24 @@ main(int argc, char **argv)
     if (conf == NULL ||
         mdm_conf_set(conf, "prefix", prefix, err, sizeof(err)) != 0 ||
         mdm_conf_set(conf, "identity", "none", err, sizeof(err)) != 0 ||
-        mdm_conf_set(conf, "binding", "off", err, sizeof(err)) != 0 ||
-        mdm_conf_finish(conf, err, sizeof(err)) != 0) {
+        mdm_conf_set(conf, "binding", "off", err, sizeof(err)) != 0) {
         fprintf(stderr, "mdmctl: --prefix: %s\n", err);
+        return 2;
+    }
+    if (ca_cert[0] &&
+        (mdm_conf_set(conf, "scep.ca_cert", ca_cert, err, sizeof(err)) != 0 ||
+         mdm_conf_set(conf, "scep.ca_key", ca_key, err, sizeof(err)) != 0 ||
+         (ca_pass && mdm_conf_set(conf, "scep.ca_key_pass_file", ca_pass, err,
+                                  sizeof(err)) != 0) ||
+         mdm_conf_set(conf, "scep.challenge", "dynamic", err, sizeof(err)) !=
+             0)) {
+        fprintf(stderr, "mdmctl: %s\n", err);
+        mdm_conf_free(conf);
+        return 2;
+    }
+    if (mdm_conf_finish(conf, err, sizeof(err)) != 0) {
+        fprintf(stderr, "mdmctl: %s\n", err);
+        mdm_conf_free(conf);
         return 2;
     }
     rc = connect_redis(addr);
@@ -242,7 +304,17 @@ main(int argc, char **argv)
         free(body);
         return 2;
     }
-    r = mdm_req_new_admin(conf, &a);
+    if (strcmp(op, "scep") == 0) {
+        char q[40] = "";
+
+        if (argv[0][0] == 'c' && argc == 2) {
+            snprintf(q, sizeof(q), "ttl=%.20s", argv[1]);
+        }
+        r = mdm_req_new_admin_http(conf, "POST", 4, scep_path,
+                                   strlen(scep_path), q, strlen(q), NULL, 0);
+    } else {
+        r = mdm_req_new_admin(conf, &a);
+    }
     if (r == NULL) {
         fprintf(stderr, "mdmctl: out of memory\n");
         return 2;
