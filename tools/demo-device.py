@@ -2,7 +2,9 @@
 """The demo's scripted device: talks to nginx with ngx_mdm over HTTPS,
 signing every message with Mdm-Signature, and prints each exchange.
 
-usage: demo-device.py PKI_DIR BASE_URL TOPIC UDID enroll|poll|checkout
+usage: demo-device.py PKI_DIR BASE_URL TOPIC UDID enroll|poll|checkout [IDENT]
+
+IDENT names the identity PKI_DIR/IDENT.pem + IDENT.key (default dev1).
 """
 import os
 import plistlib
@@ -44,7 +46,8 @@ def show(what, r):
 
 def main():
     pki, base, topic, udid, step = sys.argv[1:6]
-    dev = Device(Server(base, topic), Pki(pki), udid=udid)
+    ident = sys.argv[6] if len(sys.argv) > 6 else "dev1"
+    dev = Device(Server(base, topic), Pki(pki), udid=udid, ident=ident)
     if step == "enroll":
         show("PUT /mdm/checkin Authenticate", dev.authenticate())
         show("PUT /mdm/checkin TokenUpdate", dev.token_update())

@@ -1,8 +1,11 @@
 #!/bin/sh
-# The demo stack: a private Redis, a generated PKI, Debian's nginx with
-# ngx_mdm (the example configs of conf/nginx), and a scripted device that
-# enrolls over HTTPS, receives commands and answers them; the admin side is
-# curl against the admin API. Every step is printed. Stops what it started.
+# The demo stack: a private Redis, a generated PKI and SCEP CA, Debian's
+# nginx with ngx_mdm (the example configs of conf/nginx), and a scripted
+# device that enrolls end to end: it downloads the signed profile, gets its
+# identity from the built-in SCEP CA (Debian's scepclient, with the
+# profile's one-time challenge), checks in, receives commands and answers
+# them; the admin side is curl against the admin API. Every step is
+# printed. Stops what it started.
 #   tools/demo.sh BUILD_DIR
 set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,15 +38,25 @@ waitfor() { # what, command...
 
 rport=$(freeport)
 port=$(freeport)
+scep_port=$(freeport)
 say "redis-server on 127.0.0.1:$rport (data in $work)"
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$work" --loglevel warning >"$work/redis.log" 2>&1 &
 redis_pid=$!
 waitfor redis redis-cli -p "$rport" ping
 
-say "a test PKI: identity CA, device identity, TLS server certificate"
+say "a test PKI: TLS server certificate and profile signer"
 sh "$src/t/pki/mkpki.sh" "$work/pki" >/dev/null
-openssl x509 -in "$work/pki/dev1.pem" -noout -subject -issuer | sed 's/^/   device: /'
+openssl x509 -in "$work/pki/server.pem" -noout -subject -issuer | sed 's/^/   TLS: /'
+
+say "the SCEP CA that will issue device identities: mdmctl ca init"
+"$build/tools/mdmctl" ca init --out "$work/ca" --cn "Demo MDM CA"
+openssl x509 -in "$work/ca/ca.pem" -noout -subject -dates | sed 's/^/   /'
+ls -l "$work/ca/ca.key" | awk '{print "   " $1 " ca.key"}'
+# the example configs name it scep-ca.*; devices are checked against it
+cp "$work/ca/ca.pem" "$work/pki/scep-ca.pem"
+cp "$work/ca/ca.key" "$work/pki/scep-ca.key"
+cat "$work/pki/cafile.pem" "$work/pki/scep-ca.pem" >"$work/pki/identity-ca.pem"
 
 say "nginx $(nginx -v 2>&1 | sed 's/.*\///') with ngx_mdm on https://localhost:$port (conf/nginx/*.conf)"
 mkdir -p "$work/run/logs" "$work/run/tmp"
@@ -54,7 +67,7 @@ echo "admin:$(openssl passwd -apr1 demo)" >"$work/run/htpasswd"
     REDIS="127.0.0.1:$rport" PKI="$work/pki" PORT="$port" \
     PROXIED_PORT="$(freeport)" VERIFY_PORT="$(freeport)" \
     UPSTREAM_PORT="$(freeport)" TOPIC="$topic" ADMIN_KEY="$key" \
-    SCEP_PORT="${scep_port:-$(freeport)}" PROFILE_TOPIC="$topic"
+    SCEP_PORT="$scep_port" PROFILE_TOPIC="$topic"
 chmod -R 755 "$work"
 nginx -p "$work/run" -c "$work/run/nginx.conf" -t 2>&1 | sed 's/^/   /'
 nginx -p "$work/run" -c "$work/run/nginx.conf" >"$work/nginx.out" 2>&1 &
@@ -63,7 +76,7 @@ base="https://localhost:$port"
 waitfor nginx curl -s --cacert "$work/pki/root.pem" -o /dev/null "$base/"
 
 device() { /usr/bin/python3 "$src/tools/demo-device.py" "$work/pki" "$base" \
-    "$topic" "$udid" "$@"; }
+    "$topic" "$udid" "$1" issued; }
 admin() { # method path [curl args]
     m=$1
     p=$2
@@ -74,7 +87,54 @@ admin() { # method path [curl args]
     echo
 }
 
-say "the device enrolls: Authenticate binds its certificate, TokenUpdate enables it"
+say "the user downloads the enrollment profile (behind auth_basic)"
+printf 'user   -> GET /mdm/enroll\n'
+curl -s --cacert "$work/pki/root.pem" -u admin:demo -D "$work/profile.h" \
+    -o "$work/enroll.mobileconfig" "$base/mdm/enroll"
+grep -i '^content-type\|^cache-control' "$work/profile.h" | tr -d '\r' | sed 's/^/   /'
+openssl cms -verify -inform DER -in "$work/enroll.mobileconfig" \
+    -CAfile "$work/pki/root.pem" -out "$work/enroll.xml" 2>&1 | sed 's/^/   /'
+challenge=$(/usr/bin/python3 - "$work/enroll.xml" <<'EOF2'
+import plistlib, sys
+p = plistlib.load(open(sys.argv[1], "rb"))
+for pl in p["PayloadContent"]:
+    print("   payload %-26s %s" % (pl["PayloadType"], pl["PayloadUUID"]),
+          file=sys.stderr)
+    if pl["PayloadType"] == "com.apple.security.scep":
+        c = pl["PayloadContent"]
+        print("      SCEP URL %s, Keysize %d, one-time Challenge %s..."
+              % (c["URL"], c["Keysize"], c["Challenge"][:8]), file=sys.stderr)
+        print(c["Challenge"])
+    if pl["PayloadType"] == "com.apple.mdm":
+        print("      ServerURL %s, Topic %s, SignMessage %s"
+              % (pl["ServerURL"], pl["Topic"], pl["SignMessage"]),
+              file=sys.stderr)
+EOF2
+)
+
+say "the device gets its identity from the SCEP CA with that challenge (scepclient)"
+fp=$(openssl x509 -in "$work/pki/scep-ca.pem" -outform DER | sha256sum | cut -d' ' -f1)
+mkdir -p "$work/device"
+scepclient -server-url "http://127.0.0.1:$scep_port/scep" \
+    -challenge "$challenge" -private-key "$work/device/key.pem" \
+    -certificate "$work/device/cert.pem" -cn "$udid" \
+    -organization "Demo" -ca-fingerprint "$fp" -keySize 2048 2>&1 |
+    sed 's/^/   /' | cut -c1-150
+cp "$work/device/cert.pem" "$work/pki/issued.pem"
+cp "$work/device/key.pem" "$work/pki/issued.key"
+openssl x509 -in "$work/pki/issued.pem" -noout -subject -issuer -serial | sed 's/^/   issued: /'
+printf 'again  -> the same challenge a second time: '
+rm -rf "$work/again" && mkdir -p "$work/again"
+if scepclient -server-url "http://127.0.0.1:$scep_port/scep" \
+    -challenge "$challenge" -private-key "$work/again/key.pem" \
+    -certificate "$work/again/cert.pem" -cn "$udid" -organization Demo \
+    -ca-fingerprint "$fp" >/dev/null 2>&1; then
+    echo "accepted (unexpected)"
+else
+    echo "refused (one-time)"
+fi
+
+say "the device checks in: Authenticate binds its new certificate, TokenUpdate enables it"
 device enroll
 admin GET "/enrollments/$udid"
 

@@ -16,7 +16,7 @@ demo|test) ;;
 esac
 
 # ---- Debian packages ----
-pkgs="build-essential autoconf automake libtool pkg-config openssl
+pkgs="build-essential autoconf automake libtool pkg-config openssl scep
 libssl-dev libplist-dev libhiredis-dev libjansson-dev redis-server
 libcmocka-dev python3 python3-cryptography python3-requests nginx nginx-dev
 apache2 apache2-dev
