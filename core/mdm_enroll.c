@@ -10,6 +10,9 @@
  *   PROFILE  with dynamic challenges: one round trip for a fresh one-time
  *            challenge, then the profile is built around it.
  *   CHALL    admin POST /scep/challenges: create a one-time challenge.
+ *   CRL      GET ?operation=GetCRL at the SCEP location: the revoked
+ *            serials (one round trip), then their revocation times (one
+ *            more), then a CRL signed by the CA key.
  *   REVOKE   admin POST /scep/revoke/SERIAL: the CA marks the serial
  *            revoked (its CRL and renewals), then the certificate's
  *            device is found through its binding and revoke.lua makes
@@ -29,13 +32,15 @@
 #include <hiredis.h>
 #include <jansson.h>
 
-enum { ENR_SCEP = 1, ENR_PROFILE, ENR_CHALL, ENR_REVOKE };
+enum { ENR_SCEP = 1, ENR_PROFILE, ENR_CHALL, ENR_REVOKE, ENR_CRL };
 
 enum {
     EST_SCEP = 100, /* the SCEP transaction runs */
     EST_CERT,       /* REVOKE: HGET the certificate record's sha256 */
     EST_BOUND,      /* REVOKE: GET the binding of that certificate */
-    EST_DEVICE      /* REVOKE: revoke.lua on the bound device */
+    EST_DEVICE,     /* REVOKE: revoke.lua on the bound device */
+    EST_CRL_SET,    /* CRL: SMEMBERS of the revoked serials */
+    EST_CRL_TIMES   /* CRL: HGET each one's revocation time */
 };
 
 /* ---------------------------------------------------------------- */
@@ -71,6 +76,19 @@ mdm_enroll_conf_set(mdm_conf_t *c, const char *name, const char *value,
 {
     if (strncmp(name, "scep.", 5) == 0) {
         name += 5;
+        if (strcmp(name, "crl_days") == 0) {
+            char *end;
+            long n = strtol(value, &end, 10);
+
+            if (*end || n < 1 || n > 365) {
+                snprintf(err, errlen,
+                         "scep.crl_days: expected 1-365 days, got \"%s\"",
+                         value);
+                return -1;
+            }
+            c->crl_days = n;
+            return 0;
+        }
         if (c->scep == NULL && (c->scep = mdm_scep_ca_new()) == NULL) {
             snprintf(err, errlen, "out of memory");
             return -1;
@@ -149,12 +167,40 @@ enroll_new(const mdm_conf_t *c, int kind)
     return r;
 }
 
+/* GET ?operation=GetCRL: ours, not a SCEP operation of RFC 8894's */
+static int
+is_get_crl(const char *method, size_t mlen, const char *q, size_t qlen)
+{
+    static const char op[] = "operation=GetCRL";
+    size_t n = sizeof(op) - 1, i = 0;
+
+    if (mlen != 3 || memcmp(method, "GET", 3) != 0) {
+        return 0;
+    }
+    while (q && i < qlen) {
+        if (qlen - i >= n && memcmp(q + i, op, n) == 0 &&
+            (i + n == qlen || q[i + n] == '&')) {
+            return 1;
+        }
+        while (i < qlen && q[i] != '&') {
+            i++;
+        }
+        i++;
+    }
+    return 0;
+}
+
 mdm_req_t *
 mdm_req_new_scep_http(const mdm_conf_t *c, const char *method, size_t mlen,
                       const char *query, size_t qlen, const unsigned char *body,
                       size_t blen)
 {
-    mdm_req_t *r = enroll_new(c, ENR_SCEP);
+    mdm_req_t *r;
+
+    if (is_get_crl(method, mlen, query, qlen)) {
+        return enroll_new(c, ENR_CRL);
+    }
+    r = enroll_new(c, ENR_SCEP);
 
     if (r && c->scep &&
         (r->scep = mdm_scep_req_new_http(c->scep, method, mlen, query, qlen,
@@ -207,8 +253,14 @@ void
 mdm_enroll_free(mdm_req_t *r)
 {
     mdm_scep_req_free(r->scep);
+    size_t i;
+
     free(r->enroll_serial);
     free(r->enroll_device);
+    for (i = 0; i < r->crl_n; i++) {
+        free(r->crl_serials[i]);
+    }
+    free(r->crl_serials);
 }
 
 static mdm_step_t
@@ -280,6 +332,95 @@ profile_build(mdm_req_t *r, const char *challenge)
     return MDM_STEP_DONE;
 }
 
+/*
+ * CRL: with no reply yet, ask for the revoked serials; with them (set,
+ * the SMEMBERS answer), ask for each one's revocation time.
+ */
+static mdm_step_t
+crl_plan(mdm_req_t *r, const redisReply *set)
+{
+    X509 *cert;
+    EVP_PKEY *key;
+    const char *k_cert, *k_revoked;
+    size_t i;
+
+    if (mdm_scep_ca_crl(r->conf->scep, &cert, &key, &k_cert, &k_revoked) != 0) {
+        return mdm_req_refuse(r, 404, MDM_LOG_ERR, "MDM08090",
+                              "no SCEP CA is configured here");
+    }
+    mdm_planb_reset(&r->pb);
+    if (set == NULL) {
+        mdm_planb_cmd(&r->pb);
+        mdm_planb_str(&r->pb, "SMEMBERS");
+        mdm_planb_str(&r->pb, k_revoked);
+        r->plan = mdm_planb_finish(&r->pb, 1);
+        r->state = EST_CRL_SET;
+        return r->plan ? MDM_STEP_REDIS
+                       : mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001",
+                                        "out of memory");
+    }
+    r->crl_serials = calloc(set->elements + 1, sizeof(char *));
+    if (r->crl_serials == NULL) {
+        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001", "out of memory");
+    }
+    for (i = 0; i < set->elements; i++) {
+        const redisReply *e = set->element[i];
+
+        if (e->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+        r->crl_serials[r->crl_n] = mdm_strndup(e->str, e->len);
+        if (r->crl_serials[r->crl_n] == NULL) {
+            return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001",
+                                  "out of memory");
+        }
+        mdm_planb_cmd(&r->pb);
+        mdm_planb_str(&r->pb, "HGET");
+        mdm_planb_fmt(&r->pb, "%s%s", k_cert, r->crl_serials[r->crl_n]);
+        mdm_planb_str(&r->pb, "revoked");
+        r->crl_n++;
+    }
+    r->plan = mdm_planb_finish(&r->pb, r->crl_n);
+    r->state = EST_CRL_TIMES;
+    return r->plan ? MDM_STEP_REDIS
+                   : mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001",
+                                    "out of memory");
+}
+
+static mdm_step_t
+crl_done(mdm_req_t *r, struct redisReply *const *rep, size_t n)
+{
+    X509 *cert;
+    EVP_PKEY *key;
+    const char *k_cert, *k_revoked;
+    mdm_buf_t b = {NULL, 0};
+    time_t now = time(NULL), *times;
+    size_t i;
+    int rc;
+
+    times = calloc(r->crl_n + 1, sizeof(time_t));
+    if (times == NULL ||
+        mdm_scep_ca_crl(r->conf->scep, &cert, &key, &k_cert, &k_revoked) != 0) {
+        free(times);
+        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001", "out of memory");
+    }
+    for (i = 0; i < r->crl_n; i++) {
+        times[i] = now;
+        if (i < n && rep[i] && rep[i]->type == REDIS_REPLY_STRING) {
+            times[i] = (time_t) strtoll(rep[i]->str, NULL, 10);
+        }
+    }
+    rc = mdm_crl_build(cert, key, r->crl_serials, times, r->crl_n, now,
+                       r->conf->crl_days ? r->conf->crl_days : 7, &b);
+    free(times);
+    if (rc != 0) {
+        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM08091",
+                              "cannot build the CRL");
+    }
+    r->vars[MDM_VAR_MESSAGE] = "GetCRL";
+    return mdm_req_reply(r, 200, "application/pkix-crl", &b);
+}
+
 mdm_step_t
 mdm_enroll_start(mdm_req_t *r)
 {
@@ -303,6 +444,8 @@ mdm_enroll_start(mdm_req_t *r)
         r->scep = mdm_scep_req_new_admin(r->conf->scep,
                                          MDM_SCEP_ADMIN_CHALLENGE, NULL, 0);
         break;
+    case ENR_CRL:
+        return crl_plan(r, NULL);
     case ENR_SCEP:
         if (r->conf->scep == NULL) {
             return mdm_req_refuse(r, 404, MDM_LOG_ERR, "MDM08090",
@@ -423,6 +566,21 @@ mdm_enroll_feed(mdm_req_t *r, struct redisReply *const *rep, size_t n)
         snprintf(key, sizeof(key), "%s{scep}:cert:%s", r->conf->prefix,
                  r->enroll_serial);
         return revoke_plan(r, EST_CERT, key, NULL, "sha256");
+    }
+    if (r->state == EST_CRL_SET || r->state == EST_CRL_TIMES) {
+        size_t i;
+
+        for (i = 0; i < (r->state == EST_CRL_SET ? 1 : r->crl_n); i++) {
+            if (i >= n || rep == NULL || rep[i] == NULL ||
+                rep[i]->type == REDIS_REPLY_ERROR) {
+                return mdm_req_storage_failed(r, i < n && rep ? rep[i] : NULL);
+            }
+        }
+        if (r->state == EST_CRL_SET && x->type == REDIS_REPLY_ARRAY &&
+            x->elements > 0) {
+            return crl_plan(r, x);
+        }
+        return crl_done(r, rep, r->state == EST_CRL_SET ? 0 : n);
     }
     if (r->state == EST_DEVICE && mdm_req_noscript(r, x)) {
         return MDM_STEP_REDIS;

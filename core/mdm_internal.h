@@ -7,6 +7,7 @@
 #include "mdm_msg.h"
 
 #include <stdint.h>
+#include <time.h>
 #include <openssl/x509.h>
 
 #define MDM_ID_SIGNATURE 0x1u
@@ -47,6 +48,7 @@ struct mdm_conf_s {
     struct mdm_scep_ca_s *scep;         /* scep.* options (mdm_enroll.c) */
     struct mdm_profile_conf_s *profile; /* profile.* options */
     int scep_dynamic;                   /* scep.challenge dynamic */
+    long crl_days;                      /* scep.crl_days: nextUpdate */
 
     /* derived by mdm_conf_finish() */
     int finished;
@@ -196,6 +198,8 @@ struct mdm_req_s {
     char *enroll_serial;
     char enroll_sha[65];
     char *enroll_device;
+    char **crl_serials; /* the CRL's entries, while their times are read */
+    size_t crl_n;
 };
 
 /** Refuse with status and one log line (id = stable message id). */
@@ -223,6 +227,13 @@ void mdm_enroll_conf_free(mdm_conf_t *c);
 mdm_req_t *mdm_enroll_admin_http(const mdm_conf_t *c, int is_post,
                                  const char *path, size_t plen, long ttl);
 mdm_step_t mdm_enroll_start(mdm_req_t *r);
+/** What the CRL needs of the SCEP CA (borrowed; mdm_scep.c). */
+int mdm_scep_ca_crl(const struct mdm_scep_ca_s *ca, X509 **cert, EVP_PKEY **key,
+                    const char **k_cert, const char **k_revoked);
+/** A signed DER CRL of serials (hex) revoked at times (mdm_crl.c). */
+int mdm_crl_build(X509 *issuer, EVP_PKEY *key, char *const *serials,
+                  const time_t *times, size_t n, time_t now, long days,
+                  mdm_buf_t *out);
 mdm_step_t mdm_enroll_feed(mdm_req_t *r, struct redisReply *const *rep,
                            size_t n);
 void mdm_enroll_free(mdm_req_t *r);

@@ -2453,3 +2453,19 @@ mdm_scep_exec_sync(redisContext *c, mdm_scep_req_t *r)
     }
     return step;
 }
+
+/* ---------------------------------------------------------------- */
+
+int
+mdm_scep_ca_crl(const mdm_scep_ca_t *ca, X509 **cert, EVP_PKEY **key,
+                const char **k_cert, const char **k_revoked)
+{
+    if (ca == NULL || !ca->finished) {
+        return -1;
+    }
+    *cert = ca->ca;
+    *key = ca->ca_key;
+    *k_cert = ca->k_cert;
+    *k_revoked = ca->k_revoked;
+    return 0;
+}

@@ -185,6 +185,17 @@ def test_revoked_serial_refused(server, pki, redis, tmp_path):
     r = d.idle()
     assert r.status_code == 400
     server.wait_log_id("MDM03005", mark)
+    # the CA's CRL lists it, signed by the CA
+    r = requests.get(server.scep_url, params={"operation": "GetCRL"},
+                     timeout=10)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == "application/pkix-crl"
+    crl = x509.load_der_x509_crl(r.content)
+    ca = load(os.path.join(pki.dir, "scep-ca.pem"))
+    assert crl.is_signature_valid(ca.public_key())
+    assert crl.issuer == ca.subject
+    assert crl.get_revoked_certificate_by_serial_number(
+        load(cert).serial_number) is not None
     # nor can it renew itself
     p = scepclient(server, pki, str(tmp_path / "a"), cn="dev-rev")
     assert p.returncode != 0
