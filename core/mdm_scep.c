@@ -1473,7 +1473,8 @@ name_str(const X509_NAME *n)
 
     if (b && X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253) >= 0 &&
         (len = BIO_get_mem_data(b, &data)) >= 0) {
-        s = mdm_strndup(data, (size_t) len);
+        /* an empty name leaves the BIO without a buffer */
+        s = len > 0 ? mdm_strndup(data, (size_t) len) : mdm_strdup("");
     }
     BIO_free(b);
     return s;
