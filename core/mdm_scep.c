@@ -34,6 +34,7 @@
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs7.h>
+#include <openssl/provider.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -87,6 +88,7 @@ struct mdm_scep_ca_s {
     char *challenge;
     char *challenge_file;
     int renewal;
+    int legacy_des;
     char *prefix;
 
     /* loaded by mdm_scep_ca_finish() */
@@ -96,6 +98,11 @@ struct mdm_scep_ca_s {
     X509 *ra;
     EVP_PKEY *ra_key;
     STACK_OF(X509) * chain;
+    /* single DES (legacy_des on): OpenSSL 3 has it in the legacy provider
+     * only, loaded into a private context so that the process's default
+     * context (the web server's TLS) is left alone */
+    OSSL_LIB_CTX *libctx;
+    OSSL_PROVIDER *prov_default, *prov_legacy;
     unsigned char challenge_md[32];
     mdm_buf_t cacert; /* the GetCACert body */
     const char *cacert_ctype;
@@ -261,6 +268,13 @@ mdm_scep_ca_free(mdm_scep_ca_t *ca)
     X509_free(ca->ra);
     EVP_PKEY_free(ca->ra_key);
     sk_X509_pop_free(ca->chain, X509_free);
+    if (ca->prov_legacy) {
+        OSSL_PROVIDER_unload(ca->prov_legacy);
+    }
+    if (ca->prov_default) {
+        OSSL_PROVIDER_unload(ca->prov_default);
+    }
+    OSSL_LIB_CTX_free(ca->libctx);
     mdm_buf_free(&ca->cacert);
     free(ca->k_chal);
     free(ca->k_cert);
@@ -404,6 +418,18 @@ mdm_scep_ca_set(mdm_scep_ca_t *ca, const char *name, const char *value,
             ca->renewal = 0;
         } else {
             snprintf(err, errlen, "renewal \"%s\": expected on or off", value);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(name, "legacy_des") == 0) {
+        if (strcmp(value, "on") == 0) {
+            ca->legacy_des = 1;
+        } else if (strcmp(value, "off") == 0) {
+            ca->legacy_des = 0;
+        } else {
+            snprintf(err, errlen, "legacy_des \"%s\": expected on or off",
+                     value);
             return -1;
         }
         return 0;
@@ -719,6 +745,16 @@ ca_load(mdm_scep_ca_t *ca, char *err, size_t errlen)
             goto oom;
         }
         ca->cacert_ctype = "application/x-x509-ca-ra-cert";
+    }
+    if (ca->legacy_des &&
+        ((ca->libctx = OSSL_LIB_CTX_new()) == NULL ||
+         (ca->prov_default = OSSL_PROVIDER_load(ca->libctx, "default")) ==
+             NULL ||
+         (ca->prov_legacy = OSSL_PROVIDER_load(ca->libctx, "legacy")) ==
+             NULL)) {
+        snprintf(err, errlen,
+                 "legacy_des: the OpenSSL legacy provider cannot be loaded");
+        goto done;
     }
     snprintf(ca->caps, sizeof(ca->caps),
              "POSTPKIOperation\nSHA-256\nSHA-512\nSHA-1\nAES\nDES3\n"
@@ -1188,6 +1224,7 @@ envelope(mdm_scep_req_t *r, mdm_buf_t *out)
         (in = BIO_new_mem_buf(inner.ptr, (int) inner.len)) == NULL) {
         goto done;
     }
+    /* the request's cipher, unless it was single DES (r->cipher NULL) */
     env = CMS_encrypt(sk, in, r->cipher ? r->cipher : EVP_aes_128_cbc(),
                       CMS_BINARY);
     if (env == NULL) {
@@ -1548,14 +1585,29 @@ open_envelope(mdm_scep_req_t *r, mdm_buf_t *out, char *why, size_t whylen)
     }
     nid = OBJ_obj2nid(p7->d.enveloped->enc_data->algorithm->algorithm);
     r->cipher = cipher_of(nid);
-    if (r->cipher == NULL) {
+    if (nid == NID_des_cbc && ca->libctx) {
+        /* decrypted in the legacy context; the answer gets AES */
+        env = CMS_ContentInfo_new_ex(ca->libctx, NULL);
+        if (env == NULL) {
+            snprintf(why, whylen, "out of memory");
+            rc = ENV_DECRYPT;
+            goto done;
+        }
+    } else if (r->cipher == NULL) {
         rc = ENV_BAD_ALG;
-        snprintf(why, whylen, "content encryption %s not supported",
-                 nid == NID_undef ? "(unknown)" : OBJ_nid2sn(nid));
+        snprintf(why, whylen, "content encryption %s not supported%s",
+                 nid == NID_undef ? "(unknown)" : OBJ_nid2sn(nid),
+                 nid == NID_des_cbc ? " (single DES: see legacy_des)" : "");
         goto done;
     }
     p = data;
-    env = d2i_CMS_ContentInfo(NULL, &p, len);
+    if (env != NULL) {
+        /* decoded into env, keeping its library context; a failure frees
+         * it and leaves NULL */
+        (void) d2i_CMS_ContentInfo(&env, &p, len);
+    } else {
+        env = d2i_CMS_ContentInfo(NULL, &p, len);
+    }
     if (env == NULL || OBJ_obj2nid(CMS_get0_type(env)) != NID_pkcs7_enveloped) {
         snprintf(why, whylen, "pkcsPKIEnvelope is not an EnvelopedData");
         goto done;

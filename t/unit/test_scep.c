@@ -28,6 +28,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs7.h>
+#include <openssl/provider.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -316,6 +317,7 @@ typedef struct {
     const unsigned char *content;
     size_t content_len;
     int no_txid;
+    int des; /* single DES-CBC, from the legacy provider */
 } req_opts_t;
 
 static const unsigned char test_nonce[16] = "nonce-0123456789";
@@ -333,10 +335,28 @@ make_pkimsg(const req_opts_t *o, size_t *len)
 
     sk_X509_push(rc, o->recipient ? o->recipient : sample_ca);
     in = BIO_new_mem_buf(o->content, (int) o->content_len);
-    env = CMS_encrypt(rc, in, o->cipher ? o->cipher : EVP_aes_128_cbc(),
-                      CMS_BINARY);
-    assert_non_null(env);
-    elen = i2d_CMS_ContentInfo(env, &envder);
+    if (o->des) {
+        OSSL_LIB_CTX *lc = OSSL_LIB_CTX_new();
+        OSSL_PROVIDER *d = OSSL_PROVIDER_load(lc, "default");
+        OSSL_PROVIDER *l = OSSL_PROVIDER_load(lc, "legacy");
+        EVP_CIPHER *des = EVP_CIPHER_fetch(lc, "DES-CBC", NULL);
+
+        assert_non_null(des);
+        env = CMS_encrypt_ex(rc, in, des, CMS_BINARY, lc, NULL);
+        EVP_CIPHER_free(des);
+        assert_non_null(env);
+        elen = i2d_CMS_ContentInfo(env, &envder);
+        CMS_ContentInfo_free(env);
+        env = NULL;
+        OSSL_PROVIDER_unload(l);
+        OSSL_PROVIDER_unload(d);
+        OSSL_LIB_CTX_free(lc);
+    } else {
+        env = CMS_encrypt(rc, in, o->cipher ? o->cipher : EVP_aes_128_cbc(),
+                          CMS_BINARY);
+        assert_non_null(env);
+        elen = i2d_CMS_ContentInfo(env, &envder);
+    }
     assert_true(elen > 0);
     cms = CMS_sign(NULL, NULL, NULL, NULL, CMS_PARTIAL | CMS_BINARY);
     si = CMS_add1_signer(cms, o->signer, o->signer_key,
@@ -1392,6 +1412,54 @@ expect_fail(const mdm_scep_ca_t *ca, const unsigned char *m, size_t len,
     mdm_scep_req_free(r);
 }
 
+/* Single DES (Debian's scepclient, old NDES clients): refused unless
+ * legacy_des is on; then the answer is AES-128, never DES. */
+static void
+test_legacy_des(void **state)
+{
+    mdm_scep_ca_t *ca = sample_ca_conf(CHALLENGE, NULL, NULL, NULL, NULL);
+    mdm_scep_ca_t *des =
+        sample_ca_conf(CHALLENGE, "legacy_des", "on", NULL, NULL);
+    X509 *signer = make_cert(dev_key, "MDM SCEP SIGNER", NULL, NULL, 1,
+                             T_GEN - DAY, T_GEN + DAY);
+    size_t clen, len;
+    unsigned char *csr =
+        make_csr(dev_key, "device-0001", CHALLENGE, NULL, &clen);
+    req_opts_t o = {0};
+    unsigned char *m;
+    mdm_scep_req_t *r;
+    mdm_step_t step;
+    certrep_t cr;
+
+    (void) state;
+    o.signer = signer;
+    o.signer_key = dev_key;
+    o.content = csr;
+    o.content_len = clen;
+    o.des = 1;
+    m = make_pkimsg(&o, &len);
+    expect_fail(ca, m, len, T_GEN, 0, "MDM08010", NULL);
+    assert_non_null(strstr(last_msg, "legacy_des"));
+    r = post(des, m, len, T_GEN, &step);
+    if (step != MDM_STEP_REDIS) {
+        fail_msg("%s %s", last_id, last_msg);
+    }
+    assert_int_equal(feed1(r, rep_array1("OK")), MDM_STEP_DONE);
+    read_certrep(mdm_scep_req_response(r), "TXID-0001", test_nonce, 16, signer,
+                 dev_key, &cr);
+    assert_int_equal(cr.status, 0);
+    assert_int_equal(cr.cipher_nid, NID_aes_128_cbc);
+    check_issued(cr.issued, dev_key, "device-0001", T_GEN);
+    X509_free(cr.issued);
+    mdm_scep_req_free(r);
+    free(m);
+    free(csr);
+    X509_free(signer);
+    mdm_scep_ca_free(ca);
+    mdm_scep_ca_free(des);
+    assert_int_equal(ERR_peek_error(), 0);
+}
+
 static void
 test_failures(void **state)
 {
@@ -2191,6 +2259,7 @@ main(void)
         cmocka_unit_test(test_real_pkcsreq),
         cmocka_unit_test(test_real_mdmclient),
         cmocka_unit_test(test_issue),
+        cmocka_unit_test(test_legacy_des),
         cmocka_unit_test(test_failures),
         cmocka_unit_test(test_renewal),
         cmocka_unit_test(test_getcert_certpoll),
