@@ -61,6 +61,8 @@ void mdm_scep_ca_free(mdm_scep_ca_t *ca);
  *   challenge_ttl    default lifetime of a dynamic challenge in seconds
  *                    (default 3600)
  *   renewal          on (default) | off: accept RenewalReq
+ *   legacy_des       off (default) | on: also accept single-DES envelopes
+ *                    (old clients, Debian's scepclient); answered with AES
  *   prefix           Redis key prefix (default "mdm:")
  */
 int mdm_scep_ca_set(mdm_scep_ca_t *ca, const char *name, const char *value,
