@@ -1976,6 +1976,14 @@ pki_cert_request(mdm_scep_req_t *r, const mdm_buf_t *data)
                             "RenewalReq signer has an unusable serial number");
             goto done;
         }
+        /* a certificate renews itself, it does not buy another name */
+        if (X509_NAME_cmp(X509_REQ_get_subject_name(csr),
+                          X509_get_subject_name(r->signer)) != 0) {
+            step = fail_rep(r, FAIL_BADREQUEST, "MDM08023",
+                            "RenewalReq for another subject than the "
+                            "certificate it is signed with");
+            goto done;
+        }
     }
     if (X509_cmp_time(X509_get0_notBefore(ca->ca), &r->now) >= 0 ||
         X509_cmp_time(X509_get0_notAfter(ca->ca), &r->now) <= 0) {

@@ -91,6 +91,16 @@ n=$(redis-cli -p "$rport" --scan --pattern 't:{scep}:cert:*' | wc -l)
 if enroll s2 device-0002 wrong; then bad "wrong challenge accepted"
 else ok; grep -q MDM08017 "$work/static.log" && ok || bad "no MDM08017 logged"; fi
 [ ! -s "$work/s2/cert.pem" ] && ok || bad "wrong challenge: a certificate"
+# scepclient renews when its directory holds a certificate: RenewalReq
+# signed by it, same key and subject (its cached CSR)
+old_serial=$(openssl x509 -in "$work/s1/cert.pem" -noout -serial)
+rm -f "$work/s1/cert.pem.new"
+if enroll s1 device-0001 ignored; then
+    new_serial=$(openssl x509 -in "$work/s1/cert.pem" -noout -serial)
+    [ "$new_serial" != "$old_serial" ] && ok || bad "renewal: same certificate"
+    grep -q "RenewalReq.*issued" "$work/static.log" && ok || bad "renewal: not a RenewalReq"
+    check_cert s1 device-0001
+else bad "renewal"; cat "$work/s1/out" "$work/static.log"; fi
 # GetCACaps as a client sees it
 curl -s "http://127.0.0.1:$port/scep?operation=GetCACaps" | grep -qx SCEPStandard &&
     ok || bad "GetCACaps"
@@ -105,13 +115,16 @@ else bad "one-time enrollment"; cat "$work/d1/out" "$work/dynamic.log"; fi
 if enroll d2 device-0004 "$chal"; then bad "spent challenge accepted"
 else ok; fi
 n=$(redis-cli -p "$rport" --scan --pattern 't:{scep}:cert:*' | wc -l)
-[ "$n" -eq 2 ] && ok || bad "dynamic: $n certificate records, expected 2"
+[ "$n" -eq 3 ] && ok || bad "dynamic: $n certificate records, expected 3 (static, renewal, one-time)"
 serial=$(openssl x509 -in "$work/d1/cert.pem" -noout -serial | cut -d= -f2 |
     tr 'A-F' 'a-f' | sed 's/^0*//')
 curl -s "http://127.0.0.1:$port/admin/revoke?$serial" | grep -q '"revoked":true' &&
     ok || bad "revoke"
 [ "$(redis-cli -p "$rport" SISMEMBER 't:{scep}:revoked' "$serial")" = 1 ] &&
     ok || bad "revoked set"
+# a revoked certificate renews nothing
+if enroll d1 device-0003 ignored; then bad "renewal with a revoked certificate"
+else ok; grep -q MDM08020 "$work/dynamic.log" && ok || bad "no MDM08020 logged"; fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1697,6 +1697,15 @@ test_renewal(void **state)
     m = make_pkimsg(&o, &len);
     expect_fail(ca, m, len, T_GEN, 2, "MDM08019", NULL);
     free(m);
+    /* a renewal keeps the name */
+    free(csr);
+    csr = make_csr(dev_key2, "device-9999", NULL, NULL, &clen);
+    o.content = csr;
+    o.content_len = clen;
+    o.signer = ours;
+    m = make_pkimsg(&o, &len);
+    expect_fail(ca, m, len, T_GEN, 2, "MDM08023", NULL);
+    free(m);
 
     free(csr);
     X509_free(ours);
