@@ -1517,7 +1517,8 @@ name_str(const X509_NAME *n)
     return s;
 }
 
-/* Lowercase hex without leading zeros: the one spelling used in keys. */
+/* Lowercase hex without leading zeros: the one spelling used in keys and
+ * by the admin API (norm_serial). */
 static int
 serial_hex(const ASN1_INTEGER *ai, char *out, size_t cap)
 {
@@ -1529,11 +1530,14 @@ serial_hex(const ASN1_INTEGER *ai, char *out, size_t cap)
         return -1;
     }
     if (!BN_is_negative(bn) && (h = BN_bn2hex(bn)) != NULL) {
-        if (strlen(h) < cap) {
-            for (p = h; *p; p++) {
+        /* BN_bn2hex() writes whole bytes ("0ABC"): drop the zero nibble */
+        for (p = h; p[0] == '0' && p[1] != '\0'; p++) {
+        }
+        if (strlen(p) < cap) {
+            snprintf(out, cap, "%s", p);
+            for (p = out; *p; p++) {
                 *p = (char) tolower((unsigned char) *p);
             }
-            snprintf(out, cap, "%s", h);
             rc = 0;
         }
         OPENSSL_free(h);

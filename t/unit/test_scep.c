@@ -51,7 +51,8 @@ static const char *samples;
 static char tmpdir[256];
 static X509 *sample_ca;
 static EVP_PKEY *sample_ca_key;
-static EVP_PKEY *dev_key; /* 2048-bit RSA, reused: key generation is slow */
+static X509 *expect_signer; /* who signs CertReps: the CA unless an RA */
+static EVP_PKEY *dev_key;   /* 2048-bit RSA, reused: key generation is slow */
 static EVP_PKEY *dev_key2;
 static ASN1_OBJECT *o_msgtype, *o_status, *o_fail, *o_snonce, *o_rnonce,
     *o_txid;
@@ -563,7 +564,9 @@ read_certrep(const mdm_response_t *resp, const char *txid,
                      1);
     signers = CMS_get0_signers(cms);
     assert_int_equal(sk_X509_num(signers), 1);
-    assert_int_equal(X509_cmp(sk_X509_value(signers, 0), sample_ca), 0);
+    assert_int_equal(X509_cmp(sk_X509_value(signers, 0),
+                              expect_signer ? expect_signer : sample_ca),
+                     0);
     sk_X509_free(signers);
     si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
     CMS_SignerInfo_get0_algs(si, NULL, NULL, &dig, NULL);
@@ -1040,6 +1043,81 @@ get(const mdm_scep_ca_t *ca, const char *method, const char *q,
     log_reset();
     *step = mdm_scep_req_start(r);
     return r;
+}
+
+/* An RA: requests are encrypted to it, CertReps signed by it, the CA key
+ * still signs the certificates; GetCACert sends both. */
+static void
+test_ra(void **state)
+{
+    EVP_PKEY *rakey = dev_key2;
+    X509 *ra = make_cert(rakey, "Test RA", sample_ca, sample_ca_key, 77,
+                         T_GEN - 10 * DAY, T_GEN + 10 * DAY);
+    mdm_scep_ca_t *ca;
+    X509 *signer;
+    size_t clen, len;
+    unsigned char *csr =
+        make_csr(dev_key, "device-0001", CHALLENGE, NULL, &clen);
+    req_opts_t o = {0};
+    unsigned char *m;
+    const unsigned char *p;
+    const mdm_response_t *resp;
+    mdm_scep_req_t *r;
+    mdm_step_t step;
+    certrep_t cr;
+    CMS_ContentInfo *cms;
+    STACK_OF(X509) * certs;
+
+    (void) state;
+    write_cert(tmp_path("ra.pem"), ra);
+    write_key(tmp_path("ra.key"), rakey, NULL);
+    ca = sample_ca_conf(CHALLENGE, "ra_cert", tmp_path("ra.pem"), "ra_key",
+                        tmp_path("ra.key"));
+    r = get(ca, "GET", "operation=GetCACert", &step);
+    resp = mdm_scep_req_response(r);
+    assert_string_equal(resp->content_type, "application/x-x509-ca-ra-cert");
+    p = resp->body;
+    cms = d2i_CMS_ContentInfo(NULL, &p, (long) resp->body_len);
+    certs = CMS_get1_certs(cms);
+    assert_int_equal(sk_X509_num(certs), 2);
+    sk_X509_pop_free(certs, X509_free);
+    CMS_ContentInfo_free(cms);
+    mdm_scep_req_free(r);
+
+    signer = make_cert(dev_key, "MDM SCEP SIGNER", NULL, NULL, 1, T_GEN - DAY,
+                       T_GEN + DAY);
+    o.signer = signer;
+    o.signer_key = dev_key;
+    o.content = csr;
+    o.content_len = clen;
+    o.recipient = ra;
+    m = make_pkimsg(&o, &len);
+    r = post(ca, m, len, T_GEN, &step);
+    if (step != MDM_STEP_REDIS) {
+        fail_msg("%s %s", last_id, last_msg);
+    }
+    assert_int_equal(feed1(r, rep_array1("OK")), MDM_STEP_DONE);
+    expect_signer = ra;
+    read_certrep(mdm_scep_req_response(r), "TXID-0001", test_nonce, 16, signer,
+                 dev_key, &cr);
+    assert_int_equal(cr.status, 0);
+    check_issued(cr.issued, dev_key, "device-0001", T_GEN);
+    X509_free(cr.issued);
+    mdm_scep_req_free(r);
+    free(m);
+    /* encrypted to the CA itself: accepted too */
+    o.recipient = NULL;
+    m = make_pkimsg(&o, &len);
+    r = post(ca, m, len, T_GEN, &step);
+    assert_int_equal(step, MDM_STEP_REDIS);
+    mdm_scep_req_free(r);
+    free(m);
+    expect_signer = NULL;
+    free(csr);
+    X509_free(signer);
+    X509_free(ra);
+    mdm_scep_ca_free(ca);
+    assert_int_equal(ERR_peek_error(), 0);
 }
 
 static void
@@ -1783,6 +1861,19 @@ test_getcert_certpoll(void **state)
     free(m);
     free(ias);
 
+    /* serials are spelled without a leading zero nibble (0x0abc) */
+    ias = issuer_and_serial(sample_ca, 0xabc, &clen);
+    o.content = ias;
+    o.content_len = clen;
+    m = make_pkimsg(&o, &len);
+    r = post(ca, m, len, T_GEN, &step);
+    assert_int_equal(step, MDM_STEP_REDIS);
+    assert_string_equal(mdm_scep_req_plan(r)->cmds[0].argv[1],
+                        "t:{scep}:cert:abc");
+    mdm_scep_req_free(r);
+    free(m);
+    free(ias);
+
     /* another issuer: badCertId without asking Redis */
     other = make_cert(dev_key2, "Other CA", NULL, NULL, 5, T_GEN - DAY,
                       T_GEN + DAY);
@@ -2265,6 +2356,7 @@ main(void)
         cmocka_unit_test(test_b64),
         cmocka_unit_test(test_ca_load_errors),
         cmocka_unit_test(test_caps_cacert),
+        cmocka_unit_test(test_ra),
         cmocka_unit_test(test_real_pkcsreq),
         cmocka_unit_test(test_real_mdmclient),
         cmocka_unit_test(test_issue),
