@@ -12,9 +12,10 @@
  * Seeds in t/fuzz/corpus/scep/ follow this layout (see SOURCES.txt there).
  *
  * The CA is the sample SCEP test CA (t/samples/scep/ca.pem and ca.key,
- * empty passphrase) found through $MDM_SAMPLES, with no challenge and
- * 1024-bit keys allowed, at a time when it and the real 2016 PKCSReq were
- * valid: the real request gets all the way to a SUCCESS CertRep.
+ * empty passphrase) found through $MDM_SAMPLES, with no challenge,
+ * 1024-bit keys and single DES allowed, at a time (2020) when it and the
+ * generated seeds' certificates were valid: the real request gets all the way
+ * to a SUCCESS CertRep.
  *
  * Contract checked on every input: a response with a known status; a
  * PKIOperation writes exactly one log line whatever happens; a 200
@@ -37,7 +38,7 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define T_SAMPLE ((time_t) 1464739200) /* 2016-06-01 */
+#define T_FUZZ ((time_t) 1577836800) /* 2020-01-01 */
 
 static mdm_scep_ca_t *fz_ca;
 static int fz_logs;
@@ -87,6 +88,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
             0 ||
         mdm_scep_ca_set(fz_ca, "challenge", "none", err, sizeof(err)) != 0 ||
         mdm_scep_ca_set(fz_ca, "min_key_bits", "1024", err, sizeof(err)) != 0 ||
+        mdm_scep_ca_set(fz_ca, "legacy_des", "on", err, sizeof(err)) != 0 ||
         mdm_scep_ca_finish(fz_ca, err, sizeof(err)) != 0) {
         fprintf(stderr, "fuzz_scep: %s\n", err);
         abort();
@@ -265,7 +267,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     mdm_scep_req_set_logger(r, fz_log, NULL);
-    mdm_scep_req_set_time(r, T_SAMPLE);
+    mdm_scep_req_set_time(r, T_FUZZ);
     step = mdm_scep_req_start(r);
     if (step == MDM_STEP_REDIS) {
         fz_feed(r, data[0] % 3 == 0 ? data[1] % 6 : 0);
