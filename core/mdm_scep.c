@@ -1143,7 +1143,8 @@ mdm_scep_req_new_http(const mdm_scep_ca_t *ca, const char *method, size_t mlen,
         }
         return r;
     }
-    if (!get) {
+    /* HEAD is for the read-only operations: a PKIOperation issues */
+    if (!method_is(method, mlen, "GET")) {
         pre_refuse(r, 405, "MDM08003", "SCEP PKIOperation with method %.*s",
                    (int) (mlen & 0x1f), method ? method : "");
         return r;

@@ -1174,6 +1174,9 @@ test_caps_cacert(void **state)
     assert_string_equal(last_id, "MDM08003");
     assert_int_equal(nlogs, 1);
     mdm_scep_req_free(r);
+    r = get(ca, "HEAD", "operation=PKIOperation&message=MA==", &step);
+    assert_int_equal(mdm_scep_req_response(r)->status, 405);
+    mdm_scep_req_free(r);
     r = get(ca, "PUT", "operation=PKIOperation", &step);
     assert_int_equal(mdm_scep_req_response(r)->status, 405);
     assert_string_equal(last_id, "MDM08003");
