@@ -1113,22 +1113,26 @@ mdm_scep_req_new_http(const mdm_scep_ca_t *ca, const char *method, size_t mlen,
         r->op = OP_PKI;
         r->vars[MDM_SCEP_VAR_OPERATION] = "PKIOperation";
     } else {
+        for (vlen = 0; vlen < oplen && op[vlen] >= 0x20 && op[vlen] < 0x7f;
+             vlen++) {
+        }
+        /* echoed only when it cannot break the log line */
         pre_refuse(r, 400, "MDM08002", "SCEP operation \"%.40s\" not supported",
-                   (char *) op);
+                   vlen == oplen ? (char *) op : "(unprintable)");
         return r;
     }
     if (r->op != OP_PKI) {
         if (!get) {
             pre_refuse(r, 405, "MDM08003", "SCEP %s with method %.*s",
-                       r->vars[MDM_SCEP_VAR_OPERATION], (int) (mlen & 0x1f),
-                       method ? method : "");
+                       r->vars[MDM_SCEP_VAR_OPERATION],
+                       (int) (mlen < 16 ? mlen : 16), method ? method : "");
         }
         return r;
     }
     if (post) {
         /* RFC 8894 says binary; a client that sends base64 anyway is
          * recognised by its first byte (DER starts with 0x30) */
-        if (blen > 0 && body[0] != 0x30) {
+        if (blen > 0 && body != NULL && body[0] != 0x30) {
             if (mdm_scep_b64_decode((const char *) body, blen, &r->decoded.ptr,
                                     &r->decoded.len) != 0) {
                 pre_refuse(r, 400, "MDM08001",
@@ -1146,7 +1150,7 @@ mdm_scep_req_new_http(const mdm_scep_ca_t *ca, const char *method, size_t mlen,
     /* HEAD is for the read-only operations: a PKIOperation issues */
     if (!method_is(method, mlen, "GET")) {
         pre_refuse(r, 405, "MDM08003", "SCEP PKIOperation with method %.*s",
-                   (int) (mlen & 0x1f), method ? method : "");
+                   (int) (mlen < 16 ? mlen : 16), method ? method : "");
         return r;
     }
     msg = query_param(query, qlen, "message", &msglen);
@@ -1300,9 +1304,7 @@ reply_certrep(mdm_scep_req_t *r, int status, int fail)
 {
     int rc;
 
-    ERR_set_mark();
     rc = certrep(r, status, fail);
-    ERR_pop_to_mark();
     if (rc != 0) {
         return refuse(r, 500, MDM_LOG_ERR, "MDM08040",
                       "SCEP %s (transaction %s): cannot build the CertRep",
@@ -1333,8 +1335,6 @@ fail_rep(mdm_scep_req_t *r, int fail, const char *id, const char *fmt, ...)
     r->vars[MDM_SCEP_VAR_FAIL_INFO] = fail_name(fail);
     mdm_buf_free(&r->out);
     if (certrep(r, PKI_FAILURE, fail) != 0) {
-        ERR_clear_error();
-        r->resp.status = 500;
         return reply(r, 500, NULL, NULL);
     }
     r->vars[MDM_SCEP_VAR_STATUS] = "FAILURE";
@@ -2300,10 +2300,9 @@ admin_feed(mdm_scep_req_t *r, const redisReply *rep)
 /* ---------------------------------------------------------------- */
 /* start / feed                                                     */
 
-mdm_step_t
-mdm_scep_req_start(mdm_scep_req_t *r)
+static mdm_step_t
+start(mdm_scep_req_t *r)
 {
-    mdm_step_t step;
     mdm_buf_t b = {0};
 
     if (r->state != SST_NONE) {
@@ -2334,10 +2333,17 @@ mdm_scep_req_start(mdm_scep_req_t *r)
     case OP_ADMIN:
         return admin_start(r);
     default:
-        break;
+        return pki_start(r);
     }
+}
+
+mdm_step_t
+mdm_scep_req_start(mdm_scep_req_t *r)
+{
+    mdm_step_t step;
+
     ERR_set_mark();
-    step = pki_start(r);
+    step = start(r);
     ERR_pop_to_mark();
     /* the borrowed message is not read after start */
     r->msg = NULL;
@@ -2354,7 +2360,6 @@ found_cert(mdm_scep_req_t *r, const redisReply *rep)
 
     if (x == NULL || p != (const unsigned char *) rep->str + rep->len) {
         X509_free(x);
-        ERR_clear_error();
         return storage_failed(r, rep);
     }
     X509_free(r->cert);
@@ -2372,9 +2377,8 @@ found_cert(mdm_scep_req_t *r, const redisReply *rep)
     return step;
 }
 
-mdm_step_t
-mdm_scep_req_feed(mdm_scep_req_t *r, struct redisReply *const *replies,
-                  size_t n)
+static mdm_step_t
+feed(mdm_scep_req_t *r, struct redisReply *const *replies, size_t n)
 {
     const redisReply *rep = (replies && n > 0) ? replies[0] : NULL;
     const char *s;
@@ -2406,10 +2410,7 @@ mdm_scep_req_feed(mdm_scep_req_t *r, struct redisReply *const *replies,
         if (rep->type != REDIS_REPLY_STRING) {
             return storage_failed(r, rep);
         }
-        ERR_set_mark();
-        step = found_cert(r, rep);
-        ERR_pop_to_mark();
-        return step;
+        return found_cert(r, rep);
     }
     /* SST_ISSUE */
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
@@ -2429,15 +2430,31 @@ mdm_scep_req_feed(mdm_scep_req_t *r, struct redisReply *const *replies,
     if (strcmp(s, "OK") != 0) {
         return storage_failed(r, rep);
     }
-    ERR_set_mark();
     step = reply_certrep(r, PKI_SUCCESS, 0);
-    ERR_pop_to_mark();
     if (r->resp.status == 200) {
         scep_log(r, MDM_LOG_INFO, "MDM08030",
                  "SCEP %s (transaction %s): issued certificate %s to \"%s\"",
                  msg_type_name(r->msg_type), r->txid, r->serial,
                  r->subject ? r->subject : "");
     }
+    return step;
+}
+
+/*
+ * The entry points bracket their work with ERR_set_mark() and
+ * ERR_pop_to_mark(), as mdm_identity does: OpenSSL errors raised by a
+ * refused message must not reach unrelated code on the same thread (the
+ * web server's TLS), and the caller's own errors stay put.
+ */
+mdm_step_t
+mdm_scep_req_feed(mdm_scep_req_t *r, struct redisReply *const *replies,
+                  size_t n)
+{
+    mdm_step_t step;
+
+    ERR_set_mark();
+    step = feed(r, replies, n);
+    ERR_pop_to_mark();
     return step;
 }
 

@@ -1394,7 +1394,11 @@ test_real_mdmclient(void **state)
     (void) state;
     X509_NAME_oneline(X509_get_subject_name(signer), name, sizeof(name));
     assert_string_equal(name, "/CN=MDM SCEP SIGNER/C=AU");
+    /* the caller's own OpenSSL error survives, and nothing is added */
+    ERR_raise(ERR_LIB_USER, 42);
     r = post(ca, m, len, (time_t) 1491445800 /* 2017-04-06 */, &step);
+    assert_int_equal(ERR_GET_REASON(ERR_get_error()), 42);
+    assert_int_equal(ERR_peek_error(), 0);
     assert_int_equal(step, MDM_STEP_DONE);
     assert_string_equal(mdm_scep_req_var(r, MDM_SCEP_VAR_MESSAGE_TYPE),
                         "PKCSReq");
