@@ -1184,6 +1184,81 @@ mdm_scep_req_new_admin(const mdm_scep_ca_t *ca, mdm_scep_admin_op_t op,
     return r;
 }
 
+/* An admin refusal decided while routing: JSON like the others. */
+static mdm_scep_req_t *
+admin_refused(mdm_scep_req_t *r, int status, const char *id, const char *msg)
+{
+    if (r == NULL) {
+        return NULL;
+    }
+    r->op = OP_ADMIN;
+    pre_refuse(r, status, id, "%s", msg);
+    return r;
+}
+
+mdm_scep_req_t *
+mdm_scep_req_new_admin_http(const mdm_scep_ca_t *ca, const char *method,
+                            size_t mlen, const char *path, size_t plen,
+                            const unsigned char *body, size_t blen)
+{
+    mdm_scep_req_t *r;
+    json_t *j = NULL, *v;
+    json_error_t je;
+    const char *chal = NULL;
+    unsigned char serial[64];
+    size_t slen;
+    long ttl = 0;
+
+    while (plen > 0 && path[0] == '/') {
+        path++;
+        plen--;
+    }
+    while (plen > 0 && path[plen - 1] == '/') {
+        plen--;
+    }
+    if (plen == 9 && memcmp(path, "challenge", 9) == 0) {
+        if (!method_is(method, mlen, "POST")) {
+            return admin_refused(mdm_scep_req_new_admin(ca, 0, NULL, 0), 405,
+                                 "MDM08054", "use POST");
+        }
+        if (blen > 0) {
+            j = json_loadb((const char *) body, blen, 0, &je);
+            v = j ? json_object_get(j, "ttl") : NULL;
+            if (j == NULL || !json_is_object(j) ||
+                (v && (!json_is_integer(v) || json_integer_value(v) < 1 ||
+                       json_integer_value(v) > INT_MAX)) ||
+                ((chal = json_string_value(json_object_get(j, "challenge"))) ==
+                     NULL &&
+                 json_object_get(j, "challenge") != NULL)) {
+                json_decref(j);
+                return admin_refused(mdm_scep_req_new_admin(ca, 0, NULL, 0),
+                                     400, "MDM08050",
+                                     "body: {\"challenge\": string, \"ttl\": "
+                                     "seconds}, both optional");
+            }
+            ttl = v ? (long) json_integer_value(v) : 0;
+        }
+        r = mdm_scep_req_new_admin(ca, MDM_SCEP_ADMIN_CHALLENGE, chal, ttl);
+        json_decref(j);
+        return r;
+    }
+    if (plen > 7 && memcmp(path, "revoke/", 7) == 0) {
+        if (!method_is(method, mlen, "POST")) {
+            return admin_refused(mdm_scep_req_new_admin(ca, 0, NULL, 0), 405,
+                                 "MDM08054", "use POST");
+        }
+        if (plen - 7 >= sizeof(serial) ||
+            mdm_pct_decode(path + 7, plen - 7, serial, &slen, 0) != 0) {
+            return admin_refused(mdm_scep_req_new_admin(ca, 0, NULL, 0), 400,
+                                 "MDM08050", "bad serial number");
+        }
+        return mdm_scep_req_new_admin(ca, MDM_SCEP_ADMIN_REVOKE,
+                                      (const char *) serial, 0);
+    }
+    return admin_refused(mdm_scep_req_new_admin(ca, 0, NULL, 0), 404,
+                         "MDM08053", "no such SCEP admin endpoint");
+}
+
 /* ---------------------------------------------------------------- */
 /* CertRep                                                          */
 
@@ -2314,6 +2389,9 @@ start(mdm_scep_req_t *r)
     if (!r->ca->finished) {
         return refuse(r, 500, MDM_LOG_ERR, "MDM09002",
                       "SCEP configuration not finished");
+    }
+    if (r->pre_status && r->op == OP_ADMIN) {
+        return admin_error(r, r->pre_status, r->pre_id, "%s", r->pre_msg);
     }
     if (r->pre_status) {
         return refuse(r, r->pre_status, MDM_LOG_WARN, r->pre_id, "%s",

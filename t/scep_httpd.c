@@ -8,8 +8,8 @@
  *
  * NAME=VALUE are mdm_scep_ca_set() options. It listens on a free
  * 127.0.0.1 port, writes the port to PORTFILE, logs to stderr and runs
- * until killed. /scep is the SCEP URL; /admin/challenge makes a one-time
- * challenge, /admin/revoke?SERIAL revokes.
+ * until killed. /scep is the SCEP URL; /admin/... is the SCEP admin API
+ * (POST /admin/challenge, POST /admin/revoke/SERIAL).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -141,10 +141,10 @@ serve(int fd, const mdm_scep_ca_t *ca, redisContext *rc)
         r = mdm_scep_req_new_http(ca, method, strlen(method), query,
                                   query ? strlen(query) : 0,
                                   (unsigned char *) buf + body, blen);
-    } else if (strcmp(target, "/admin/challenge") == 0) {
-        r = mdm_scep_req_new_admin(ca, MDM_SCEP_ADMIN_CHALLENGE, NULL, 300);
-    } else if (strcmp(target, "/admin/revoke") == 0 && query) {
-        r = mdm_scep_req_new_admin(ca, MDM_SCEP_ADMIN_REVOKE, query, 0);
+    } else if (strncmp(target, "/admin/", 7) == 0) {
+        r = mdm_scep_req_new_admin_http(ca, method, strlen(method), target + 6,
+                                        strlen(target + 6),
+                                        (unsigned char *) buf + body, blen);
     }
     if (r == NULL) {
         respond(fd, &not_found);

@@ -107,7 +107,7 @@ curl -s "http://127.0.0.1:$port/scep?operation=GetCACaps" | grep -qx SCEPStandar
 
 # one-time challenges
 start dynamic challenge=dynamic legacy_des=on
-chal=$(curl -s "http://127.0.0.1:$port/admin/challenge" |
+chal=$(curl -s -X POST -d '{"ttl":300}' "http://127.0.0.1:$port/admin/challenge" |
     /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["challenge"])')
 [ -n "$chal" ] && ok || bad "no one-time challenge"
 if enroll d1 device-0003 "$chal"; then ok; check_cert d1 device-0003
@@ -118,7 +118,7 @@ n=$(redis-cli -p "$rport" --scan --pattern 't:{scep}:cert:*' | wc -l)
 [ "$n" -eq 3 ] && ok || bad "dynamic: $n certificate records, expected 3 (static, renewal, one-time)"
 serial=$(openssl x509 -in "$work/d1/cert.pem" -noout -serial | cut -d= -f2 |
     tr 'A-F' 'a-f' | sed 's/^0*//')
-curl -s "http://127.0.0.1:$port/admin/revoke?$serial" | grep -q '"revoked":true' &&
+curl -s -X POST "http://127.0.0.1:$port/admin/revoke/$serial" | grep -q '"revoked":true' &&
     ok || bad "revoke"
 [ "$(redis-cli -p "$rport" SISMEMBER 't:{scep}:revoked' "$serial")" = 1 ] &&
     ok || bad "revoked set"

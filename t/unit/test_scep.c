@@ -2055,6 +2055,55 @@ test_admin_plans(void **state)
     assert_int_equal(mdm_scep_req_start(r), MDM_STEP_DONE);
     assert_int_equal(mdm_scep_req_response(r)->status, 400);
     mdm_scep_req_free(r);
+    /* the HTTP routes */
+    {
+        static const char b1[] = "{\"challenge\":\"from-json\",\"ttl\":90}";
+        static const char b2[] = "{\"ttl\":\"soon\"}";
+
+        r = mdm_scep_req_new_admin_http(dyn, "POST", 4, "/challenge", 10,
+                                        (const unsigned char *) b1,
+                                        sizeof(b1) - 1);
+        assert_int_equal(mdm_scep_req_start(r), MDM_STEP_REDIS);
+        plan = mdm_scep_req_plan(r);
+        assert_string_equal(plan->cmds[0].argv[5], "90");
+        assert_int_equal(feed1(r, rep_new(REDIS_REPLY_STATUS, "OK")),
+                         MDM_STEP_DONE);
+        resp = mdm_scep_req_response(r);
+        assert_int_equal(resp->status, 201);
+        assert_non_null(memmem(resp->body, resp->body_len, "from-json", 9));
+        mdm_scep_req_free(r);
+        r = mdm_scep_req_new_admin_http(dyn, "POST", 4, "challenge/", 10, NULL,
+                                        0);
+        assert_int_equal(mdm_scep_req_start(r), MDM_STEP_REDIS);
+        mdm_scep_req_free(r);
+        r = mdm_scep_req_new_admin_http(dyn, "POST", 4, "/challenge", 10,
+                                        (const unsigned char *) b2,
+                                        sizeof(b2) - 1);
+        mdm_scep_req_set_logger(r, log_sink, NULL);
+        assert_int_equal(mdm_scep_req_start(r), MDM_STEP_DONE);
+        assert_int_equal(mdm_scep_req_response(r)->status, 400);
+        assert_string_equal(mdm_scep_req_response(r)->content_type,
+                            "application/json");
+        assert_string_equal(last_id, "MDM08050");
+        mdm_scep_req_free(r);
+        r = mdm_scep_req_new_admin_http(dyn, "GET", 3, "/challenge", 10, NULL,
+                                        0);
+        assert_int_equal(mdm_scep_req_start(r), MDM_STEP_DONE);
+        assert_int_equal(mdm_scep_req_response(r)->status, 405);
+        mdm_scep_req_free(r);
+        r = mdm_scep_req_new_admin_http(st, "POST", 4, "/revoke/0A%3Abc", 15,
+                                        NULL, 0);
+        assert_int_equal(mdm_scep_req_start(r), MDM_STEP_REDIS);
+        assert_string_equal(mdm_scep_req_plan(r)->cmds[0].argv[3],
+                            "t:{scep}:cert:abc");
+        mdm_scep_req_free(r);
+        r = mdm_scep_req_new_admin_http(st, "POST", 4, "/nothing", 8, NULL, 0);
+        mdm_scep_req_set_logger(r, log_sink, NULL);
+        assert_int_equal(mdm_scep_req_start(r), MDM_STEP_DONE);
+        assert_int_equal(mdm_scep_req_response(r)->status, 404);
+        assert_string_equal(last_id, "MDM08053");
+        mdm_scep_req_free(r);
+    }
     mdm_scep_ca_free(dyn);
     mdm_scep_ca_free(st);
 }
