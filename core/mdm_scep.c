@@ -88,6 +88,7 @@ struct mdm_scep_ca_s {
     char *challenge;
     char *challenge_file;
     int renewal;
+    int legacy_des;
     char *prefix;
 
     /* loaded by mdm_scep_ca_finish() */
@@ -97,6 +98,11 @@ struct mdm_scep_ca_s {
     X509 *ra;
     EVP_PKEY *ra_key;
     STACK_OF(X509) * chain;
+    /* single DES (legacy_des on): OpenSSL 3 has it in the legacy provider
+     * only, loaded into a private context so that the process's default
+     * context (the web server's TLS) is left alone */
+    OSSL_LIB_CTX *libctx;
+    OSSL_PROVIDER *prov_default, *prov_legacy;
     unsigned char challenge_md[32];
     mdm_buf_t cacert; /* the GetCACert body */
     const char *cacert_ctype;
@@ -262,6 +268,13 @@ mdm_scep_ca_free(mdm_scep_ca_t *ca)
     X509_free(ca->ra);
     EVP_PKEY_free(ca->ra_key);
     sk_X509_pop_free(ca->chain, X509_free);
+    if (ca->prov_legacy) {
+        OSSL_PROVIDER_unload(ca->prov_legacy);
+    }
+    if (ca->prov_default) {
+        OSSL_PROVIDER_unload(ca->prov_default);
+    }
+    OSSL_LIB_CTX_free(ca->libctx);
     mdm_buf_free(&ca->cacert);
     free(ca->k_chal);
     free(ca->k_cert);
@@ -405,6 +418,18 @@ mdm_scep_ca_set(mdm_scep_ca_t *ca, const char *name, const char *value,
             ca->renewal = 0;
         } else {
             snprintf(err, errlen, "renewal \"%s\": expected on or off", value);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(name, "legacy_des") == 0) {
+        if (strcmp(value, "on") == 0) {
+            ca->legacy_des = 1;
+        } else if (strcmp(value, "off") == 0) {
+            ca->legacy_des = 0;
+        } else {
+            snprintf(err, errlen, "legacy_des \"%s\": expected on or off",
+                     value);
             return -1;
         }
         return 0;
@@ -720,6 +745,16 @@ ca_load(mdm_scep_ca_t *ca, char *err, size_t errlen)
             goto oom;
         }
         ca->cacert_ctype = "application/x-x509-ca-ra-cert";
+    }
+    if (ca->legacy_des &&
+        ((ca->libctx = OSSL_LIB_CTX_new()) == NULL ||
+         (ca->prov_default = OSSL_PROVIDER_load(ca->libctx, "default")) ==
+             NULL ||
+         (ca->prov_legacy = OSSL_PROVIDER_load(ca->libctx, "legacy")) ==
+             NULL)) {
+        snprintf(err, errlen,
+                 "legacy_des: the OpenSSL legacy provider cannot be loaded");
+        goto done;
     }
     snprintf(ca->caps, sizeof(ca->caps),
              "POSTPKIOperation\nSHA-256\nSHA-512\nSHA-1\nAES\nDES3\n"
@@ -1078,22 +1113,26 @@ mdm_scep_req_new_http(const mdm_scep_ca_t *ca, const char *method, size_t mlen,
         r->op = OP_PKI;
         r->vars[MDM_SCEP_VAR_OPERATION] = "PKIOperation";
     } else {
+        for (vlen = 0; vlen < oplen && op[vlen] >= 0x20 && op[vlen] < 0x7f;
+             vlen++) {
+        }
+        /* echoed only when it cannot break the log line */
         pre_refuse(r, 400, "MDM08002", "SCEP operation \"%.40s\" not supported",
-                   (char *) op);
+                   vlen == oplen ? (char *) op : "(unprintable)");
         return r;
     }
     if (r->op != OP_PKI) {
         if (!get) {
             pre_refuse(r, 405, "MDM08003", "SCEP %s with method %.*s",
-                       r->vars[MDM_SCEP_VAR_OPERATION], (int) (mlen & 0x1f),
-                       method ? method : "");
+                       r->vars[MDM_SCEP_VAR_OPERATION],
+                       (int) (mlen < 16 ? mlen : 16), method ? method : "");
         }
         return r;
     }
     if (post) {
         /* RFC 8894 says binary; a client that sends base64 anyway is
          * recognised by its first byte (DER starts with 0x30) */
-        if (blen > 0 && body[0] != 0x30) {
+        if (blen > 0 && body != NULL && body[0] != 0x30) {
             if (mdm_scep_b64_decode((const char *) body, blen, &r->decoded.ptr,
                                     &r->decoded.len) != 0) {
                 pre_refuse(r, 400, "MDM08001",
@@ -1108,9 +1147,10 @@ mdm_scep_req_new_http(const mdm_scep_ca_t *ca, const char *method, size_t mlen,
         }
         return r;
     }
-    if (!get) {
+    /* HEAD is for the read-only operations: a PKIOperation issues */
+    if (!method_is(method, mlen, "GET")) {
         pre_refuse(r, 405, "MDM08003", "SCEP PKIOperation with method %.*s",
-                   (int) (mlen & 0x1f), method ? method : "");
+                   (int) (mlen < 16 ? mlen : 16), method ? method : "");
         return r;
     }
     msg = query_param(query, qlen, "message", &msglen);
@@ -1142,6 +1182,81 @@ mdm_scep_req_new_admin(const mdm_scep_ca_t *ca, mdm_scep_admin_op_t op,
         return NULL;
     }
     return r;
+}
+
+/* An admin refusal decided while routing: JSON like the others. */
+static mdm_scep_req_t *
+admin_refused(mdm_scep_req_t *r, int status, const char *id, const char *msg)
+{
+    if (r == NULL) {
+        return NULL;
+    }
+    r->op = OP_ADMIN;
+    pre_refuse(r, status, id, "%s", msg);
+    return r;
+}
+
+mdm_scep_req_t *
+mdm_scep_req_new_admin_http(const mdm_scep_ca_t *ca, const char *method,
+                            size_t mlen, const char *path, size_t plen,
+                            const unsigned char *body, size_t blen)
+{
+    mdm_scep_req_t *r;
+    json_t *j = NULL, *v;
+    json_error_t je;
+    const char *chal = NULL;
+    unsigned char serial[64];
+    size_t slen;
+    long ttl = 0;
+
+    while (plen > 0 && path[0] == '/') {
+        path++;
+        plen--;
+    }
+    while (plen > 0 && path[plen - 1] == '/') {
+        plen--;
+    }
+    if (plen == 9 && memcmp(path, "challenge", 9) == 0) {
+        if (!method_is(method, mlen, "POST")) {
+            return admin_refused(mdm_scep_req_new_admin(ca, 0, NULL, 0), 405,
+                                 "MDM08054", "use POST");
+        }
+        if (blen > 0) {
+            j = json_loadb((const char *) body, blen, 0, &je);
+            v = j ? json_object_get(j, "ttl") : NULL;
+            if (j == NULL || !json_is_object(j) ||
+                (v && (!json_is_integer(v) || json_integer_value(v) < 1 ||
+                       json_integer_value(v) > INT_MAX)) ||
+                ((chal = json_string_value(json_object_get(j, "challenge"))) ==
+                     NULL &&
+                 json_object_get(j, "challenge") != NULL)) {
+                json_decref(j);
+                return admin_refused(mdm_scep_req_new_admin(ca, 0, NULL, 0),
+                                     400, "MDM08050",
+                                     "body: {\"challenge\": string, \"ttl\": "
+                                     "seconds}, both optional");
+            }
+            ttl = v ? (long) json_integer_value(v) : 0;
+        }
+        r = mdm_scep_req_new_admin(ca, MDM_SCEP_ADMIN_CHALLENGE, chal, ttl);
+        json_decref(j);
+        return r;
+    }
+    if (plen > 7 && memcmp(path, "revoke/", 7) == 0) {
+        if (!method_is(method, mlen, "POST")) {
+            return admin_refused(mdm_scep_req_new_admin(ca, 0, NULL, 0), 405,
+                                 "MDM08054", "use POST");
+        }
+        if (plen - 7 >= sizeof(serial) ||
+            mdm_pct_decode(path + 7, plen - 7, serial, &slen, 0) != 0) {
+            return admin_refused(mdm_scep_req_new_admin(ca, 0, NULL, 0), 400,
+                                 "MDM08050", "bad serial number");
+        }
+        return mdm_scep_req_new_admin(ca, MDM_SCEP_ADMIN_REVOKE,
+                                      (const char *) serial, 0);
+    }
+    return admin_refused(mdm_scep_req_new_admin(ca, 0, NULL, 0), 404,
+                         "MDM08053", "no such SCEP admin endpoint");
 }
 
 /* ---------------------------------------------------------------- */
@@ -1189,6 +1304,7 @@ envelope(mdm_scep_req_t *r, mdm_buf_t *out)
         (in = BIO_new_mem_buf(inner.ptr, (int) inner.len)) == NULL) {
         goto done;
     }
+    /* the request's cipher, unless it was single DES (r->cipher NULL) */
     env = CMS_encrypt(sk, in, r->cipher ? r->cipher : EVP_aes_128_cbc(),
                       CMS_BINARY);
     if (env == NULL) {
@@ -1263,9 +1379,7 @@ reply_certrep(mdm_scep_req_t *r, int status, int fail)
 {
     int rc;
 
-    ERR_set_mark();
     rc = certrep(r, status, fail);
-    ERR_pop_to_mark();
     if (rc != 0) {
         return refuse(r, 500, MDM_LOG_ERR, "MDM08040",
                       "SCEP %s (transaction %s): cannot build the CertRep",
@@ -1296,8 +1410,6 @@ fail_rep(mdm_scep_req_t *r, int fail, const char *id, const char *fmt, ...)
     r->vars[MDM_SCEP_VAR_FAIL_INFO] = fail_name(fail);
     mdm_buf_free(&r->out);
     if (certrep(r, PKI_FAILURE, fail) != 0) {
-        ERR_clear_error();
-        r->resp.status = 500;
         return reply(r, 500, NULL, NULL);
     }
     r->vars[MDM_SCEP_VAR_STATUS] = "FAILURE";
@@ -1474,13 +1586,15 @@ name_str(const X509_NAME *n)
 
     if (b && X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253) >= 0 &&
         (len = BIO_get_mem_data(b, &data)) >= 0) {
-        s = mdm_strndup(data, (size_t) len);
+        /* an empty name leaves the BIO without a buffer */
+        s = len > 0 ? mdm_strndup(data, (size_t) len) : mdm_strdup("");
     }
     BIO_free(b);
     return s;
 }
 
-/* Lowercase hex without leading zeros: the one spelling used in keys. */
+/* Lowercase hex without leading zeros: the one spelling used in keys and
+ * by the admin API (norm_serial). */
 static int
 serial_hex(const ASN1_INTEGER *ai, char *out, size_t cap)
 {
@@ -1492,41 +1606,20 @@ serial_hex(const ASN1_INTEGER *ai, char *out, size_t cap)
         return -1;
     }
     if (!BN_is_negative(bn) && (h = BN_bn2hex(bn)) != NULL) {
-        if (strlen(h) < cap) {
-            for (p = h; *p; p++) {
+        /* BN_bn2hex() writes whole bytes ("0ABC"): drop the zero nibble */
+        for (p = h; p[0] == '0' && p[1] != '\0'; p++) {
+        }
+        if (strlen(p) < cap) {
+            snprintf(out, cap, "%s", p);
+            for (p = out; *p; p++) {
                 *p = (char) tolower((unsigned char) *p);
             }
-            snprintf(out, cap, "%s", h);
             rc = 0;
         }
         OPENSSL_free(h);
     }
     BN_free(bn);
     return rc;
-}
-
-/*
- * Single DES. Debian's scepclient (micromdm/scep 2.1) encrypts with
- * DES-CBC whatever GetCACaps offers, and OpenSSL 3 keeps DES in its legacy
- * provider. Those envelopes alone are opened in a private library context
- * that has it, so the rest of the process (TLS in the web server) never
- * sees a legacy algorithm. The answer is then encrypted with 3DES, which
- * every client that speaks DES also speaks.
- */
-static OSSL_LIB_CTX *mdm_des_ctx;
-static pthread_once_t mdm_des_once = PTHREAD_ONCE_INIT;
-
-static void
-des_ctx_init(void)
-{
-    OSSL_LIB_CTX *ctx = OSSL_LIB_CTX_new();
-
-    if (ctx && OSSL_PROVIDER_load(ctx, "default") &&
-        OSSL_PROVIDER_load(ctx, "legacy")) {
-        mdm_des_ctx = ctx;
-        return;
-    }
-    OSSL_LIB_CTX_free(ctx); /* providers go with it */
 }
 
 typedef enum {
@@ -1572,24 +1665,27 @@ open_envelope(mdm_scep_req_t *r, mdm_buf_t *out, char *why, size_t whylen)
     }
     nid = OBJ_obj2nid(p7->d.enveloped->enc_data->algorithm->algorithm);
     r->cipher = cipher_of(nid);
-    if (nid == NID_des_cbc) {
-        pthread_once(&mdm_des_once, des_ctx_init);
-        if (mdm_des_ctx != NULL) {
-            r->cipher = EVP_des_ede3_cbc();
-            env = CMS_ContentInfo_new_ex(mdm_des_ctx, NULL);
+    if (nid == NID_des_cbc && ca->libctx) {
+        /* decrypted in the legacy context; the answer gets AES */
+        env = CMS_ContentInfo_new_ex(ca->libctx, NULL);
+        if (env == NULL) {
+            snprintf(why, whylen, "out of memory");
+            rc = ENV_DECRYPT;
+            goto done;
         }
-    }
-    if (r->cipher == NULL) {
+    } else if (r->cipher == NULL) {
         rc = ENV_BAD_ALG;
-        snprintf(why, whylen, "content encryption %s not supported",
-                 nid == NID_undef ? "(unknown)" : OBJ_nid2sn(nid));
+        snprintf(why, whylen, "content encryption %s not supported%s",
+                 nid == NID_undef ? "(unknown)" : OBJ_nid2sn(nid),
+                 nid == NID_des_cbc ? " (single DES: see legacy_des)" : "");
         goto done;
     }
     p = data;
-    if (env != NULL && d2i_CMS_ContentInfo(&env, &p, len) == NULL) {
-        CMS_ContentInfo_free(env);
-        env = NULL; /* freed here, or by d2i (which then set it NULL) */
-    } else if (env == NULL) {
+    if (env != NULL) {
+        /* decoded into env, keeping its library context; a failure frees
+         * it and leaves NULL */
+        (void) d2i_CMS_ContentInfo(&env, &p, len);
+    } else {
         env = d2i_CMS_ContentInfo(NULL, &p, len);
     }
     if (env == NULL || OBJ_obj2nid(CMS_get0_type(env)) != NID_pkcs7_enveloped) {
@@ -1960,6 +2056,14 @@ pki_cert_request(mdm_scep_req_t *r, const mdm_buf_t *data)
                             "RenewalReq signer has an unusable serial number");
             goto done;
         }
+        /* a certificate renews itself, it does not buy another name */
+        if (X509_NAME_cmp(X509_REQ_get_subject_name(csr),
+                          X509_get_subject_name(r->signer)) != 0) {
+            step = fail_rep(r, FAIL_BADREQUEST, "MDM08023",
+                            "RenewalReq for another subject than the "
+                            "certificate it is signed with");
+            goto done;
+        }
     }
     if (X509_cmp_time(X509_get0_notBefore(ca->ca), &r->now) >= 0 ||
         X509_cmp_time(X509_get0_notAfter(ca->ca), &r->now) <= 0) {
@@ -2271,10 +2375,9 @@ admin_feed(mdm_scep_req_t *r, const redisReply *rep)
 /* ---------------------------------------------------------------- */
 /* start / feed                                                     */
 
-mdm_step_t
-mdm_scep_req_start(mdm_scep_req_t *r)
+static mdm_step_t
+start(mdm_scep_req_t *r)
 {
-    mdm_step_t step;
     mdm_buf_t b = {0};
 
     if (r->state != SST_NONE) {
@@ -2286,6 +2389,9 @@ mdm_scep_req_start(mdm_scep_req_t *r)
     if (!r->ca->finished) {
         return refuse(r, 500, MDM_LOG_ERR, "MDM09002",
                       "SCEP configuration not finished");
+    }
+    if (r->pre_status && r->op == OP_ADMIN) {
+        return admin_error(r, r->pre_status, r->pre_id, "%s", r->pre_msg);
     }
     if (r->pre_status) {
         return refuse(r, r->pre_status, MDM_LOG_WARN, r->pre_id, "%s",
@@ -2305,10 +2411,17 @@ mdm_scep_req_start(mdm_scep_req_t *r)
     case OP_ADMIN:
         return admin_start(r);
     default:
-        break;
+        return pki_start(r);
     }
+}
+
+mdm_step_t
+mdm_scep_req_start(mdm_scep_req_t *r)
+{
+    mdm_step_t step;
+
     ERR_set_mark();
-    step = pki_start(r);
+    step = start(r);
     ERR_pop_to_mark();
     /* the borrowed message is not read after start */
     r->msg = NULL;
@@ -2325,7 +2438,6 @@ found_cert(mdm_scep_req_t *r, const redisReply *rep)
 
     if (x == NULL || p != (const unsigned char *) rep->str + rep->len) {
         X509_free(x);
-        ERR_clear_error();
         return storage_failed(r, rep);
     }
     X509_free(r->cert);
@@ -2343,9 +2455,8 @@ found_cert(mdm_scep_req_t *r, const redisReply *rep)
     return step;
 }
 
-mdm_step_t
-mdm_scep_req_feed(mdm_scep_req_t *r, struct redisReply *const *replies,
-                  size_t n)
+static mdm_step_t
+feed(mdm_scep_req_t *r, struct redisReply *const *replies, size_t n)
 {
     const redisReply *rep = (replies && n > 0) ? replies[0] : NULL;
     const char *s;
@@ -2377,10 +2488,7 @@ mdm_scep_req_feed(mdm_scep_req_t *r, struct redisReply *const *replies,
         if (rep->type != REDIS_REPLY_STRING) {
             return storage_failed(r, rep);
         }
-        ERR_set_mark();
-        step = found_cert(r, rep);
-        ERR_pop_to_mark();
-        return step;
+        return found_cert(r, rep);
     }
     /* SST_ISSUE */
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
@@ -2400,15 +2508,31 @@ mdm_scep_req_feed(mdm_scep_req_t *r, struct redisReply *const *replies,
     if (strcmp(s, "OK") != 0) {
         return storage_failed(r, rep);
     }
-    ERR_set_mark();
     step = reply_certrep(r, PKI_SUCCESS, 0);
-    ERR_pop_to_mark();
     if (r->resp.status == 200) {
         scep_log(r, MDM_LOG_INFO, "MDM08030",
                  "SCEP %s (transaction %s): issued certificate %s to \"%s\"",
                  msg_type_name(r->msg_type), r->txid, r->serial,
                  r->subject ? r->subject : "");
     }
+    return step;
+}
+
+/*
+ * The entry points bracket their work with ERR_set_mark() and
+ * ERR_pop_to_mark(), as mdm_identity does: OpenSSL errors raised by a
+ * refused message must not reach unrelated code on the same thread (the
+ * web server's TLS), and the caller's own errors stay put.
+ */
+mdm_step_t
+mdm_scep_req_feed(mdm_scep_req_t *r, struct redisReply *const *replies,
+                  size_t n)
+{
+    mdm_step_t step;
+
+    ERR_set_mark();
+    step = feed(r, replies, n);
+    ERR_pop_to_mark();
     return step;
 }
 

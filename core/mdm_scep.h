@@ -61,6 +61,8 @@ void mdm_scep_ca_free(mdm_scep_ca_t *ca);
  *   challenge_ttl    default lifetime of a dynamic challenge in seconds
  *                    (default 3600)
  *   renewal          on (default) | off: accept RenewalReq
+ *   legacy_des       off (default) | on: also accept single-DES envelopes
+ *                    (old clients, Debian's scepclient); answered with AES
  *   prefix           Redis key prefix (default "mdm:")
  */
 int mdm_scep_ca_set(mdm_scep_ca_t *ca, const char *name, const char *value,
@@ -115,6 +117,22 @@ typedef enum {
 mdm_scep_req_t *mdm_scep_req_new_admin(const mdm_scep_ca_t *ca,
                                        mdm_scep_admin_op_t op, const char *arg,
                                        long ttl);
+
+/**
+ * The same admin operations over HTTP, so that both modules expose one
+ * API. path is the part after the SCEP admin location, body borrowed until
+ * mdm_scep_req_start(); answers are JSON.
+ *
+ *   POST /challenge        body (optional): {"challenge": "...", "ttl": N}
+ *   POST /revoke/SERIAL
+ *
+ * Unknown paths answer 404 (MDM08053), other methods 405 (MDM08054).
+ */
+mdm_scep_req_t *mdm_scep_req_new_admin_http(const mdm_scep_ca_t *ca,
+                                            const char *method, size_t mlen,
+                                            const char *path, size_t plen,
+                                            const unsigned char *body,
+                                            size_t blen);
 
 void mdm_scep_req_free(mdm_scep_req_t *r);
 void mdm_scep_req_set_logger(mdm_scep_req_t *r, mdm_log_fn fn, void *data);

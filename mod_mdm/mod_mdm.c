@@ -409,6 +409,8 @@ static const command_rec mdm_cmds[] = {
                   RSRC_CONF | ACCESS_CONF, "libmdm option scep.challenge_ttl"),
     AP_INIT_TAKE1("MDMSCEPRenewal", mdm_set_opt, "scep.renewal",
                   RSRC_CONF | ACCESS_CONF, "libmdm option scep.renewal"),
+    AP_INIT_TAKE1("MDMSCEPLegacyDES", mdm_set_opt, "scep.legacy_des",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.legacy_des"),
     AP_INIT_TAKE1("MDMSCEPCRLDays", mdm_set_opt, "scep.crl_days",
                   RSRC_CONF | ACCESS_CONF, "libmdm option scep.crl_days"),
     AP_INIT_TAKE1("MDMProfileServerURL", mdm_set_opt, "profile.server_url",

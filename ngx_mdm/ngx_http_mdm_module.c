@@ -184,6 +184,11 @@ static ngx_command_t ngx_http_mdm_commands[] = {
          NGX_CONF_TAKE1,
      ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "scep.renewal"},
 
+    {ngx_string("mdm_scep_legacy_des"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "scep.legacy_des"},
+
     {ngx_string("mdm_scep_crl_days"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
          NGX_CONF_TAKE1,

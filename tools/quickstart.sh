@@ -23,7 +23,7 @@ apache2 apache2-dev
 curl"
 if [ "$what" = test ]; then
     pkgs="$pkgs clang libclang-rt-14-dev clang-format python3-pytest
-python3-redis"
+python3-redis scep"
 fi
 missing=""
 for p in $pkgs; do

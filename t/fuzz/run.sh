@@ -11,6 +11,8 @@ flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
 flags="$flags -D_GNU_SOURCE -I$src/core"
 ssl=$(pkg-config --cflags --libs openssl)
 plist=$(pkg-config --cflags --libs libplist-2.0)
+hiredis=$(pkg-config --cflags --libs hiredis)
+jansson=$(pkg-config --cflags --libs jansson)
 
 build() { # name, sources..., then libs after --
     name=$1
@@ -27,9 +29,16 @@ build() { # name, sources..., then libs after --
 build fuzz_msg core/mdm_msg.c t/fuzz/fuzz_msg.c -- $plist
 build fuzz_signature core/mdm_identity.c core/mdm_der.c \
     t/fuzz/fuzz_signature.c -- $ssl
+# the SCEP core needs the plan builder, the script table and its sources
+sh "$src/core/lua/gen.sh" "$src/core/lua" >"$out/mdm_lua.c"
+build fuzz_scep core/mdm_scep.c core/mdm_plan.c core/mdm_util.c \
+    core/mdm_conf.c core/mdm_identity.c core/mdm_der.c t/fuzz/fuzz_scep.c \
+    -- "$out/mdm_lua.c" $ssl $plist $hiredis $jansson
+MDM_SAMPLES=$src/t/samples
+export MDM_SAMPLES
 
 status=0
-for t in msg signature; do
+for t in msg signature scep; do
     rm -rf "$out/corpus-$t"
     mkdir -p "$out/corpus-$t"
     cp "$src/t/fuzz/corpus/$t/"* "$out/corpus-$t/"

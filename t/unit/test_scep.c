@@ -28,6 +28,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs7.h>
+#include <openssl/provider.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -50,7 +51,8 @@ static const char *samples;
 static char tmpdir[256];
 static X509 *sample_ca;
 static EVP_PKEY *sample_ca_key;
-static EVP_PKEY *dev_key; /* 2048-bit RSA, reused: key generation is slow */
+static X509 *expect_signer; /* who signs CertReps: the CA unless an RA */
+static EVP_PKEY *dev_key;   /* 2048-bit RSA, reused: key generation is slow */
 static EVP_PKEY *dev_key2;
 static ASN1_OBJECT *o_msgtype, *o_status, *o_fail, *o_snonce, *o_rnonce,
     *o_txid;
@@ -316,6 +318,7 @@ typedef struct {
     const unsigned char *content;
     size_t content_len;
     int no_txid;
+    int des; /* single DES-CBC, from the legacy provider */
 } req_opts_t;
 
 static const unsigned char test_nonce[16] = "nonce-0123456789";
@@ -333,10 +336,28 @@ make_pkimsg(const req_opts_t *o, size_t *len)
 
     sk_X509_push(rc, o->recipient ? o->recipient : sample_ca);
     in = BIO_new_mem_buf(o->content, (int) o->content_len);
-    env = CMS_encrypt(rc, in, o->cipher ? o->cipher : EVP_aes_128_cbc(),
-                      CMS_BINARY);
-    assert_non_null(env);
-    elen = i2d_CMS_ContentInfo(env, &envder);
+    if (o->des) {
+        OSSL_LIB_CTX *lc = OSSL_LIB_CTX_new();
+        OSSL_PROVIDER *d = OSSL_PROVIDER_load(lc, "default");
+        OSSL_PROVIDER *l = OSSL_PROVIDER_load(lc, "legacy");
+        EVP_CIPHER *des = EVP_CIPHER_fetch(lc, "DES-CBC", NULL);
+
+        assert_non_null(des);
+        env = CMS_encrypt_ex(rc, in, des, CMS_BINARY, lc, NULL);
+        EVP_CIPHER_free(des);
+        assert_non_null(env);
+        elen = i2d_CMS_ContentInfo(env, &envder);
+        CMS_ContentInfo_free(env);
+        env = NULL;
+        OSSL_PROVIDER_unload(l);
+        OSSL_PROVIDER_unload(d);
+        OSSL_LIB_CTX_free(lc);
+    } else {
+        env = CMS_encrypt(rc, in, o->cipher ? o->cipher : EVP_aes_128_cbc(),
+                          CMS_BINARY);
+        assert_non_null(env);
+        elen = i2d_CMS_ContentInfo(env, &envder);
+    }
     assert_true(elen > 0);
     cms = CMS_sign(NULL, NULL, NULL, NULL, CMS_PARTIAL | CMS_BINARY);
     si = CMS_add1_signer(cms, o->signer, o->signer_key,
@@ -543,7 +564,9 @@ read_certrep(const mdm_response_t *resp, const char *txid,
                      1);
     signers = CMS_get0_signers(cms);
     assert_int_equal(sk_X509_num(signers), 1);
-    assert_int_equal(X509_cmp(sk_X509_value(signers, 0), sample_ca), 0);
+    assert_int_equal(X509_cmp(sk_X509_value(signers, 0),
+                              expect_signer ? expect_signer : sample_ca),
+                     0);
     sk_X509_free(signers);
     si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
     CMS_SignerInfo_get0_algs(si, NULL, NULL, &dig, NULL);
@@ -1022,6 +1045,81 @@ get(const mdm_scep_ca_t *ca, const char *method, const char *q,
     return r;
 }
 
+/* An RA: requests are encrypted to it, CertReps signed by it, the CA key
+ * still signs the certificates; GetCACert sends both. */
+static void
+test_ra(void **state)
+{
+    EVP_PKEY *rakey = dev_key2;
+    X509 *ra = make_cert(rakey, "Test RA", sample_ca, sample_ca_key, 77,
+                         T_GEN - 10 * DAY, T_GEN + 10 * DAY);
+    mdm_scep_ca_t *ca;
+    X509 *signer;
+    size_t clen, len;
+    unsigned char *csr =
+        make_csr(dev_key, "device-0001", CHALLENGE, NULL, &clen);
+    req_opts_t o = {0};
+    unsigned char *m;
+    const unsigned char *p;
+    const mdm_response_t *resp;
+    mdm_scep_req_t *r;
+    mdm_step_t step;
+    certrep_t cr;
+    CMS_ContentInfo *cms;
+    STACK_OF(X509) * certs;
+
+    (void) state;
+    write_cert(tmp_path("ra.pem"), ra);
+    write_key(tmp_path("ra.key"), rakey, NULL);
+    ca = sample_ca_conf(CHALLENGE, "ra_cert", tmp_path("ra.pem"), "ra_key",
+                        tmp_path("ra.key"));
+    r = get(ca, "GET", "operation=GetCACert", &step);
+    resp = mdm_scep_req_response(r);
+    assert_string_equal(resp->content_type, "application/x-x509-ca-ra-cert");
+    p = resp->body;
+    cms = d2i_CMS_ContentInfo(NULL, &p, (long) resp->body_len);
+    certs = CMS_get1_certs(cms);
+    assert_int_equal(sk_X509_num(certs), 2);
+    sk_X509_pop_free(certs, X509_free);
+    CMS_ContentInfo_free(cms);
+    mdm_scep_req_free(r);
+
+    signer = make_cert(dev_key, "MDM SCEP SIGNER", NULL, NULL, 1, T_GEN - DAY,
+                       T_GEN + DAY);
+    o.signer = signer;
+    o.signer_key = dev_key;
+    o.content = csr;
+    o.content_len = clen;
+    o.recipient = ra;
+    m = make_pkimsg(&o, &len);
+    r = post(ca, m, len, T_GEN, &step);
+    if (step != MDM_STEP_REDIS) {
+        fail_msg("%s %s", last_id, last_msg);
+    }
+    assert_int_equal(feed1(r, rep_array1("OK")), MDM_STEP_DONE);
+    expect_signer = ra;
+    read_certrep(mdm_scep_req_response(r), "TXID-0001", test_nonce, 16, signer,
+                 dev_key, &cr);
+    assert_int_equal(cr.status, 0);
+    check_issued(cr.issued, dev_key, "device-0001", T_GEN);
+    X509_free(cr.issued);
+    mdm_scep_req_free(r);
+    free(m);
+    /* encrypted to the CA itself: accepted too */
+    o.recipient = NULL;
+    m = make_pkimsg(&o, &len);
+    r = post(ca, m, len, T_GEN, &step);
+    assert_int_equal(step, MDM_STEP_REDIS);
+    mdm_scep_req_free(r);
+    free(m);
+    expect_signer = NULL;
+    free(csr);
+    X509_free(signer);
+    X509_free(ra);
+    mdm_scep_ca_free(ca);
+    assert_int_equal(ERR_peek_error(), 0);
+}
+
 static void
 test_caps_cacert(void **state)
 {
@@ -1075,6 +1173,9 @@ test_caps_cacert(void **state)
     assert_int_equal(mdm_scep_req_response(r)->status, 405);
     assert_string_equal(last_id, "MDM08003");
     assert_int_equal(nlogs, 1);
+    mdm_scep_req_free(r);
+    r = get(ca, "HEAD", "operation=PKIOperation&message=MA==", &step);
+    assert_int_equal(mdm_scep_req_response(r)->status, 405);
     mdm_scep_req_free(r);
     r = get(ca, "PUT", "operation=PKIOperation", &step);
     assert_int_equal(mdm_scep_req_response(r)->status, 405);
@@ -1293,7 +1394,11 @@ test_real_mdmclient(void **state)
     (void) state;
     X509_NAME_oneline(X509_get_subject_name(signer), name, sizeof(name));
     assert_string_equal(name, "/CN=MDM SCEP SIGNER/C=AU");
+    /* the caller's own OpenSSL error survives, and nothing is added */
+    ERR_raise(ERR_LIB_USER, 42);
     r = post(ca, m, len, (time_t) 1491445800 /* 2017-04-06 */, &step);
+    assert_int_equal(ERR_GET_REASON(ERR_get_error()), 42);
+    assert_int_equal(ERR_peek_error(), 0);
     assert_int_equal(step, MDM_STEP_DONE);
     assert_string_equal(mdm_scep_req_var(r, MDM_SCEP_VAR_MESSAGE_TYPE),
                         "PKCSReq");
@@ -1390,6 +1495,54 @@ expect_fail(const mdm_scep_ca_t *ca, const unsigned char *m, size_t len,
     assert_int_equal(cr.fail, fail);
     assert_string_equal(mdm_scep_req_var(r, MDM_SCEP_VAR_ERROR_ID), id);
     mdm_scep_req_free(r);
+}
+
+/* Single DES (Debian's scepclient, old NDES clients): refused unless
+ * legacy_des is on; then the answer is AES-128, never DES. */
+static void
+test_legacy_des(void **state)
+{
+    mdm_scep_ca_t *ca = sample_ca_conf(CHALLENGE, NULL, NULL, NULL, NULL);
+    mdm_scep_ca_t *des =
+        sample_ca_conf(CHALLENGE, "legacy_des", "on", NULL, NULL);
+    X509 *signer = make_cert(dev_key, "MDM SCEP SIGNER", NULL, NULL, 1,
+                             T_GEN - DAY, T_GEN + DAY);
+    size_t clen, len;
+    unsigned char *csr =
+        make_csr(dev_key, "device-0001", CHALLENGE, NULL, &clen);
+    req_opts_t o = {0};
+    unsigned char *m;
+    mdm_scep_req_t *r;
+    mdm_step_t step;
+    certrep_t cr;
+
+    (void) state;
+    o.signer = signer;
+    o.signer_key = dev_key;
+    o.content = csr;
+    o.content_len = clen;
+    o.des = 1;
+    m = make_pkimsg(&o, &len);
+    expect_fail(ca, m, len, T_GEN, 0, "MDM08010", NULL);
+    assert_non_null(strstr(last_msg, "legacy_des"));
+    r = post(des, m, len, T_GEN, &step);
+    if (step != MDM_STEP_REDIS) {
+        fail_msg("%s %s", last_id, last_msg);
+    }
+    assert_int_equal(feed1(r, rep_array1("OK")), MDM_STEP_DONE);
+    read_certrep(mdm_scep_req_response(r), "TXID-0001", test_nonce, 16, signer,
+                 dev_key, &cr);
+    assert_int_equal(cr.status, 0);
+    assert_int_equal(cr.cipher_nid, NID_aes_128_cbc);
+    check_issued(cr.issued, dev_key, "device-0001", T_GEN);
+    X509_free(cr.issued);
+    mdm_scep_req_free(r);
+    free(m);
+    free(csr);
+    X509_free(signer);
+    mdm_scep_ca_free(ca);
+    mdm_scep_ca_free(des);
+    assert_int_equal(ERR_peek_error(), 0);
 }
 
 static void
@@ -1629,6 +1782,15 @@ test_renewal(void **state)
     m = make_pkimsg(&o, &len);
     expect_fail(ca, m, len, T_GEN, 2, "MDM08019", NULL);
     free(m);
+    /* a renewal keeps the name */
+    free(csr);
+    csr = make_csr(dev_key2, "device-9999", NULL, NULL, &clen);
+    o.content = csr;
+    o.content_len = clen;
+    o.signer = ours;
+    m = make_pkimsg(&o, &len);
+    expect_fail(ca, m, len, T_GEN, 2, "MDM08023", NULL);
+    free(m);
 
     free(csr);
     X509_free(ours);
@@ -1702,6 +1864,19 @@ test_getcert_certpoll(void **state)
     assert_int_equal(mdm_scep_req_response(r)->status, 503);
     assert_int_equal(mdm_scep_req_response(r)->retry_after, 5);
     assert_string_equal(last_id, "MDM04001");
+    mdm_scep_req_free(r);
+    free(m);
+    free(ias);
+
+    /* serials are spelled without a leading zero nibble (0x0abc) */
+    ias = issuer_and_serial(sample_ca, 0xabc, &clen);
+    o.content = ias;
+    o.content_len = clen;
+    m = make_pkimsg(&o, &len);
+    r = post(ca, m, len, T_GEN, &step);
+    assert_int_equal(step, MDM_STEP_REDIS);
+    assert_string_equal(mdm_scep_req_plan(r)->cmds[0].argv[1],
+                        "t:{scep}:cert:abc");
     mdm_scep_req_free(r);
     free(m);
     free(ias);
@@ -1880,6 +2055,55 @@ test_admin_plans(void **state)
     assert_int_equal(mdm_scep_req_start(r), MDM_STEP_DONE);
     assert_int_equal(mdm_scep_req_response(r)->status, 400);
     mdm_scep_req_free(r);
+    /* the HTTP routes */
+    {
+        static const char b1[] = "{\"challenge\":\"from-json\",\"ttl\":90}";
+        static const char b2[] = "{\"ttl\":\"soon\"}";
+
+        r = mdm_scep_req_new_admin_http(dyn, "POST", 4, "/challenge", 10,
+                                        (const unsigned char *) b1,
+                                        sizeof(b1) - 1);
+        assert_int_equal(mdm_scep_req_start(r), MDM_STEP_REDIS);
+        plan = mdm_scep_req_plan(r);
+        assert_string_equal(plan->cmds[0].argv[5], "90");
+        assert_int_equal(feed1(r, rep_new(REDIS_REPLY_STATUS, "OK")),
+                         MDM_STEP_DONE);
+        resp = mdm_scep_req_response(r);
+        assert_int_equal(resp->status, 201);
+        assert_non_null(memmem(resp->body, resp->body_len, "from-json", 9));
+        mdm_scep_req_free(r);
+        r = mdm_scep_req_new_admin_http(dyn, "POST", 4, "challenge/", 10, NULL,
+                                        0);
+        assert_int_equal(mdm_scep_req_start(r), MDM_STEP_REDIS);
+        mdm_scep_req_free(r);
+        r = mdm_scep_req_new_admin_http(dyn, "POST", 4, "/challenge", 10,
+                                        (const unsigned char *) b2,
+                                        sizeof(b2) - 1);
+        mdm_scep_req_set_logger(r, log_sink, NULL);
+        assert_int_equal(mdm_scep_req_start(r), MDM_STEP_DONE);
+        assert_int_equal(mdm_scep_req_response(r)->status, 400);
+        assert_string_equal(mdm_scep_req_response(r)->content_type,
+                            "application/json");
+        assert_string_equal(last_id, "MDM08050");
+        mdm_scep_req_free(r);
+        r = mdm_scep_req_new_admin_http(dyn, "GET", 3, "/challenge", 10, NULL,
+                                        0);
+        assert_int_equal(mdm_scep_req_start(r), MDM_STEP_DONE);
+        assert_int_equal(mdm_scep_req_response(r)->status, 405);
+        mdm_scep_req_free(r);
+        r = mdm_scep_req_new_admin_http(st, "POST", 4, "/revoke/0A%3Abc", 15,
+                                        NULL, 0);
+        assert_int_equal(mdm_scep_req_start(r), MDM_STEP_REDIS);
+        assert_string_equal(mdm_scep_req_plan(r)->cmds[0].argv[3],
+                            "t:{scep}:cert:abc");
+        mdm_scep_req_free(r);
+        r = mdm_scep_req_new_admin_http(st, "POST", 4, "/nothing", 8, NULL, 0);
+        mdm_scep_req_set_logger(r, log_sink, NULL);
+        assert_int_equal(mdm_scep_req_start(r), MDM_STEP_DONE);
+        assert_int_equal(mdm_scep_req_response(r)->status, 404);
+        assert_string_equal(last_id, "MDM08053");
+        mdm_scep_req_free(r);
+    }
     mdm_scep_ca_free(dyn);
     mdm_scep_ca_free(st);
 }
@@ -2181,6 +2405,83 @@ test_store_dynamic(void **state)
     mdm_scep_ca_free(st);
 }
 
+/*
+ * With MDM_SCEP_SEEDS=DIR, write generated requests as fuzz seeds
+ * (t/fuzz/corpus/scep/gen-*: mode byte 0, reply byte 0, then the DER).
+ */
+static void
+seed(const char *dir, const char *name, const unsigned char *m, size_t len)
+{
+    char path[1024];
+    unsigned char *b = malloc(len + 2);
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    b[0] = b[1] = 0;
+    memcpy(b + 2, m, len);
+    write_file(path, b, len + 2);
+    free(b);
+}
+
+static void
+test_write_seeds(void **state)
+{
+    const char *dir = getenv("MDM_SCEP_SEEDS");
+    X509 *signer, *ours;
+    size_t len, clen;
+    unsigned char *m, *c;
+    req_opts_t o = {0};
+
+    (void) state;
+    if (dir == NULL) {
+        skip();
+    }
+    m = pkcsreq(CHALLENGE, EVP_sha256(), EVP_aes_128_cbc(), &signer, &len);
+    seed(dir, "gen-pkcsreq-sha256-aes128", m, len);
+    free(m);
+    o.signer = signer;
+    o.signer_key = dev_key;
+    c = make_csr(dev_key, "device-0001", CHALLENGE, NULL, &clen);
+    o.content = c;
+    o.content_len = clen;
+    o.des = 1;
+    m = make_pkimsg(&o, &len);
+    seed(dir, "gen-pkcsreq-des", m, len);
+    free(m);
+    o.des = 0;
+    o.md = EVP_sha512();
+    o.cipher = EVP_aes_256_cbc();
+    m = make_pkimsg(&o, &len);
+    seed(dir, "gen-pkcsreq-sha512-aes256", m, len);
+    free(m);
+    o.md = NULL;
+    o.cipher = NULL;
+    ours = make_cert(dev_key, "device-0001", sample_ca, sample_ca_key, 0x1234,
+                     T_GEN - 10 * DAY, T_GEN + 10 * DAY);
+    o.signer = ours;
+    o.msg_type = "17";
+    m = make_pkimsg(&o, &len);
+    seed(dir, "gen-renewalreq", m, len);
+    free(m);
+    free(c);
+    o.signer = signer;
+    o.msg_type = "21";
+    c = issuer_and_serial(sample_ca, 0xabcd, &clen);
+    o.content = c;
+    o.content_len = clen;
+    m = make_pkimsg(&o, &len);
+    seed(dir, "gen-getcert", m, len);
+    free(m);
+    free(c);
+    o.msg_type = "20";
+    o.content = (const unsigned char *) "\x30\x00";
+    o.content_len = 2;
+    m = make_pkimsg(&o, &len);
+    seed(dir, "gen-certpoll", m, len);
+    free(m);
+    X509_free(ours);
+    X509_free(signer);
+}
+
 int
 main(void)
 {
@@ -2188,14 +2489,17 @@ main(void)
         cmocka_unit_test(test_b64),
         cmocka_unit_test(test_ca_load_errors),
         cmocka_unit_test(test_caps_cacert),
+        cmocka_unit_test(test_ra),
         cmocka_unit_test(test_real_pkcsreq),
         cmocka_unit_test(test_real_mdmclient),
         cmocka_unit_test(test_issue),
+        cmocka_unit_test(test_legacy_des),
         cmocka_unit_test(test_failures),
         cmocka_unit_test(test_renewal),
         cmocka_unit_test(test_getcert_certpoll),
         cmocka_unit_test(test_issue_replies),
         cmocka_unit_test(test_admin_plans),
+        cmocka_unit_test(test_write_seeds),
     };
     const struct CMUnitTest store[] = {
         cmocka_unit_test(test_store_dynamic),
