@@ -154,3 +154,38 @@ mdm_cms_split(const unsigned char *in, size_t len, mdm_cms_split_t *out)
            (size_t) (sd.val + sd.len - (certs.tlv + certs.tlv_len)));
     return 0;
 }
+
+int
+mdm_cms_digests_ok(const unsigned char *in, size_t len)
+{
+    /* OID contents: sha1, then sha224, sha256, sha384, sha512 */
+    static const unsigned char sha1[] = {0x2b, 0x0e, 0x03, 0x02, 0x1a};
+    static const unsigned char sha2[] = {0x60, 0x86, 0x48, 0x01,
+                                         0x65, 0x03, 0x04, 0x02};
+    tlv_t ci, oid, exp, sd, ver, algs, alg, id;
+    const unsigned char *p, *end;
+
+    if (tlv_read(in, in + len, &ci) != 0 || ci.tag != 0x30 ||
+        tlv_read(ci.val, ci.val + ci.len, &oid) != 0 || oid.tag != 0x06 ||
+        tlv_read(oid.val + oid.len, ci.val + ci.len, &exp) != 0 ||
+        exp.tag != 0xa0 || tlv_read(exp.val, exp.val + exp.len, &sd) != 0 ||
+        sd.tag != 0x30 || tlv_read(sd.val, sd.val + sd.len, &ver) != 0 ||
+        ver.tag != 0x02 ||
+        tlv_read(ver.val + ver.len, sd.val + sd.len, &algs) != 0 ||
+        algs.tag != 0x31) {
+        return -1;
+    }
+    for (p = algs.val, end = algs.val + algs.len; p < end; p += alg.tlv_len) {
+        if (tlv_read(p, end, &alg) != 0 || alg.tag != 0x30 ||
+            tlv_read(alg.val, alg.val + alg.len, &id) != 0 || id.tag != 0x06) {
+            return -1;
+        }
+        if (!(id.len == sizeof(sha1) && memcmp(id.val, sha1, id.len) == 0) &&
+            !(id.len == sizeof(sha2) + 1 &&
+              memcmp(id.val, sha2, sizeof(sha2)) == 0 &&
+              id.val[sizeof(sha2)] >= 1 && id.val[sizeof(sha2)] <= 4)) {
+            return 0;
+        }
+    }
+    return 1;
+}

@@ -28,4 +28,12 @@ typedef struct {
  */
 int mdm_cms_split(const unsigned char *in, size_t len, mdm_cms_split_t *out);
 
+/**
+ * 1 when every digestAlgorithm of a DER ContentInfo(SignedData) is SHA-1
+ * or SHA-2, 0 when one is anything else, -1 when the input is not
+ * definite-length DER of that shape. (OpenSSL 3.0's CMS_verify() leaks
+ * when it meets a digest it cannot fetch: such input never reaches it.)
+ */
+int mdm_cms_digests_ok(const unsigned char *in, size_t len);
+
 #endif

@@ -210,6 +210,27 @@ bad:
     return MDM_ID_ERR_DECODE;
 }
 
+/*
+ * Every digestAlgorithm of the SignedData is SHA-1 or SHA-2. der is what
+ * cms was decoded from; BER (or anything else the DER walk does not take)
+ * is re-encoded first, a rare path.
+ */
+static int
+mdm_digests_ok(CMS_ContentInfo *cms, const unsigned char *der, size_t len)
+{
+    unsigned char *re = NULL;
+    int n, ok;
+
+    ok = mdm_cms_digests_ok(der, len);
+    if (ok >= 0) {
+        return ok;
+    }
+    n = i2d_CMS_ContentInfo(cms, &re);
+    ok = n > 0 && mdm_cms_digests_ok(re, (size_t) n) == 1;
+    OPENSSL_free(re);
+    return ok;
+}
+
 /* Never prompt on a terminal for an "encrypted" PEM block. */
 static int
 mdm_no_password(char *buf, int size, int rwflag, void *u)
@@ -334,6 +355,12 @@ mdm_signature_impl(mdm_verifier_t *v, const char *b64, size_t b64len,
     if (OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed) {
         rc = MDM_ID_ERR_CMS;
         mdm_set_why(why, "CMS is not SignedData");
+        goto done;
+    }
+    if (!mdm_digests_ok(cms, der, derlen)) {
+        rc = MDM_ID_ERR_SIGNATURE;
+        mdm_set_why(why, "CMS names a digest algorithm other than SHA-1 "
+                         "or SHA-2");
         goto done;
     }
     /* an attached content would let the signature cover something else
