@@ -522,6 +522,30 @@ test_no_signer(void **state)
     sk_X509_pop_free(certs, X509_free);
 }
 
+/* a digestAlgorithms entry other than SHA-1/SHA-2 is refused before
+ * OpenSSL's CMS_verify() (which leaks on one it cannot fetch) */
+static void
+test_unknown_digest(void **state)
+{
+    static const unsigned char sha256[] = {0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                                           0x65, 0x03, 0x04, 0x02, 0x01};
+    signer_spec_t s[1] = {{"dev1", NULL, 0}};
+    unsigned char *der, *p;
+    size_t derlen;
+
+    (void) state;
+    s[0].md = EVP_sha256();
+    make_cms(test_body, TEST_BODY_LEN, s, 1, 0, &der, &derlen);
+    assert_int_equal(verify_der(der, derlen), MDM_ID_OK);
+    /* the first SHA-256 OID is the SignedData's digestAlgorithms entry:
+     * give it an arc no digest has (2.16.968...) */
+    p = memmem(der, derlen, sha256, sizeof(sha256));
+    assert_non_null(p);
+    p[3] = 0x87;
+    assert_int_equal(verify_der(der, derlen), MDM_ID_ERR_SIGNATURE);
+    OPENSSL_free(der);
+}
+
 static void
 test_two_signers(void **state)
 {
@@ -3078,6 +3102,7 @@ main(void)
         cmocka_unit_test(test_attached),
         cmocka_unit_test(test_no_signer),
         cmocka_unit_test(test_two_signers),
+        cmocka_unit_test(test_unknown_digest),
         cmocka_unit_test(test_signer_cert_missing),
         cmocka_unit_test(test_chain),
         cmocka_unit_test(test_chain_time_is_now_argument),
