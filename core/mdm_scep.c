@@ -88,6 +88,7 @@ struct mdm_scep_ca_s {
     char *challenge;
     char *challenge_file;
     int renewal;
+    char *crl_url; /* CRL distribution point of issued certificates */
     int legacy_des;
     char *prefix;
 
@@ -262,6 +263,7 @@ mdm_scep_ca_free(mdm_scep_ca_t *ca)
     }
     free(ca->challenge);
     free(ca->challenge_file);
+    free(ca->crl_url);
     free(ca->prefix);
     X509_free(ca->ca);
     EVP_PKEY_free(ca->ca_key);
@@ -410,6 +412,18 @@ mdm_scep_ca_set(mdm_scep_ca_t *ca, const char *name, const char *value,
         }
         ca->challenge_mode = CH_STATIC;
         return set_str(&ca->challenge, value);
+    }
+    if (strcmp(name, "crl_url") == 0) {
+        if ((strncmp(value, "http://", 7) != 0 &&
+             strncmp(value, "https://", 8) != 0) ||
+            strpbrk(value, " ,\"\\") != NULL) {
+            snprintf(err, errlen,
+                     "crl_url \"%s\": expected an http:// or https:// URL "
+                     "without spaces or commas",
+                     value);
+            return -1;
+        }
+        return set_str(&ca->crl_url, value);
     }
     if (strcmp(name, "renewal") == 0) {
         if (strcmp(value, "on") == 0) {
@@ -1772,6 +1786,18 @@ challenge_of(mdm_scep_req_t *r, X509_REQ *csr, char *out, size_t cap)
     return attr_text(t, out, cap, NULL);
 }
 
+static int add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value);
+
+/* where relying parties find the CRL (GET ?operation=GetCRL, or a copy) */
+static int
+add_crl_dp(X509 *x, X509V3_CTX *ctx, const char *url)
+{
+    char v[1100];
+
+    snprintf(v, sizeof(v), "URI:%s", url);
+    return add_ext(x, ctx, NID_crl_distribution_points, v);
+}
+
 static int
 add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
 {
@@ -1828,7 +1854,8 @@ issue(mdm_scep_req_t *r, X509_REQ *csr)
         !add_ext(x, &ctx, NID_key_usage, "critical,digitalSignature") ||
         !add_ext(x, &ctx, NID_ext_key_usage, "clientAuth") ||
         !add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
-        !add_ext(x, &ctx, NID_authority_key_identifier, "keyid,issuer")) {
+        !add_ext(x, &ctx, NID_authority_key_identifier, "keyid,issuer") ||
+        (ca->crl_url && !add_crl_dp(x, &ctx, ca->crl_url))) {
         goto done;
     }
     /* the payload's SubjectAltName travels as a requested extension */

@@ -411,6 +411,8 @@ static const command_rec mdm_cmds[] = {
                   RSRC_CONF | ACCESS_CONF, "libmdm option scep.renewal"),
     AP_INIT_TAKE1("MDMSCEPLegacyDES", mdm_set_opt, "scep.legacy_des",
                   RSRC_CONF | ACCESS_CONF, "libmdm option scep.legacy_des"),
+    AP_INIT_TAKE1("MDMSCEPCRLURL", mdm_set_opt, "scep.crl_url",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.crl_url"),
     AP_INIT_TAKE1("MDMSCEPCRLDays", mdm_set_opt, "scep.crl_days",
                   RSRC_CONF | ACCESS_CONF, "libmdm option scep.crl_days"),
     AP_INIT_TAKE1("MDMProfileServerURL", mdm_set_opt, "profile.server_url",

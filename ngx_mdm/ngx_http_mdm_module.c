@@ -189,6 +189,11 @@ static ngx_command_t ngx_http_mdm_commands[] = {
          NGX_CONF_TAKE1,
      ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "scep.legacy_des"},
 
+    {ngx_string("mdm_scep_crl_url"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "scep.crl_url"},
+
     {ngx_string("mdm_scep_crl_days"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
          NGX_CONF_TAKE1,

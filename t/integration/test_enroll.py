@@ -84,7 +84,7 @@ def enroll_scep(server, pki, d, cn="scep-device"):
     return os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
 
 
-def check_issued(pki, cert_path, cn):
+def check_issued(pki, cert_path, cn, server=None):
     subprocess.run(["openssl", "verify", "-CAfile",
                     os.path.join(pki.dir, "scep-ca.pem"), cert_path],
                    check=True, capture_output=True)
@@ -96,6 +96,11 @@ def check_issued(pki, cert_path, cn):
     ku = c.extensions.get_extension_for_class(x509.KeyUsage).value
     assert ku.digital_signature
     assert c.serial_number.bit_length() > 64
+    if server is not None:
+        dp = c.extensions.get_extension_for_class(
+            x509.CRLDistributionPoints).value
+        assert dp[0].full_name[0].value == \
+            server.scep_url + "?operation=GetCRL"
     return c
 
 
@@ -131,7 +136,7 @@ def test_scep_refusals(server, pki, redis, tmp_path):
 
 def test_scepclient_enrolls_by_post(server, pki, redis, tmp_path):
     cert, key = enroll_scep(server, pki, str(tmp_path / "a"), cn="dev-post")
-    check_issued(pki, cert, "dev-post")
+    check_issued(pki, cert, "dev-post", server)
     # the issued identity runs an MDM lifecycle
     ipki = IssuedPki(pki, cert, key)
     d = Device(server, ipki, ident="issued").enroll()
