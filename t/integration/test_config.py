@@ -147,6 +147,12 @@ BROKEN = {
         "apache": ("mdm-enroll.conf", 'MDMSCEPCAKey "{PKI}/scep-ca.key"',
                    'MDMSCEPCAKey "{PKI}/dev1.key"', "MDMSCEPCAKey"),
     },
+    "scep-crl-url-bad": {
+        "nginx": ("mdm-enroll.conf", "mdm_scep_crl_url http://",
+                  "mdm_scep_crl_url ftp://", "mdm_scep_crl_url"),
+        "apache": ("mdm-enroll.conf", 'MDMSCEPCRLURL "http://',
+                   'MDMSCEPCRLURL "ftp://', "MDMSCEPCRLURL"),
+    },
     "profile-url-bad": {
         "nginx": ("mdm-server.conf", "mdm_profile_server_url https://",
                   "mdm_profile_server_url ftp://", "mdm_profile_server_url"),
