@@ -95,10 +95,13 @@ for dir in build build-asan; do
     # cmocka counts inside each unit program
     for log in "$dir"/t/unit/*.log; do
         [ -f "$log" ] || continue
-        n=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\./\1/p' "$log")
-        [ -n "$n" ] && p=$((p + n - 1))
-        n=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test(s).*/\1/p' "$log")
-        [ -n "$n" ] && f=$((f + n))
+        # (a program may run several groups: one line each)
+        n=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\./\1/p' "$log" |
+            awk '{ s += $1 } END { print s + 0 }')
+        [ "$n" -gt 0 ] && p=$((p + n - 1))
+        n=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test(s).*/\1/p' "$log" |
+            awk '{ s += $1 } END { print s + 0 }')
+        f=$((f + n))
     done
     pass=$((pass + p))
     fail=$((fail + f))
