@@ -99,34 +99,6 @@ mdm_conf_free(mdm_conf_t *c)
 }
 
 static int
-set_str(char **dst, const char *v)
-{
-    char *n = mdm_strdup(v);
-
-    if (n == NULL) {
-        return -1;
-    }
-    free(*dst);
-    *dst = n;
-    return 0;
-}
-
-static int
-parse_long(const char *v, long min, long max, long *out)
-{
-    char *end;
-    long n;
-
-    errno = 0;
-    n = strtol(v, &end, 10);
-    if (errno || end == v || *end != '\0' || n < min || n > max) {
-        return -1;
-    }
-    *out = n;
-    return 0;
-}
-
-static int
 parse_identity(const char *v, unsigned *out)
 {
     unsigned m = 0;
@@ -180,7 +152,7 @@ mdm_conf_set(mdm_conf_t *c, const char *name, const char *value, char *err,
                      value);
             return -1;
         }
-        return set_str(&c->prefix, value);
+        return mdm_set_str(&c->prefix, value);
     }
     if (strcmp(name, "identity") == 0) {
         if (parse_identity(value, &c->identity) != 0) {
@@ -193,7 +165,7 @@ mdm_conf_set(mdm_conf_t *c, const char *name, const char *value, char *err,
         return 0;
     }
     if (strcmp(name, "ca_file") == 0) {
-        return set_str(&c->ca_file, value);
+        return mdm_set_str(&c->ca_file, value);
     }
     if (strcmp(name, "topic") == 0) {
         if (strncmp(value, "com.apple.mgmt.", 15) != 0 || value[15] == 0) {
@@ -264,13 +236,13 @@ mdm_conf_set(mdm_conf_t *c, const char *name, const char *value, char *err,
                      "characters");
             return -1;
         }
-        return set_str(&c->admin_key, value);
+        return mdm_set_str(&c->admin_key, value);
     }
     if (strcmp(name, "rts_wifi_profile") == 0) {
-        return set_str(&c->rts_wifi_file, value);
+        return mdm_set_str(&c->rts_wifi_file, value);
     }
     if (strcmp(name, "rts_mdm_profile") == 0) {
-        return set_str(&c->rts_mdm_file, value);
+        return mdm_set_str(&c->rts_mdm_file, value);
     }
     if (strcmp(name, "get_token") == 0) {
         const char *sp = strchr(value, ' ');
@@ -284,14 +256,14 @@ mdm_conf_set(mdm_conf_t *c, const char *name, const char *value, char *err,
         }
         free(c->get_token_type);
         c->get_token_type = mdm_strndup(value, (size_t) (sp - value));
-        return set_str(&c->get_token_file, sp + 1);
+        return mdm_set_str(&c->get_token_file, sp + 1);
     }
     if (strcmp(name, "results_ttl") == 0 ||
         strcmp(name, "events_maxlen") == 0 ||
         strcmp(name, "push_maxlen") == 0 || strcmp(name, "cache_size") == 0 ||
         strcmp(name, "cache_ttl") == 0 ||
         strcmp(name, "cert_cache_size") == 0) {
-        if (parse_long(value, name[0] == 'r' ? 1 : 0, INT_MAX, &n) != 0) {
+        if (mdm_parse_long(value, name[0] == 'r' ? 1 : 0, INT_MAX, &n) != 0) {
             snprintf(err, errlen,
                      "invalid %s \"%s\": expected a number "
                      "from %d to %d",

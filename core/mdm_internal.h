@@ -243,6 +243,15 @@ mdm_step_t mdm_admin_feed(mdm_req_t *r, struct redisReply *const *rep,
                           size_t n);
 void mdm_admin_free(mdm_req_t *r);
 
+/* ---- blocking executor (mdm_sync.c), for every transaction type ---- */
+
+typedef const mdm_plan_t *(*mdm_sync_plan_fn)(void *tx);
+typedef mdm_step_t (*mdm_sync_feed_fn)(void *tx, struct redisReply *const *rep,
+                                       size_t n);
+/** Run tx's plans on c until a step is DONE (see mdm_exec_sync()). */
+mdm_step_t mdm_sync_run(struct redisContext *c, void *tx, mdm_sync_plan_fn plan,
+                        mdm_sync_feed_fn feed);
+
 /* ---- utilities (mdm_util.c) ---- */
 
 int mdm_buf_set(mdm_buf_t *b, const void *p, size_t len);
@@ -250,6 +259,10 @@ void mdm_buf_free(mdm_buf_t *b);
 int mdm_read_file(const char *path, mdm_buf_t *out, size_t max, char *err,
                   size_t errlen);
 char *mdm_strdup(const char *s);
+/** Replace *dst (malloc'd or NULL) with a copy of v; -1 out of memory. */
+int mdm_set_str(char **dst, const char *v);
+/** A whole decimal number in [min, max] into *out; -1 otherwise. */
+int mdm_parse_long(const char *v, long min, long max, long *out);
 char *mdm_strndup(const char *s, size_t n);
 void mdm_hex(const unsigned char *in, size_t len, char *out);
 /** Base64 without line breaks, malloc'd, NUL-terminated. */

@@ -176,21 +176,6 @@ parse_bool(const char *v, int *out)
     return 0;
 }
 
-static int
-parse_num(const char *v, long min, long max, long *out)
-{
-    char *end;
-    long n;
-
-    errno = 0;
-    n = strtol(v, &end, 10);
-    if (errno || end == v || *end != '\0' || n < min || n > max) {
-        return -1;
-    }
-    *out = n;
-    return 0;
-}
-
 /**
  * An absolute http(s) URL with a host, no credentials, no spaces or
  * control characters. https_only refuses http://.
@@ -804,7 +789,7 @@ static int
 set_number(long *dst, const char *name, const char *value, long min, long max,
            char *err, size_t errlen)
 {
-    if (parse_num(value, min, max, dst) != 0) {
+    if (mdm_parse_long(value, min, max, dst) != 0) {
         snprintf(err, errlen,
                  "invalid %s \"%.40s\": expected a number from %ld to %ld",
                  name, value, min, max);

@@ -286,34 +286,6 @@ mdm_scep_ca_free(mdm_scep_ca_t *ca)
     free(ca);
 }
 
-static int
-set_str(char **dst, const char *v)
-{
-    char *n = mdm_strdup(v);
-
-    if (n == NULL) {
-        return -1;
-    }
-    free(*dst);
-    *dst = n;
-    return 0;
-}
-
-static int
-parse_num(const char *v, long min, long max, long *out)
-{
-    char *end;
-    long n;
-
-    errno = 0;
-    n = strtol(v, &end, 10);
-    if (errno || end == v || *end != '\0' || n < min || n > max) {
-        return -1;
-    }
-    *out = n;
-    return 0;
-}
-
 int
 mdm_scep_ca_set(mdm_scep_ca_t *ca, const char *name, const char *value,
                 char *err, size_t errlen)
@@ -350,7 +322,7 @@ mdm_scep_ca_set(mdm_scep_ca_t *ca, const char *name, const char *value,
             if (strcmp(name, "challenge_file") == 0) {
                 ca->challenge_mode = CH_STATIC;
             }
-            return set_str((char **) ((char *) ca + files[i].off), value);
+            return mdm_set_str((char **) ((char *) ca + files[i].off), value);
         }
     }
     if (strcmp(name, "chain") == 0) {
@@ -366,7 +338,7 @@ mdm_scep_ca_set(mdm_scep_ca_t *ca, const char *name, const char *value,
         return 0;
     }
     if (strcmp(name, "validity_days") == 0) {
-        if (parse_num(value, 1, 3650, &ca->validity_days) != 0) {
+        if (mdm_parse_long(value, 1, 3650, &ca->validity_days) != 0) {
             snprintf(err, errlen,
                      "validity_days \"%s\": expected a number from 1 to 3650",
                      value);
@@ -375,7 +347,7 @@ mdm_scep_ca_set(mdm_scep_ca_t *ca, const char *name, const char *value,
         return 0;
     }
     if (strcmp(name, "min_key_bits") == 0) {
-        if (parse_num(value, 1024, 16384, &ca->min_key_bits) != 0) {
+        if (mdm_parse_long(value, 1024, 16384, &ca->min_key_bits) != 0) {
             snprintf(err, errlen,
                      "min_key_bits \"%s\": expected a number from 1024 to "
                      "16384",
@@ -385,7 +357,7 @@ mdm_scep_ca_set(mdm_scep_ca_t *ca, const char *name, const char *value,
         return 0;
     }
     if (strcmp(name, "challenge_ttl") == 0) {
-        if (parse_num(value, 1, INT_MAX, &ca->challenge_ttl) != 0) {
+        if (mdm_parse_long(value, 1, INT_MAX, &ca->challenge_ttl) != 0) {
             snprintf(err, errlen,
                      "challenge_ttl \"%s\": expected seconds from 1 to %d",
                      value, INT_MAX);
@@ -411,7 +383,7 @@ mdm_scep_ca_set(mdm_scep_ca_t *ca, const char *name, const char *value,
             return -1;
         }
         ca->challenge_mode = CH_STATIC;
-        return set_str(&ca->challenge, value);
+        return mdm_set_str(&ca->challenge, value);
     }
     if (strcmp(name, "crl_url") == 0) {
         if ((strncmp(value, "http://", 7) != 0 &&
@@ -423,7 +395,7 @@ mdm_scep_ca_set(mdm_scep_ca_t *ca, const char *name, const char *value,
                      value);
             return -1;
         }
-        return set_str(&ca->crl_url, value);
+        return mdm_set_str(&ca->crl_url, value);
     }
     if (strcmp(name, "renewal") == 0) {
         if (strcmp(value, "on") == 0) {
@@ -455,7 +427,7 @@ mdm_scep_ca_set(mdm_scep_ca_t *ca, const char *name, const char *value,
                      value);
             return -1;
         }
-        return set_str(&ca->prefix, value);
+        return mdm_set_str(&ca->prefix, value);
     }
     snprintf(err, errlen, "unknown SCEP option \"%s\"", name);
     return -1;
@@ -2566,43 +2538,25 @@ mdm_scep_req_feed(mdm_scep_req_t *r, struct redisReply *const *replies,
 /* ---------------------------------------------------------------- */
 /* blocking executor                                                */
 
+static const mdm_plan_t *
+sync_plan(void *tx)
+{
+    return mdm_scep_req_plan(tx);
+}
+
+static mdm_step_t
+sync_feed(void *tx, struct redisReply *const *rep, size_t n)
+{
+    return mdm_scep_req_feed(tx, rep, n);
+}
+
 mdm_step_t
 mdm_scep_exec_sync(redisContext *c, mdm_scep_req_t *r)
 {
-    const mdm_plan_t *p;
-    redisReply *rep[8];
-    void *x;
-    size_t i, got;
-    mdm_step_t step = r->state == SST_DONE ? MDM_STEP_DONE : MDM_STEP_REDIS;
-    int broken;
-
-    while (step == MDM_STEP_REDIS) {
-        p = mdm_scep_req_plan(r);
-        broken = c->err != 0 || p == NULL || p->nreplies > 8;
-        for (i = 0; !broken && i < p->ncmds; i++) {
-            if (redisAppendCommandArgv(c, p->cmds[i].argc, p->cmds[i].argv,
-                                       p->cmds[i].argvlen) != REDIS_OK) {
-                broken = 1;
-            }
-        }
-        got = 0;
-        for (i = 0; !broken && i < p->ncmds; i++) {
-            if (redisGetReply(c, &x) != REDIS_OK) {
-                broken = 1;
-                break;
-            }
-            if (i < p->nreplies) {
-                rep[got++] = x;
-            } else {
-                freeReplyObject(x);
-            }
-        }
-        step = mdm_scep_req_feed(r, broken ? NULL : rep, broken ? 0 : got);
-        for (i = 0; i < got; i++) {
-            freeReplyObject(rep[i]);
-        }
+    if (r->state == SST_DONE) {
+        return MDM_STEP_DONE;
     }
-    return step;
+    return mdm_sync_run(c, r, sync_plan, sync_feed);
 }
 
 /* ---------------------------------------------------------------- */

@@ -8,7 +8,8 @@
 #define MDM_SYNC_MAX_REPLIES 64
 
 mdm_step_t
-mdm_exec_sync(redisContext *c, mdm_req_t *r)
+mdm_sync_run(redisContext *c, void *tx, mdm_sync_plan_fn plan,
+             mdm_sync_feed_fn feed)
 {
     const mdm_plan_t *p;
     redisReply *stack[MDM_SYNC_MAX_REPLIES], **rep;
@@ -18,7 +19,11 @@ mdm_exec_sync(redisContext *c, mdm_req_t *r)
     int broken;
 
     while (step == MDM_STEP_REDIS) {
-        p = mdm_req_plan(r);
+        p = plan(tx);
+        if (p == NULL) {
+            step = feed(tx, NULL, 0); /* no plan: a storage failure */
+            continue;
+        }
         rep = p->nreplies <= MDM_SYNC_MAX_REPLIES
                   ? stack
                   : calloc(p->nreplies, sizeof(*rep));
@@ -41,7 +46,7 @@ mdm_exec_sync(redisContext *c, mdm_req_t *r)
                 freeReplyObject(x);
             }
         }
-        step = mdm_req_feed(r, broken ? NULL : rep, broken ? 0 : got);
+        step = feed(tx, broken ? NULL : rep, broken ? 0 : got);
         for (i = 0; i < got; i++) {
             freeReplyObject(rep[i]);
         }
@@ -50,4 +55,22 @@ mdm_exec_sync(redisContext *c, mdm_req_t *r)
         }
     }
     return step;
+}
+
+static const mdm_plan_t *
+req_plan(void *tx)
+{
+    return mdm_req_plan(tx);
+}
+
+static mdm_step_t
+req_feed(void *tx, redisReply *const *rep, size_t n)
+{
+    return mdm_req_feed(tx, rep, n);
+}
+
+mdm_step_t
+mdm_exec_sync(redisContext *c, mdm_req_t *r)
+{
+    return mdm_sync_run(c, r, req_plan, req_feed);
 }

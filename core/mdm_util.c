@@ -160,3 +160,31 @@ mdm_plist_xml(void *node, mdm_buf_t *out)
     out->len = len;
     return 0;
 }
+
+int
+mdm_set_str(char **dst, const char *v)
+{
+    char *n = mdm_strdup(v);
+
+    if (n == NULL) {
+        return -1;
+    }
+    free(*dst);
+    *dst = n;
+    return 0;
+}
+
+int
+mdm_parse_long(const char *v, long min, long max, long *out)
+{
+    char *end;
+    long n;
+
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno || end == v || *end != '\0' || n < min || n > max) {
+        return -1;
+    }
+    *out = n;
+    return 0;
+}

@@ -35,7 +35,7 @@ sh "$src/core/lua/gen.sh" "$src/core/lua" >"$out/mdm_lua.c"
 build fuzz_scep core/mdm_scep.c core/mdm_plan.c core/mdm_util.c \
     core/mdm_conf.c core/mdm_identity.c core/mdm_der.c core/mdm_enroll.c \
     core/mdm_crl.c core/mdm_profile.c core/mdm_req.c core/mdm_admin.c \
-    core/mdm_msg.c core/mdm_keys.c t/fuzz/fuzz_scep.c \
+    core/mdm_msg.c core/mdm_keys.c core/mdm_sync.c t/fuzz/fuzz_scep.c \
     -- "$out/mdm_lua.c" $ssl $plist $hiredis $jansson
 MDM_SAMPLES=$src/t/samples
 export MDM_SAMPLES
