@@ -170,6 +170,9 @@ pushd_apns_start(CURLM *multi, const pushd_conf_t *conf, pushd_job_t *j)
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
     curl_easy_setopt(e, CURLOPT_PRIVATE, j);
+    if (getenv("MDM_PUSHD_CURL_VERBOSE")) {
+        curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+    }
     if (curl_multi_add_handle(multi, e) != CURLM_OK) {
         curl_easy_cleanup(e);
         return PUSHD_NOMEM;
