@@ -66,8 +66,9 @@ typedef struct pushd_cert_s {
     char refused_why[96];
     int warned_days; /* smallest expiry threshold already logged */
 
-    unsigned inflight; /* transfers on the wire */
-    unsigned waiting;  /* pushes waiting for a retry */
+    unsigned inflight;                           /* transfers on the wire */
+    struct pushd_job_s *ready_head, *ready_tail; /* JOB_READY, FIFO */
+    unsigned waiting; /* pushes waiting for a retry */
     pushd_counters_t counters;
     char *status_key;
 } pushd_cert_t;
@@ -135,6 +136,7 @@ void pushd_conf_free(pushd_conf_t *c);
 
 typedef enum {
     JOB_NEW = 0, /* entries attached; record not read yet */
+    JOB_READY,   /* record read; waiting for a free stream of its topic */
     JOB_INFLIGHT,
     JOB_WAIT,  /* back-off before a retry */
     JOB_FINAL, /* outcome known; being written to Redis */
@@ -149,6 +151,7 @@ typedef struct {
 typedef struct pushd_job_s {
     struct pushd_job_s *next, *prev; /* all jobs */
     struct pushd_job_s *hnext;       /* hash chain by enrollment id */
+    struct pushd_job_s *rnext;       /* ready queue of its certificate */
     char *id;                        /* enrollment id */
     char *rec_key;
     pushd_job_state_t state;

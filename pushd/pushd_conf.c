@@ -52,7 +52,7 @@ defaults(pushd_conf_t *c)
     c->priority = 10;
     c->expiration = 86400;
     c->connections = 2;
-    c->streams = 500;
+    c->streams = 100;
     c->max_jobs = 5000;
     c->batch = 500;
     c->retry_base_ms = 1000;

@@ -103,7 +103,7 @@ static struct {
     CURLM *multi;
     pushd_job_t *jobs; /* list head */
     pushd_job_t *hash[HASH_SIZE];
-    size_t njobs, ninflight, nwaiting, nnew, nfinal;
+    size_t njobs, ninflight, nwaiting, nnew, nfinal, nready;
     pushd_counters_t counters;
     int recovered;
     int draining;
@@ -171,6 +171,9 @@ state_count(pushd_job_state_t s, int by)
         break;
     case JOB_FINAL:
         S.nfinal += by;
+        break;
+    case JOB_READY:
+        S.nready += by;
         break;
     case JOB_PARKED:
         break;
@@ -608,6 +611,20 @@ start_job(pushd_job_t *j)
         final(j, "failed", "cert-not-yet-valid");
         return;
     }
+    /* curl would queue the excess itself, but its pending transfers cost
+     * memory (buffers per handle) and time (rescanned on every
+     * completion); here they are a pointer in a queue */
+    if (j->cert->inflight >= (unsigned) (S.conf.connections * S.conf.streams)) {
+        j->rnext = NULL;
+        if (j->cert->ready_tail) {
+            j->cert->ready_tail->rnext = j;
+        } else {
+            j->cert->ready_head = j;
+        }
+        j->cert->ready_tail = j;
+        job_set(j, JOB_READY);
+        return;
+    }
     rc = pushd_apns_start(S.multi, &S.conf, j);
     if (rc == PUSHD_BAD_TOKEN) {
         final(j, "failed", "bad-token-in-record");
@@ -624,6 +641,34 @@ start_job(pushd_job_t *j)
         pushd_count(&S.counters, "sent", 1);
         pushd_count(&j->cert->counters, "sent", 1);
         job_set(j, JOB_INFLIGHT);
+    }
+}
+
+/* Start queued pushes as streams free up. */
+static void
+start_ready(void)
+{
+    unsigned cap = (unsigned) (S.conf.connections * S.conf.streams);
+    pushd_job_t *j;
+    size_t i;
+
+    if (S.nready == 0) {
+        return;
+    }
+    for (i = 0; i < S.ncerts; i++) {
+        pushd_cert_t *c = S.certs[i];
+
+        while (c->ready_head && c->inflight < cap) {
+            j = c->ready_head;
+            c->ready_head = j->rnext;
+            if (c->ready_head == NULL) {
+                c->ready_tail = NULL;
+            }
+            j->rnext = NULL;
+            if (j->state == JOB_READY) {
+                start_job(j); /* checks the certificate again */
+            }
+        }
     }
 }
 
@@ -909,6 +954,7 @@ static void
 start_drain(void)
 {
     pushd_job_t *j;
+    size_t i;
 
     S.draining = 1;
     S.drain_until = pushd_now_ms() + S.conf.drain_ms;
@@ -916,11 +962,15 @@ start_drain(void)
               "draining: %zu push(es) on the wire may finish within %ld ms; "
               "%zu waiting or new stay pending in the stream for the next "
               "run",
-              S.ninflight, S.conf.drain_ms, S.nwaiting + S.nnew);
+              S.ninflight, S.conf.drain_ms, S.nwaiting + S.nnew + S.nready);
     for (j = S.jobs; j; j = j->next) {
-        if (j->state == JOB_WAIT || j->state == JOB_NEW) {
+        if (j->state == JOB_WAIT || j->state == JOB_NEW ||
+            j->state == JOB_READY) {
             job_set(j, JOB_PARKED);
         }
+    }
+    for (i = 0; i < S.ncerts; i++) {
+        S.certs[i]->ready_head = S.certs[i]->ready_tail = NULL;
     }
     /* no more reads; an entry the outstanding read still delivers waits
      * in our pending list */
@@ -1011,6 +1061,9 @@ run(void)
             if (m->msg == CURLMSG_DONE) {
                 transfer_done(m->easy_handle, m->data.result);
             }
+        }
+        if (!S.draining) {
+            start_ready();
         }
     }
     if (S.redis.cmd) {
