@@ -56,6 +56,10 @@ for _ in range(200):
 sys.exit("bench: port %s not up" % sys.argv[1])' "$1"
 }
 rss() { awk '/^VmRSS/ {print $2}' /proc/"$1"/status; }
+cpu() { # user+system CPU seconds of a process
+    awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / t}' \
+        /proc/"$1"/stat
+}
 
 # ---- PKI: CA, server certificate, MDM push certificate (Subject UID)
 cd "$tmp"
@@ -79,6 +83,7 @@ rport=$(port)
 redis-server --port "$rport" --bind 127.0.0.1 --dir "$tmp" --save '' \
     --appendonly no --daemonize no --logfile "$tmp/redis.log" &
 pids="$pids $!"
+echo $! >"$tmp/redis.pid"
 wait_port "$rport"
 rcli() { redis-cli -p "$rport" "$@"; }
 
@@ -139,6 +144,7 @@ EOF
     wait_port "$sport"
     wait_port "$hport"
     srv_pid=$(cat "$tmp/ngx/nginx.pid")
+    srv_cpu_pid=$(pgrep -P "$srv_pid" | head -1) # the worker
 else
     /usr/bin/python3 "$top/t/pushd/apns_standin.py" --port "$sport" \
         --cert server.pem --key server.key --ca ca.pem >/dev/null &
@@ -147,6 +153,7 @@ else
     hport=$sport
     wait_port "$sport"
     srv_pid=$spid
+    srv_cpu_pid=$spid
 fi
 
 # ---- enrollments: N records as TokenUpdate leaves them
@@ -196,7 +203,7 @@ skey="mdm:pushd:bench:$topic"
 now() { date +%s.%N; }
 echo "mdm-pushd benchmark: $n pushes x $rounds round(s), stand-in $standin," \
     "$(nproc) CPU(s)"
-"$pushd_bin" -c pushd.conf 2>pushd.log ${PUSHD_ARGS:-} &
+${PUSHD_WRAP:-} "$pushd_bin" -c pushd.conf 2>pushd.log ${PUSHD_ARGS:-} &
 ppid=$!
 pids="$pids $ppid"
 i=0
@@ -212,6 +219,9 @@ done_total=0
 r=1
 while [ $r -le "$rounds" ]; do
     queue
+    c0=$(cpu "$ppid")
+    rc0=$(cpu "$(cat "$tmp/redis.pid")")
+    sc0=$(cpu "$srv_cpu_pid")
     t0=$(now)
     # the daemon reads the backlog; rate until all are acknowledged
     target=$((done_total + n))
@@ -231,6 +241,10 @@ while [ $r -le "$rounds" ]; do
     echo "round $r: mdm-pushd $rate pushes/s ($n in $(echo "$t0 $t1" |
         awk '{printf "%.2f", $2 - $1}') s), RSS $(rss "$ppid") kB," \
         "stand-in RSS $(rss "$srv_pid") kB"
+    echo "  CPU seconds: mdm-pushd $(echo "$c0 $(cpu "$ppid")" |
+        awk '{print $2 - $1}'), redis $(echo "$rc0 $(cpu "$(cat "$tmp/redis.pid")")" |
+        awk '{print $2 - $1}'), stand-in $(echo "$sc0 $(cpu "$srv_cpu_pid")" |
+        awk '{print $2 - $1}')"
     r=$((r + 1))
 done
 pend=$(rcli XPENDING mdm:push mdm-pushd | head -1)

@@ -61,6 +61,7 @@ typedef struct pushd_cert_s {
     time_t not_before, not_after;
     char *pem_cert, *pem_key; /* unencrypted PEM, handed to curl as blobs */
     size_t pem_cert_len, pem_key_len;
+    unsigned gen; /* unique per load: easy handles set up for it keep it */
 
     int refused; /* APNs answered 403: not used until a reload */
     char refused_why[96];
@@ -167,6 +168,7 @@ typedef struct pushd_job_s {
 
     /* transfer */
     CURL *easy;
+    unsigned easy_gen; /* the certificate load easy was set up with */
     struct curl_slist *headers;
     char *url, *body;
     char apns_id[64];

@@ -12,11 +12,16 @@
 
 #include <jansson.h>
 
-/* Easy handles are reused: curl keeps its DNS and TLS-session state per
- * handle, and a fresh handle per push costs more than the push itself at
- * high rates. */
+/* Easy handles are reused without curl_easy_reset(): setting a handle up
+ * from scratch (the certificate and key blobs are copied into it) costs
+ * more than the push itself at high rates. Each handle remembers the
+ * certificate load it was set up for; a reload (new gen) sets it again. */
 #define POOL_MAX 1024
-static CURL *pool[POOL_MAX];
+static struct {
+    CURL *e;
+    const pushd_cert_t *cert;
+    unsigned gen;
+} pool[POOL_MAX];
 static size_t npool;
 
 static size_t
@@ -96,6 +101,7 @@ pushd_apns_start(CURLM *multi, const pushd_conf_t *conf, pushd_job_t *j)
     long long exp =
         conf->expiration ? (long long) time(NULL) + conf->expiration : 0;
     CURL *e;
+    int same = 0;
 
     if (!valid_token(j->token)) {
         return PUSHD_BAD_TOKEN;
@@ -131,7 +137,13 @@ pushd_apns_start(CURLM *multi, const pushd_conf_t *conf, pushd_job_t *j)
             j->headers = n;
         }
     }
-    e = npool > 0 ? pool[--npool] : curl_easy_init();
+    if (npool > 0) {
+        npool--;
+        e = pool[npool].e;
+        same = pool[npool].cert == j->cert && pool[npool].gen == j->cert->gen;
+    } else {
+        e = curl_easy_init();
+    }
     if (e == NULL) {
         return PUSHD_NOMEM;
     }
@@ -144,6 +156,14 @@ pushd_apns_start(CURLM *multi, const pushd_conf_t *conf, pushd_job_t *j)
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long) strlen(j->body));
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, j->headers);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, j);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, j);
+    j->easy = e;
+    j->easy_gen = j->cert->gen;
+    if (same) {
+        goto add;
+    }
     /* wait for a connection that can multiplex instead of opening one
      * per stream: a few long-lived connections, as APNs asks */
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
@@ -166,18 +186,16 @@ pushd_apns_start(CURLM *multi, const pushd_conf_t *conf, pushd_job_t *j)
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, j);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, j);
     if (getenv("MDM_PUSHD_CURL_VERBOSE")) {
         curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
     }
+add:
     if (curl_multi_add_handle(multi, e) != CURLM_OK) {
         curl_easy_cleanup(e);
+        j->easy = NULL;
         return PUSHD_NOMEM;
     }
-    j->easy = e;
     return PUSHD_STARTED;
 }
 
@@ -203,8 +221,10 @@ pushd_apns_finish(CURLM *multi, pushd_job_t *j, CURLcode code, int *h2)
     curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &ver);
     *h2 = ver == CURL_HTTP_VERSION_2_0 || j->http == 0;
     if (npool < POOL_MAX) {
-        curl_easy_reset(e);
-        pool[npool++] = e;
+        pool[npool].e = e;
+        pool[npool].cert = j->cert;
+        pool[npool].gen = j->easy_gen;
+        npool++;
     } else {
         curl_easy_cleanup(e);
     }
@@ -267,6 +287,6 @@ void
 pushd_apns_cleanup(void)
 {
     while (npool > 0) {
-        curl_easy_cleanup(pool[--npool]);
+        curl_easy_cleanup(pool[--npool].e);
     }
 }

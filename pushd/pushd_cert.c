@@ -24,6 +24,8 @@
 
 #define TOPIC_PREFIX "com.apple.mgmt."
 
+static unsigned generation;
+
 static int
 read_pass(const char *file, char *buf, size_t len, char *err, size_t errlen)
 {
@@ -251,6 +253,7 @@ pushd_cert_load(const char *cert_file, const char *key_file,
     out->pem_cert_len = n.pem_cert_len;
     out->pem_key = n.pem_key;
     out->pem_key_len = n.pem_key_len;
+    out->gen = ++generation;
     memset(&n, 0, sizeof(n));
     rc = 0;
 done:

@@ -492,6 +492,7 @@ reload(void)
             old->pem_cert_len = tmp.pem_cert_len;
             old->pem_key = tmp.pem_key;
             old->pem_key_len = tmp.pem_key_len;
+            old->gen = tmp.gen;
             cert_loaded_log(old, "reloaded");
             pushd_cert_check_expiry(old, time(NULL));
             continue;
