@@ -510,3 +510,21 @@ def test_redis_restart_survived(rc, standin, make_pushd, topic_cert,
     assert d.wait_log("MDM09123", count=2)
     push(rc, UDID)
     assert outcome(rc, UDID, "ok")
+
+
+def test_example_configuration_is_valid(tmp_path, pki):
+    """conf/pushd/pushd.conf, with its certificate line pointed at a test
+    certificate, passes the daemon's own check."""
+    _, c, k = pki.push_cert("example")
+    lines = []
+    with open(os.path.join(TOP, "conf", "pushd", "pushd.conf")) as f:
+        for ln in f:
+            if ln.startswith("cert "):
+                ln = "cert %s key %s\n" % (c, k)
+            lines.append(ln)
+    p = tmp_path / "pushd.conf"
+    p.write_text("".join(lines))
+    r = subprocess.run([pushd_bin(), "-c", str(p), "-t"],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert "configuration ok" in r.stderr
