@@ -150,8 +150,12 @@ else
         --cert server.pem --key server.key --ca ca.pem >/dev/null &
     spid=$!
     pids="$pids $spid"
-    hport=$sport
+    /usr/bin/python3 "$top/t/pushd/apns_standin.py" --port "$hport" \
+        --cert server.pem --key server.key --ca ca.pem --no-client-cert \
+        >/dev/null &
+    pids="$pids $!"
     wait_port "$sport"
+    wait_port "$hport"
     srv_pid=$spid
     srv_cpu_pid=$spid
 fi

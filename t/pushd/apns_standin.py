@@ -143,7 +143,8 @@ class Standin:
     """script: token -> list of answers, each a status or (status, reason)
     or (status, reason, delay); popped in order, then `default`."""
 
-    def __init__(self, cert, key, ca, port, record=True):
+    def __init__(self, cert, key, ca, port, record=True, client_cert=True):
+        self.client_cert = client_cert
         self.cert, self.key, self.ca, self.port = cert, key, ca, port
         self.record = record
         self.lock = threading.RLock()
@@ -167,7 +168,9 @@ class Standin:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(self.cert, self.key)
         ctx.load_verify_locations(self.ca)
-        ctx.verify_mode = ssl.CERT_REQUIRED
+        # h2load (the benchmark's ceiling) cannot present a certificate
+        ctx.verify_mode = (ssl.CERT_REQUIRED if self.client_cert
+                           else ssl.CERT_NONE)
         ctx.set_alpn_protocols(["h2"])
         return ctx
 
@@ -219,8 +222,10 @@ def main():
     ap.add_argument("--cert", required=True)
     ap.add_argument("--key", required=True)
     ap.add_argument("--ca", required=True)
+    ap.add_argument("--no-client-cert", action="store_true")
     a = ap.parse_args()
-    s = Standin(a.cert, a.key, a.ca, a.port, record=False)
+    s = Standin(a.cert, a.key, a.ca, a.port, record=False,
+                client_cert=not a.no_client_cert)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(s._serve(threading.Event()))
