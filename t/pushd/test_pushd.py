@@ -528,3 +528,40 @@ def test_example_configuration_is_valid(tmp_path, pki):
                        capture_output=True, text=True, timeout=20)
     assert r.returncode == 0, r.stderr
     assert "configuration ok" in r.stderr
+
+
+def test_410_after_a_new_token_does_not_kill_it(rc, standin, make_pushd,
+                                                topic_cert):
+    topic = topic_cert[0]
+    token, magic = enroll(rc, UDID, topic)
+    standin.script[token] = [(410, "Unregistered", 0.6)]
+    make_pushd().start()
+    push(rc, UDID)
+    assert standin.wait(lambda s: len(s.requests) == 1)
+    # the device sends a new token while APNs is answering for the old one
+    tokenupdate(rc, UDID, "ab" * 32, magic)
+    rec = outcome(rc, UDID, "dead")
+    assert "push_dead" not in rec, rec
+    assert rec["token"] == "ab" * 32
+
+
+def test_connection_refused_retried_until_endpoint_up(rc, pki, make_pushd,
+                                                      topic_cert):
+    from conftest import free_port
+    from apns_standin import Standin
+    topic = topic_cert[0]
+    token, _ = enroll(rc, UDID, topic)
+    port = free_port()
+    d = make_pushd(endpoint="https://127.0.0.1:%d" % port,
+                   retry_max_ms=200, retry_attempts=1000).start()
+    push(rc, UDID)
+    assert d.wait_log("MDM09136", count=3)
+    assert "push_result" not in rc.hgetall(rec_key(UDID))
+    assert pending(rc) == 1
+    s = Standin(pki.server_cert, pki.server_key, pki.ca_file, port)
+    s.start()
+    try:
+        assert outcome(rc, UDID, "ok")
+        assert len(s.for_token(token)) == 1
+    finally:
+        s.stop()
