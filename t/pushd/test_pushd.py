@@ -565,3 +565,38 @@ def test_connection_refused_retried_until_endpoint_up(rc, pki, make_pushd,
         assert len(s.for_token(token)) == 1
     finally:
         s.stop()
+
+
+def test_outcome_kept_while_redis_is_down(tmp_path, standin, pki,
+                                          topic_cert):
+    """Redis goes away while a push is on the wire: the push finishes, its
+    outcome waits in memory and is written (and acknowledged) once Redis
+    is back, on the same port with the same data."""
+    from conftest import Pushd, RedisServer
+    topic, c, k = topic_cert
+    rdir = tmp_path / "redis"
+    rdir.mkdir()
+    own = RedisServer(str(rdir))
+    d = None
+    try:
+        r = own.client()
+        token, _ = enroll(r, UDID, topic)
+        standin.script[token] = [(200, None, 1.0)]
+        ddir = tmp_path / "d"
+        ddir.mkdir()
+        d = Pushd(str(ddir), own, standin, pki, [[c, "key", k]]).start()
+        push(r, UDID)
+        assert standin.wait(lambda s: len(s.requests) == 1)
+        r.save()
+        own.proc.send_signal(signal.SIGSTOP)
+        time.sleep(2.5)   # the answer arrives; the write times out
+        own.proc.send_signal(signal.SIGCONT)
+        assert d.wait_log("MDM09121")
+        assert outcome(r, UDID, "ok", timeout=15)
+        assert wait_for(lambda: pending(r) == 0, 10)
+        assert len(standin.for_token(token)) == 1
+        assert d.stop() == 0, d.text()
+    finally:
+        if d is not None:
+            d.stop()
+        own.stop()
