@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include <hiredis.h>
+#include <jansson.h>
 
 #include "mdm.h"
 #include "mdmctl_cert.h"
@@ -21,6 +23,8 @@ static const char usage[] =
     "                     queue a command (plist or JSON; '-' = stdin) for\n"
     "                     one or more enrollments and request a push\n"
     "  push ID[,ID...]    request a push\n"
+    "  push status        mdm-pushd: each daemon's counters and each push\n"
+    "                     certificate's topic, expiry and state\n"
     "  show ID            show an enrollment record\n"
     "  queue ID           list an enrollment's queued commands\n"
     "  delete ID UUID     remove one queued command\n"
@@ -142,6 +146,84 @@ log_stderr(void *data, mdm_log_level_t level, const char *id, const char *msg)
     fprintf(stderr, "mdmctl: %s %s\n", id, msg);
 }
 
+static json_t *
+hash_json(const redisReply *x)
+{
+    json_t *o = json_object();
+    size_t i;
+
+    for (i = 0; x && x->type == REDIS_REPLY_ARRAY && i + 1 < x->elements;
+         i += 2) {
+        json_object_set_new(o, x->element[i]->str,
+                            json_string(x->element[i + 1]->str));
+    }
+    return o;
+}
+
+/* mdm-pushd's status hashes (see pushd/ and core/lua/KEYS.md): the set
+ * <P>pushd names the daemons, <P>pushd:<name> holds one daemon's totals,
+ * <P>pushd:<name>:topics its topics, <P>pushd:<name>:<topic> each
+ * topic's certificate and counters. */
+static int
+push_status(redisContext *rc, const char *prefix)
+{
+    redisReply *names, *d, *topics, *t;
+    json_t *out = json_object(), *daemons = json_array(), *dj, *tl;
+    time_t now = time(NULL);
+    size_t i, k;
+    char *s;
+
+    names = redisCommand(rc, "SMEMBERS %spushd", prefix);
+    if (names == NULL || names->type != REDIS_REPLY_ARRAY) {
+        fprintf(stderr, "mdmctl: Redis failed: %s\n",
+                names ? names->str : rc->errstr);
+        return 2;
+    }
+    for (i = 0; i < names->elements; i++) {
+        const char *n = names->element[i]->str;
+
+        d = redisCommand(rc, "HGETALL %spushd:%s", prefix, n);
+        topics = redisCommand(rc, "SMEMBERS %spushd:%s:topics", prefix, n);
+        dj = hash_json(d);
+        json_object_set_new(dj, "name", json_string(n));
+        if (json_string_value(json_object_get(dj, "updated"))) {
+            /* a daemon that stopped updating is stopped or stuck */
+            long long upd =
+                atoll(json_string_value(json_object_get(dj, "updated")));
+            json_object_set_new(dj, "seconds_since_update",
+                                json_integer((json_int_t) (now - upd)));
+        }
+        tl = json_array();
+        for (k = 0; topics && topics->type == REDIS_REPLY_ARRAY &&
+                    k < topics->elements;
+             k++) {
+            t = redisCommand(rc, "HGETALL %spushd:%s:%s", prefix, n,
+                             topics->element[k]->str);
+            json_array_append_new(tl, hash_json(t));
+            if (t) {
+                freeReplyObject(t);
+            }
+        }
+        json_object_set_new(dj, "topics", tl);
+        json_array_append_new(daemons, dj);
+        if (d) {
+            freeReplyObject(d);
+        }
+        if (topics) {
+            freeReplyObject(topics);
+        }
+    }
+    freeReplyObject(names);
+    json_object_set_new(out, "daemons", daemons);
+    s = json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (s) {
+        puts(s);
+    }
+    free(s);
+    json_decref(out);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -243,6 +325,15 @@ main(int argc, char **argv)
             return 2;
         }
         a.body = (const unsigned char *) body;
+    } else if (strcmp(op, "push") == 0 && argc == 1 &&
+               strcmp(argv[0], "status") == 0) {
+        rc = connect_redis(addr);
+        if (rc == NULL) {
+            return 2;
+        }
+        status = push_status(rc, prefix);
+        redisFree(rc);
+        return status;
     } else if (strcmp(op, "push") == 0) {
         NEED(1);
         a.op = MDM_ADMIN_PUSH;

@@ -20,10 +20,10 @@ pkgs="build-essential autoconf automake libtool pkg-config openssl scep
 libssl-dev libplist-dev libhiredis-dev libjansson-dev redis-server
 libcmocka-dev python3 python3-cryptography python3-requests nginx nginx-dev
 apache2 apache2-dev
-curl"
+curl libcurl4-openssl-dev nghttp2-client"
 if [ "$what" = test ]; then
     pkgs="$pkgs clang libclang-rt-14-dev clang-format python3-pytest
-python3-redis scep"
+python3-redis scep python3-h2"
 fi
 missing=""
 for p in $pkgs; do
@@ -122,6 +122,28 @@ for dir in build build-asan; do
         tail -60 "$dir/integration.out"
     fi
     last=$(tail -1 "$dir/integration.out")
+    p=$(echo "$last" | grep -Eo '[0-9]+ passed' | cut -d' ' -f1)
+    for f in $(echo "$last" | grep -Eo '[0-9]+ (failed|errors?)' |
+        cut -d' ' -f1); do
+        fail=$((fail + f))
+    done
+    pass=$((pass + ${p:-0}))
+    [ -n "$p" ] || fail=$((fail + 1))
+done
+
+# pytest-3: mdm-pushd against a python3-h2 APNs stand-in and a real
+# redis-server, in both builds (the daemon itself runs sanitized in the
+# second)
+for dir in build build-asan; do
+    echo "== pushd ($dir)"
+    if ASAN_OPTIONS=detect_leaks=1 sh t/pushd/run.sh "$top/$dir" \
+        >"$dir/pushd.out" 2>&1; then
+        tail -1 "$dir/pushd.out"
+    else
+        status=1
+        tail -60 "$dir/pushd.out"
+    fi
+    last=$(tail -1 "$dir/pushd.out")
     p=$(echo "$last" | grep -Eo '[0-9]+ passed' | cut -d' ' -f1)
     for f in $(echo "$last" | grep -Eo '[0-9]+ (failed|errors?)' |
         cut -d' ' -f1); do

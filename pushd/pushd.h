@@ -1,0 +1,246 @@
+/*
+ * mdm-pushd: the APNs sidecar. Reads push requests from the Redis push
+ * stream through a consumer group and sends MDM pushes over HTTP/2.
+ *
+ * One thread, one loop (pushd_main.c): libcurl's multi interface drives the
+ * APNs transfers; Redis is used through two blocking hiredis connections
+ * whose calls are short and pipelined (pushd_redis.c), except the stream
+ * read, which is sent without waiting and whose socket joins curl's poll.
+ */
+#ifndef PUSHD_H
+#define PUSHD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <hiredis.h>
+
+#define PUSHD_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------ */
+/* logging                                                            */
+
+enum { PL_ERR = 3, PL_WARN = 4, PL_NOTICE = 5, PL_INFO = 6, PL_DEBUG = 7 };
+
+extern int pushd_log_level;
+
+/** One line on stderr: "mdm-pushd[pid]: LEVEL MDM091nn text". */
+void pushd_log(int level, const char *id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------ */
+/* counters: name -> delta since the last status flush                */
+
+typedef struct {
+    char name[64];
+    long long delta;
+} pushd_count_t;
+
+typedef struct {
+    pushd_count_t *v;
+    size_t n, cap;
+} pushd_counters_t;
+
+void pushd_count(pushd_counters_t *c, const char *name, long long by);
+void pushd_counters_free(pushd_counters_t *c);
+
+/* ------------------------------------------------------------------ */
+/* push certificates (pushd_cert.c)                                   */
+
+typedef struct pushd_cert_s {
+    /* from the configuration */
+    char *cert_file;
+    char *key_file;  /* NULL: the key is in cert_file */
+    char *pass_file; /* PKCS#12 (or encrypted PEM key) passphrase */
+
+    /* from the loaded certificate */
+    char *topic;
+    char *subject;
+    time_t not_before, not_after;
+    char *pem_cert, *pem_key; /* unencrypted PEM, handed to curl as blobs */
+    size_t pem_cert_len, pem_key_len;
+    unsigned gen; /* unique per load: easy handles set up for it keep it */
+
+    int refused; /* APNs answered 403: not used until a reload */
+    char refused_why[96];
+    int warned_days; /* smallest expiry threshold already logged */
+
+    unsigned inflight;                           /* transfers on the wire */
+    struct pushd_job_s *ready_head, *ready_tail; /* JOB_READY, FIFO */
+    unsigned waiting; /* pushes waiting for a retry */
+    pushd_counters_t counters;
+    char *status_key;
+} pushd_cert_t;
+
+/**
+ * Load cert_file (PEM certificate + key, key_file, or PKCS#12) into a new
+ * pushd_cert_t-shaped result: fills topic, subject, validity and the PEM
+ * blobs of out. Returns -1 and a message in err on failure; out is then
+ * unchanged. The topic must start with com.apple.mgmt.
+ */
+int pushd_cert_load(const char *cert_file, const char *key_file,
+                    const char *pass_file, pushd_cert_t *out, char *err,
+                    size_t errlen);
+/** Free what pushd_cert_load() filled in (not the file names). */
+void pushd_cert_clear_loaded(pushd_cert_t *c);
+
+/** Whole days until expiry (negative once expired). */
+long pushd_cert_days_left(const pushd_cert_t *c, time_t now);
+
+/** Log the 30/14/7/1-day warnings once each, and expiry. */
+void pushd_cert_check_expiry(pushd_cert_t *c, time_t now);
+
+/** "ok", "expiring", "expired", "refused", "not-yet-valid" */
+const char *pushd_cert_state(const pushd_cert_t *c, time_t now);
+
+/* ------------------------------------------------------------------ */
+/* configuration (pushd_conf.c)                                       */
+
+typedef struct {
+    char *cert_file, *key_file, *pass_file;
+} pushd_cert_conf_t;
+
+typedef struct {
+    char *redis;      /* host:port or /socket */
+    char *prefix;     /* mdm: */
+    char *group;      /* consumer group */
+    char *consumer;   /* stable name: a restarted daemon takes its pending */
+    char *url;        /* https://api.push.apple.com */
+    char *ca_file;    /* NULL: system store */
+    int priority;     /* 10 or 5 */
+    long expiration;  /* seconds from now; 0: try once */
+    long connections; /* per topic */
+    long streams;     /* per connection */
+    long max_jobs;    /* pushes held in memory */
+    long batch;       /* entries per stream read */
+    long retry_base_ms, retry_max_ms, retry_attempts;
+    long timeout_ms;    /* one APNs request */
+    long claim_idle_ms; /* pending entries of another consumer idle this long
+                           are taken over */
+    long events_maxlen;
+    long status_interval_ms;
+    long drain_ms; /* SIGTERM: how long in-flight pushes may finish */
+    int verbose;
+    pushd_cert_conf_t *certs;
+    size_t ncerts;
+} pushd_conf_t;
+
+/** Parse the configuration file. -1 with a message (file:line) in err. */
+int pushd_conf_load(const char *path, pushd_conf_t *c, char *err,
+                    size_t errlen);
+void pushd_conf_free(pushd_conf_t *c);
+
+/* ------------------------------------------------------------------ */
+/* pushes                                                             */
+
+typedef enum {
+    JOB_NEW = 0, /* entries attached; record not read yet */
+    JOB_READY,   /* record read; waiting for a free stream of its topic */
+    JOB_INFLIGHT,
+    JOB_WAIT,  /* back-off before a retry */
+    JOB_FINAL, /* outcome known; being written to Redis */
+    JOB_PARKED /* draining: left pending in the stream for a restart */
+} pushd_job_state_t;
+
+typedef struct {
+    char (*v)[48];
+    size_t n, cap;
+} pushd_ids_t;
+
+typedef struct pushd_job_s {
+    struct pushd_job_s *next, *prev; /* all jobs */
+    struct pushd_job_s *hnext;       /* hash chain by enrollment id */
+    struct pushd_job_s *rnext;       /* ready queue of its certificate */
+    char *id;                        /* enrollment id */
+    char *rec_key;
+    pushd_job_state_t state;
+    pushd_ids_t cur;  /* stream entries this push answers */
+    pushd_ids_t more; /* arrived while in flight: need a push of their own */
+    int attempts;
+    int64_t due_ms; /* JOB_WAIT: retry time (monotonic) */
+    int64_t sent_ms;
+
+    /* from the record */
+    char *token, *magic, *topic;
+    pushd_cert_t *cert;
+
+    /* transfer */
+    CURL *easy;
+    unsigned easy_gen; /* the certificate load easy was set up with */
+    struct curl_slist *headers;
+    char *url, *body;
+    char apns_id[64];
+    char resp[512];
+    size_t resp_len;
+
+    /* outcome */
+    char result[32]; /* ok, dead, retry, failed, skipped-..., gave-up */
+    char reason[64];
+    long http;
+    int mark_dead;
+} pushd_job_t;
+
+/* ------------------------------------------------------------------ */
+/* Redis side (pushd_redis.c)                                         */
+
+typedef struct {
+    const pushd_conf_t *conf;
+    redisContext *cmd;    /* short, pipelined calls */
+    redisContext *reader; /* the outstanding XREADGROUP ... BLOCK */
+    int reading;          /* a read is outstanding on reader */
+    int64_t retry_at_ms;  /* reconnect back-off */
+    int64_t backoff_ms;
+    char *stream, *events, *status_index;
+    char *daemon_key, *topics_key;
+    char outcome_sha[41];
+    int group_ok;
+} pushd_redis_t;
+
+/** An entry read from the stream. */
+typedef struct {
+    char entry[48];
+    char *id; /* enrollment id, NULL when the entry has none */
+} pushd_entry_t;
+
+typedef void (*pushd_entry_fn)(void *data, const pushd_entry_t *e);
+
+int pushd_redis_init(pushd_redis_t *r, const pushd_conf_t *conf);
+void pushd_redis_free(pushd_redis_t *r);
+/** Connect both connections when due; create the group. 0 when usable. */
+int pushd_redis_ensure(pushd_redis_t *r, int64_t now_ms);
+/** The command connection failed: drop both, back off. */
+void pushd_redis_fail(pushd_redis_t *r, const char *what);
+
+/** Own pending entries (after a restart), sync; -1 on Redis failure. */
+int pushd_redis_recover(pushd_redis_t *r, pushd_entry_fn fn, void *data);
+/** Take over pending entries idle longer than claim_idle_ms. */
+int pushd_redis_autoclaim(pushd_redis_t *r, pushd_entry_fn fn, void *data);
+/** Reset the idle time of entries we hold (so no one claims them). */
+int pushd_redis_touch(pushd_redis_t *r, char (*const *ids)[48], const size_t *n,
+                      size_t nlists);
+
+/** Send XREADGROUP ... BLOCK without waiting. */
+int pushd_redis_read_start(pushd_redis_t *r, long count);
+/** The reader socket is readable: deliver entries. -1: reader failed. */
+int pushd_redis_read_ready(pushd_redis_t *r, pushd_entry_fn fn, void *data);
+/** fd of the reader connection, -1 if none. */
+int pushd_redis_reader_fd(const pushd_redis_t *r);
+
+/** Read the records of jobs (token, magic, topic, push_dead, enabled). */
+int pushd_redis_lookup(pushd_redis_t *r, pushd_job_t **jobs, size_t n);
+/** Write the outcomes of FINAL jobs: record, event, XACK (pipelined). */
+int pushd_redis_outcomes(pushd_redis_t *r, pushd_job_t **jobs, size_t n);
+
+/** The status hashes: daemon totals and one per topic. */
+int pushd_redis_status(pushd_redis_t *r, pushd_cert_t **certs, size_t ncerts,
+                       pushd_counters_t *daemon, const char *const *fields,
+                       size_t nfields);
+
+/** Record key of an enrollment id (KEYS.md), malloc'd; NULL if invalid. */
+char *pushd_rec_key(const char *prefix, const char *id);
+
+int64_t pushd_now_ms(void);
+
+#endif

@@ -1,0 +1,379 @@
+"""Fixtures of the mdm-pushd suite: a test PKI (CA, stand-in server
+certificate, MDM push certificates with Subject UID topics), a private
+redis-server, the APNs stand-in, and mdm-pushd itself.
+
+Everything listens on free 127.0.0.1 ports and is stopped by PID.
+"""
+
+import datetime
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+import redis as redislib
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+from apns_standin import Standin  # noqa: E402
+
+PREFIX = "mdm:"
+
+
+def build_dir():
+    return os.environ.get("MDM_BUILD", os.path.join(TOP, "build"))
+
+
+def pushd_bin():
+    return os.path.join(build_dir(), "pushd", "mdm-pushd")
+
+
+def mdmctl_bin():
+    return os.path.join(build_dir(), "tools", "mdmctl")
+
+
+_given = set()
+
+
+def free_port():
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        if port not in _given:
+            _given.add(port)
+            return port
+    raise RuntimeError("no free port")
+
+
+def wait_port(port, timeout=10.0, proc=None):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("process exited with %s" % proc.returncode)
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("port %d not listening" % port)
+
+
+# ----------------------------------------------------------------- PKI
+
+class Pki:
+    """Test CA, stand-in server certificate, push certificates."""
+
+    def __init__(self, d):
+        self.dir = d
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self.ca_key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
+                                             "mdm-pushd test CA")])
+        self.ca = (x509.CertificateBuilder().subject_name(name)
+                   .issuer_name(name).public_key(self.ca_key.public_key())
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(days=1))
+                   .not_valid_after(now + datetime.timedelta(days=3650))
+                   .add_extension(x509.BasicConstraints(ca=True,
+                                                        path_length=None),
+                                  critical=True)
+                   .sign(self.ca_key, hashes.SHA256()))
+        self.ca_file = os.path.join(d, "ca.pem")
+        with open(self.ca_file, "wb") as f:
+            f.write(self.ca.public_bytes(serialization.Encoding.PEM))
+        self.server_cert, self.server_key = self._issue(
+            "server", x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
+                                                    "localhost")]),
+            server=True)
+
+    def _issue(self, name, subject, server=False, days=365, start_days=-1,
+               rsa_key=True):
+        now = datetime.datetime.now(datetime.timezone.utc)
+        key = (rsa.generate_private_key(public_exponent=65537, key_size=2048)
+               if rsa_key else ec.generate_private_key(ec.SECP256R1()))
+        b = (x509.CertificateBuilder().subject_name(subject)
+             .issuer_name(self.ca.subject).public_key(key.public_key())
+             .serial_number(x509.random_serial_number())
+             .not_valid_before(now + datetime.timedelta(days=start_days))
+             .not_valid_after(now + datetime.timedelta(days=days)))
+        if server:
+            import ipaddress
+            b = b.add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"),
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            b = b.add_extension(x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        else:
+            b = b.add_extension(x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        cert = b.sign(self.ca_key, hashes.SHA256())
+        cpath = os.path.join(self.dir, name + ".pem")
+        kpath = os.path.join(self.dir, name + ".key")
+        with open(cpath, "wb") as f:
+            f.write(cert.public_bytes(serialization.Encoding.PEM))
+        with open(kpath, "wb") as f:
+            f.write(key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.TraditionalOpenSSL,
+                serialization.NoEncryption()))
+        self.last = (cert, key)
+        return cpath, kpath
+
+    def push_cert(self, name, topic=None, days=365, start_days=-1,
+                  combined=False):
+        """An MDM push certificate like Apple's: Subject UID=<topic>,
+        CN=APSP:<uuid>, C=US; clientAuth. Returns (topic, cert, key);
+        with combined the key is appended to the certificate file."""
+        u = str(uuid.uuid4())
+        if topic is None:
+            topic = "com.apple.mgmt.External." + u
+        subject = x509.Name([
+            x509.NameAttribute(NameOID.USER_ID, topic),
+            x509.NameAttribute(NameOID.COMMON_NAME, "APSP:" + u),
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "US")])
+        c, k = self._issue(name, subject, days=days, start_days=start_days)
+        if combined:
+            with open(k, "rb") as f:
+                kb = f.read()
+            with open(c, "ab") as f:
+                f.write(kb)
+            return topic, c, None
+        return topic, c, k
+
+    def p12(self, name, topic=None, password=b"s3cret-pass"):
+        topic, c, k = self.push_cert(name, topic)
+        cert, key = self.last
+        data = pkcs12.serialize_key_and_certificates(
+            name.encode(), key, cert, None,
+            serialization.BestAvailableEncryption(password))
+        p = os.path.join(self.dir, name + ".p12")
+        with open(p, "wb") as f:
+            f.write(data)
+        pf = os.path.join(self.dir, name + ".pass")
+        with open(pf, "wb") as f:
+            f.write(password + b"\n")
+        return topic, p, pf
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    return Pki(str(tmp_path_factory.mktemp("pki")))
+
+
+# --------------------------------------------------------------- Redis
+
+class RedisServer:
+    def __init__(self, d):
+        self.dir = d
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--dir", d, "--save", "", "--appendonly", "no",
+             "--daemonize", "no", "--logfile", os.path.join(d, "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port, 10, self.proc)
+        self.addr = "127.0.0.1:%d" % self.port
+
+    def client(self):
+        return redislib.Redis(host="127.0.0.1", port=self.port,
+                              socket_timeout=5, decode_responses=True)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    r = RedisServer(str(tmp_path_factory.mktemp("redis")))
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def rc(redis_server):
+    c = redis_server.client()
+    c.flushall()
+    return c
+
+
+# ------------------------------------------------------------- stand-in
+
+@pytest.fixture
+def standin(pki):
+    s = Standin(pki.server_cert, pki.server_key, pki.ca_file, free_port())
+    s.start()
+    yield s
+    s.stop()
+
+
+# --------------------------------------------------------------- daemon
+
+class Pushd:
+    def __init__(self, d, redis_server, standin, pki, certs, **opts):
+        self.dir = d
+        self.conf = os.path.join(d, "pushd.conf")
+        self.log = os.path.join(d, "pushd.log")
+        self.proc = None
+        self.opts = {
+            "redis": redis_server.addr,
+            "prefix": PREFIX,
+            "consumer": "test-1",
+            "endpoint": "https://127.0.0.1:%d" % standin.port,
+            "ca_file": pki.ca_file,
+            "retry_base_ms": "50",
+            "retry_max_ms": "400",
+            "claim_idle_ms": "60000",
+            "status_interval_ms": "100",
+            "drain_ms": "5000",
+        }
+        self.opts.update({k: str(v) for k, v in opts.items()})
+        self.certs = certs
+        self.write_conf()
+
+    def write_conf(self):
+        with open(self.conf, "w") as f:
+            for k, v in self.opts.items():
+                f.write("%s %s\n" % (k, v))
+            for c in self.certs:
+                f.write("cert %s\n" % " ".join(c))
+
+    def start(self, wait=True):
+        self.logf = open(self.log, "ab")
+        self.proc = subprocess.Popen([pushd_bin(), "-c", self.conf, "-v"],
+                                     stdout=self.logf, stderr=self.logf)
+        if wait:
+            assert self.wait_log("MDM09123"), self.text()
+        return self
+
+    def text(self):
+        with open(self.log, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, s, timeout=10.0, count=1):
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.text().count(s) >= count:
+                return True
+            if self.proc.poll() is not None:
+                return self.text().count(s) >= count
+            time.sleep(0.03)
+        return False
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc is not None:
+            self.logf.close()
+        return self.proc.returncode if self.proc else None
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.logf.close()
+
+
+@pytest.fixture
+def topic_cert(pki):
+    return pki.push_cert("push-main")
+
+
+@pytest.fixture
+def make_pushd(tmp_path, redis_server, standin, pki, topic_cert):
+    made = []
+
+    def make(certs=None, name="d", **opts):
+        d = tmp_path / name
+        d.mkdir(exist_ok=True)
+        if certs is None:
+            _, c, k = topic_cert
+            certs = [[c, "key", k]]
+        p = Pushd(str(d), redis_server, standin, pki, certs, **opts)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.stop()
+        # a daemon must never crash or trip a sanitizer
+        t = p.text()
+        assert "AddressSanitizer" not in t and "runtime error:" not in t, t
+        assert p.proc is None or p.proc.returncode in (0, -9), t
+
+
+# -------------------------------------------------------------- helpers
+
+def rec_key(eid):
+    d, _, rest = eid.partition(":")
+    return "%s{%s}%s:rec" % (PREFIX, d, ":" + rest if rest else "")
+
+
+def enroll(rc, eid, topic, token=None, magic=None):
+    """An enrollment record as TokenUpdate leaves it (KEYS.md)."""
+    token = token or os.urandom(32).hex()
+    magic = magic or str(uuid.uuid4()).upper()
+    rc.hset(rec_key(eid), mapping={
+        "type": "Device", "topic": topic, "token": token, "magic": magic,
+        "enabled": "1", "first": "1", "last": "1"})
+    return token, magic
+
+
+def push(rc, eid):
+    """A push request exactly as the core's admin "push" writes it."""
+    return rc.xadd(PREFIX + "push", {"id": eid}, maxlen=100000,
+                   approximate=True)
+
+
+def mdmctl(redis_server, *args):
+    return subprocess.run([mdmctl_bin(), "--redis", redis_server.addr,
+                           "--prefix", PREFIX] + list(args),
+                          capture_output=True, text=True, timeout=20)
+
+
+def pending(rc, group="mdm-pushd"):
+    try:
+        return rc.xpending(PREFIX + "push", group)["pending"]
+    except redislib.exceptions.ResponseError:
+        return None
+
+
+def wait_for(cond, timeout=10.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.03)
+    return cond()
