@@ -83,8 +83,8 @@ mdm_admin_free(mdm_req_t *r)
 
 /* ---------------------------------------------------------------- */
 
-static mdm_step_t
-reply_json(mdm_req_t *r, int status, json_t *j)
+mdm_step_t
+mdm_admin_reply_json(mdm_req_t *r, int status, json_t *j)
 {
     char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
     mdm_buf_t b = {0};
@@ -98,15 +98,15 @@ reply_json(mdm_req_t *r, int status, json_t *j)
     return mdm_req_reply(r, status, ct_json, &b);
 }
 
-static mdm_step_t
-admin_error(mdm_req_t *r, int status, const char *id, const char *msg)
+mdm_step_t
+mdm_admin_error(mdm_req_t *r, int status, const char *id, const char *msg)
 {
     json_t *j;
 
     mdm_req_log(r, MDM_LOG_NOTICE, id, "admin request refused: %s", msg);
     r->vars[MDM_VAR_ERROR_ID] = id;
     j = json_pack("{s:s,s:s}", "error", msg, "id", id);
-    return reply_json(r, status, j);
+    return mdm_admin_reply_json(r, status, j);
 }
 
 /* ---------------------------------------------------------------- */
@@ -455,13 +455,13 @@ mdm_admin_start(mdm_req_t *r)
     size_t i;
 
     if (r->pre_status) {
-        return admin_error(r, r->pre_status, r->pre_id, r->pre_msg);
+        return mdm_admin_error(r, r->pre_status, r->pre_id, r->pre_msg);
     }
     if (r->a.nids == 0) {
-        return admin_error(r, 400, "MDM05001", "no enrollment id given");
+        return mdm_admin_error(r, 400, "MDM05001", "no enrollment id given");
     }
     if (r->a.nids > MDM_MAX_IDS) {
-        return admin_error(r, 400, "MDM05001", "too many enrollment ids");
+        return mdm_admin_error(r, 400, "MDM05001", "too many enrollment ids");
     }
     for (i = 0; i < r->a.nids; i++) {
         if (!mdm_id_valid(r->ids[i], strlen(r->ids[i]))) {
@@ -469,22 +469,22 @@ mdm_admin_start(mdm_req_t *r)
 
             snprintf(msg, sizeof(msg), "invalid enrollment id \"%.255s\"",
                      r->ids[i]);
-            return admin_error(r, 400, "MDM05002", msg);
+            return mdm_admin_error(r, 400, "MDM05002", msg);
         }
     }
     if ((r->a.op == MDM_ADMIN_DELETE || r->a.op == MDM_ADMIN_RESULT) &&
         (r->uuid == NULL || !mdm_id_valid(r->uuid, strlen(r->uuid)))) {
-        return admin_error(r, 400, "MDM05003", "invalid command uuid");
+        return mdm_admin_error(r, 400, "MDM05003", "invalid command uuid");
     }
     if (r->a.op == MDM_ADMIN_REVOKE && r->uuid && !sha256_hex_lower(r->uuid)) {
-        return admin_error(r, 400, "MDM05015",
-                           "invalid certificate SHA-256 (64 hex digits)");
+        return mdm_admin_error(r, 400, "MDM05015",
+                               "invalid certificate SHA-256 (64 hex digits)");
     }
     if (r->a.op == MDM_ADMIN_ENQUEUE && admin_command(r, &why) != 0) {
-        return admin_error(r, 400, "MDM05004", why);
+        return mdm_admin_error(r, 400, "MDM05004", why);
     }
     if (r->a.op < MDM_ADMIN_ENQUEUE || r->a.op > MDM_ADMIN_REVOKE) {
-        return admin_error(r, 400, "MDM05005", "unknown operation");
+        return mdm_admin_error(r, 400, "MDM05005", "unknown operation");
     }
     return plan_main(r);
 }
@@ -579,7 +579,7 @@ enqueue_done(mdm_req_t *r)
     j = json_pack("{s:s,s:s,s:o,s:b}", "command_uuid", r->uuid, "request_type",
                   r->request_type, "enrollments", e, "pushed",
                   ok > 0 && !r->a.nopush);
-    return reply_json(r, status, j);
+    return mdm_admin_reply_json(r, status, j);
 }
 
 static mdm_step_t
@@ -677,7 +677,7 @@ feed_queue(mdm_req_t *r, struct redisReply *const *rep)
         free(rt);
         json_array_append_new(list, item);
     }
-    return reply_json(
+    return mdm_admin_reply_json(
         r, 200, json_pack("{s:s,s:o}", "id", r->ids[0], "commands", list));
 }
 
@@ -692,12 +692,12 @@ feed_revoke(mdm_req_t *r, const redisReply *rep)
     }
     s = rep->element[0]->str;
     if (strcmp(s, "UNKNOWN") == 0) {
-        return admin_error(r, 404, "MDM05007", "unknown enrollment");
+        return mdm_admin_error(r, 404, "MDM05007", "unknown enrollment");
     }
     if (strcmp(s, "NOCERT") == 0) {
-        return admin_error(r, 409, "MDM05016",
-                           "no certificate is bound to this enrollment; "
-                           "name the one to revoke by its SHA-256");
+        return mdm_admin_error(r, 409, "MDM05016",
+                               "no certificate is bound to this enrollment; "
+                               "name the one to revoke by its SHA-256");
     }
     if (strcmp(s, "OK") != 0 || rep->elements < 2 ||
         rep->element[1]->type != REDIS_REPLY_STRING) {
@@ -706,9 +706,9 @@ feed_revoke(mdm_req_t *r, const redisReply *rep)
     mdm_req_log(r, MDM_LOG_NOTICE, "MDM05017",
                 "certificate sha256 %s revoked for enrollment %s",
                 rep->element[1]->str, r->ids[0]);
-    return reply_json(r, 200,
-                      json_pack("{s:s,s:s}", "id", r->ids[0], "revoked",
-                                rep->element[1]->str));
+    return mdm_admin_reply_json(r, 200,
+                                json_pack("{s:s,s:s}", "id", r->ids[0],
+                                          "revoked", rep->element[1]->str));
 }
 
 mdm_step_t
@@ -746,25 +746,26 @@ mdm_admin_feed(mdm_req_t *r, struct redisReply *const *rep, size_t n)
         for (i = 0; i < r->a.nids; i++) {
             json_array_append_new(j, json_string(r->ids[i]));
         }
-        return reply_json(r, 200, json_pack("{s:o}", "pushed", j));
+        return mdm_admin_reply_json(r, 200, json_pack("{s:o}", "pushed", j));
     case MDM_ADMIN_ENROLLMENT:
         if (rep[0]->elements == 0) {
-            return admin_error(r, 404, "MDM05007", "unknown enrollment");
+            return mdm_admin_error(r, 404, "MDM05007", "unknown enrollment");
         }
-        return reply_json(r, 200,
-                          json_pack("{s:s,s:o,s:I}", "id", r->ids[0], "record",
-                                    hash_json(rep[0]), "queue_length",
-                                    (json_int_t) rep[1]->integer));
+        return mdm_admin_reply_json(r, 200,
+                                    json_pack("{s:s,s:o,s:I}", "id", r->ids[0],
+                                              "record", hash_json(rep[0]),
+                                              "queue_length",
+                                              (json_int_t) rep[1]->integer));
     case MDM_ADMIN_QUEUE:
         return feed_queue(r, rep);
     case MDM_ADMIN_RESULT:
         if (rep[0]->elements == 0) {
-            return admin_error(r, 404, "MDM05008", "no such result");
+            return mdm_admin_error(r, 404, "MDM05008", "no such result");
         }
         j = hash_json(rep[0]);
         json_object_set_new(j, "id", json_string(r->ids[0]));
         json_object_set_new(j, "uuid", json_string(r->uuid));
-        return reply_json(r, 200, j);
+        return mdm_admin_reply_json(r, 200, j);
     case MDM_ADMIN_DELETE:
     case MDM_ADMIN_CLEAR:
         if (rep[0]->type != REDIS_REPLY_ARRAY || rep[0]->elements < 2) {
@@ -772,15 +773,15 @@ mdm_admin_feed(mdm_req_t *r, struct redisReply *const *rep, size_t n)
         }
         i = (size_t) strtoul(rep[0]->element[1]->str, NULL, 10);
         if (r->a.op == MDM_ADMIN_DELETE && i == 0) {
-            return admin_error(r, 404, "MDM05009",
-                               "no such command in the queue");
+            return mdm_admin_error(r, 404, "MDM05009",
+                                   "no such command in the queue");
         }
-        return reply_json(r, 200,
-                          json_pack("{s:I}", "removed", (json_int_t) i));
+        return mdm_admin_reply_json(
+            r, 200, json_pack("{s:I}", "removed", (json_int_t) i));
     case MDM_ADMIN_REVOKE:
         return feed_revoke(r, rep[0]);
     default:
-        return admin_error(r, 400, "MDM05005", "unknown operation");
+        return mdm_admin_error(r, 400, "MDM05005", "unknown operation");
     }
 }
 
@@ -801,8 +802,13 @@ pct_decode(const char *p, size_t n)
     return s;
 }
 
+/*
+ * Find parameter name in the query string: 1 with *v, *vl its value (NULL,
+ * 0 for a bare "name"), 0 when absent.
+ */
 static int
-query_flag(const char *q, size_t qlen, const char *name)
+query_find(const char *q, size_t qlen, const char *name, const char **v,
+           size_t *vl)
 {
     size_t n = strlen(name), i = 0, e;
 
@@ -811,15 +817,10 @@ query_flag(const char *q, size_t qlen, const char *name)
         while (e < qlen && q[e] != '&') {
             e++;
         }
-        if (e - i > n && strncmp(q + i, name, n) == 0 && q[i + n] == '=') {
-            const char *v = q + i + n + 1;
-            size_t vl = e - i - n - 1;
-
-            return (vl == 1 && v[0] == '1') ||
-                   (vl == 4 && strncmp(v, "true", 4) == 0) ||
-                   (vl == 3 && strncmp(v, "yes", 3) == 0);
-        }
-        if (e - i == n && strncmp(q + i, name, n) == 0) {
+        if (e - i >= n && strncmp(q + i, name, n) == 0 &&
+            (e - i == n || q[i + n] == '=')) {
+            *v = e - i == n ? NULL : q + i + n + 1;
+            *vl = e - i == n ? 0 : e - i - n - 1;
             return 1;
         }
         i = e + 1;
@@ -827,29 +828,36 @@ query_flag(const char *q, size_t qlen, const char *name)
     return 0;
 }
 
+/* "name", "name=1", "name=true", "name=yes" */
+static int
+query_flag(const char *q, size_t qlen, const char *name)
+{
+    const char *v;
+    size_t vl;
+
+    if (!query_find(q, qlen, name, &v, &vl)) {
+        return 0;
+    }
+    return v == NULL || (vl == 1 && v[0] == '1') ||
+           (vl == 4 && strncmp(v, "true", 4) == 0) ||
+           (vl == 3 && strncmp(v, "yes", 3) == 0);
+}
+
 /* The value of query parameter name, cut to outlen - 1; "" if absent. */
 static void
 query_value(const char *q, size_t qlen, const char *name, char *out,
             size_t outlen)
 {
-    size_t n = strlen(name), i = 0, e, vl;
+    const char *v;
+    size_t vl;
 
     out[0] = '\0';
-    while (q && i < qlen) {
-        e = i;
-        while (e < qlen && q[e] != '&') {
-            e++;
+    if (query_find(q, qlen, name, &v, &vl) && v) {
+        if (vl >= outlen) {
+            vl = outlen - 1;
         }
-        if (e - i > n && strncmp(q + i, name, n) == 0 && q[i + n] == '=') {
-            vl = e - i - n - 1;
-            if (vl >= outlen) {
-                vl = outlen - 1;
-            }
-            memcpy(out, q + i + n + 1, vl);
-            out[vl] = '\0';
-            return;
-        }
-        i = e + 1;
+        memcpy(out, v, vl);
+        out[vl] = '\0';
     }
 }
 

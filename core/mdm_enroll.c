@@ -263,23 +263,6 @@ mdm_enroll_free(mdm_req_t *r)
     free(r->crl_serials);
 }
 
-static mdm_step_t
-json_error(mdm_req_t *r, int status, const char *id, const char *msg)
-{
-    mdm_buf_t b = {NULL, 0};
-    char *s;
-
-    mdm_req_log(r, MDM_LOG_WARN, id, "%s", msg);
-    s = json_dumps(json_pack("{s:s,s:s}", "error", msg, "id", id),
-                   JSON_COMPACT);
-    if (s) {
-        b.ptr = (unsigned char *) s;
-        b.len = strlen(s);
-    }
-    r->vars[MDM_VAR_ERROR_ID] = id;
-    return mdm_req_reply(r, status, "application/json", &b);
-}
-
 /* Run the SCEP transaction one step; DONE: its response is ours too. */
 static mdm_step_t
 scep_step(mdm_req_t *r, mdm_step_t step)
@@ -425,12 +408,12 @@ mdm_step_t
 mdm_enroll_start(mdm_req_t *r)
 {
     if (r->pre_status == 405) {
-        return json_error(r, 405, "MDM05011",
-                          "method not allowed here; use POST");
+        return mdm_admin_error(r, 405, "MDM05011",
+                               "method not allowed here; use POST");
     }
     if (r->pre_status == 404) {
-        return json_error(r, 404, "MDM08090",
-                          "no SCEP CA is configured for this location");
+        return mdm_admin_error(r, 404, "MDM08090",
+                               "no SCEP CA is configured for this location");
     }
     switch (r->enroll) {
     case ENR_PROFILE:
@@ -502,29 +485,15 @@ revoke_plan(mdm_req_t *r, int state, const char *key, const char *a1,
 static mdm_step_t
 revoke_done(mdm_req_t *r, const char *device)
 {
-    mdm_buf_t b = {NULL, 0};
-    char *s;
-
-    if (device) {
-        mdm_req_log(r, MDM_LOG_NOTICE, "MDM05017",
-                    "certificate serial %s (sha256 %s) revoked for "
-                    "enrollment %s",
-                    r->enroll_serial, r->enroll_sha, device);
-    } else {
-        mdm_req_log(r, MDM_LOG_NOTICE, "MDM05017",
-                    "certificate serial %s (sha256 %s) revoked; no "
-                    "enrollment is bound to it",
-                    r->enroll_serial, r->enroll_sha);
-    }
-    s = json_dumps(json_pack("{s:s,s:b,s:s,s:s?}", "serial", r->enroll_serial,
-                             "revoked", 1, "sha256", r->enroll_sha,
-                             "enrollment", device),
-                   JSON_COMPACT);
-    if (s) {
-        b.ptr = (unsigned char *) s;
-        b.len = strlen(s);
-    }
-    return mdm_req_reply(r, 200, "application/json", &b);
+    mdm_req_log(r, MDM_LOG_NOTICE, "MDM05017",
+                "certificate serial %s (sha256 %s) revoked%s%s",
+                r->enroll_serial, r->enroll_sha,
+                device ? " for enrollment " : "; no enrollment is bound to it",
+                device ? device : "");
+    return mdm_admin_reply_json(
+        r, 200,
+        json_pack("{s:s,s:b,s:s,s:s?}", "serial", r->enroll_serial, "revoked",
+                  1, "sha256", r->enroll_sha, "enrollment", device));
 }
 
 mdm_step_t

@@ -239,6 +239,12 @@ mdm_step_t mdm_enroll_feed(mdm_req_t *r, struct redisReply *const *rep,
 void mdm_enroll_free(mdm_req_t *r);
 
 mdm_step_t mdm_admin_start(mdm_req_t *r);
+struct json_t;
+/** Answer with j (a json_t, reference taken over) as JSON. */
+mdm_step_t mdm_admin_reply_json(mdm_req_t *r, int status, struct json_t *j);
+/** Answer {"error": msg, "id": id} with status, and log it once. */
+mdm_step_t mdm_admin_error(mdm_req_t *r, int status, const char *id,
+                           const char *msg);
 mdm_step_t mdm_admin_feed(mdm_req_t *r, struct redisReply *const *rep,
                           size_t n);
 void mdm_admin_free(mdm_req_t *r);

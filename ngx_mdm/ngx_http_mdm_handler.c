@@ -305,15 +305,30 @@ ngx_http_mdm_step(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
     ngx_http_finalize_request(r, ngx_http_mdm_send(r, ctx));
 }
 
+/* Read the whole body, then go on in handler (the request's context
+ * made first, so that the body handler finds it). */
+static ngx_int_t
+ngx_http_mdm_read_body(ngx_http_request_t *r,
+                       ngx_http_client_body_handler_pt handler)
+{
+    ngx_int_t rc;
+
+    if (ngx_http_mdm_ctx(r) == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rc = ngx_http_read_client_request_body(r, handler);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+    return NGX_DONE;
+}
+
 /* ---------------------------------------------------------------- */
 /* device endpoints                                                 */
 
 ngx_int_t
 ngx_http_mdm_device_handler(ngx_http_request_t *r)
 {
-    ngx_http_mdm_ctx_t *ctx;
-    ngx_int_t rc;
-
     if (!(r->method & NGX_HTTP_PUT)) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "MDM06001 method %V not allowed on an MDM endpoint "
@@ -321,15 +336,7 @@ ngx_http_mdm_device_handler(ngx_http_request_t *r)
                       &r->method_name);
         return NGX_HTTP_NOT_ALLOWED;
     }
-    ctx = ngx_http_mdm_ctx(r);
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-    rc = ngx_http_read_client_request_body(r, ngx_http_mdm_device_body);
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
-    return NGX_DONE;
+    return ngx_http_mdm_read_body(r, ngx_http_mdm_device_body);
 }
 
 static void
@@ -363,24 +370,13 @@ ngx_http_mdm_device_body(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_mdm_admin_handler(ngx_http_request_t *r)
 {
-    ngx_http_mdm_ctx_t *ctx;
-    ngx_int_t rc;
-
     if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_POST | NGX_HTTP_DELETE))) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "MDM05011 method %V not allowed on the admin API",
                       &r->method_name);
         return NGX_HTTP_NOT_ALLOWED;
     }
-    ctx = ngx_http_mdm_ctx(r);
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-    rc = ngx_http_read_client_request_body(r, ngx_http_mdm_admin_body);
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
-    return NGX_DONE;
+    return ngx_http_mdm_read_body(r, ngx_http_mdm_admin_body);
 }
 
 static void
@@ -470,9 +466,6 @@ ngx_http_mdm_admin_body(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_mdm_scep_handler(ngx_http_request_t *r)
 {
-    ngx_http_mdm_ctx_t *ctx;
-    ngx_int_t rc;
-
     if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_POST))) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "MDM06002 method %V not allowed on a SCEP endpoint "
@@ -480,15 +473,7 @@ ngx_http_mdm_scep_handler(ngx_http_request_t *r)
                       &r->method_name);
         return NGX_HTTP_NOT_ALLOWED;
     }
-    ctx = ngx_http_mdm_ctx(r);
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-    rc = ngx_http_read_client_request_body(r, ngx_http_mdm_scep_body);
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
-    return NGX_DONE;
+    return ngx_http_mdm_read_body(r, ngx_http_mdm_scep_body);
 }
 
 static void
