@@ -15,6 +15,7 @@
 #include <hiredis.h>
 
 #include "mdm.h"
+#include "mdm_sync.h"
 #include "sim.h"
 
 #define BATCH 500

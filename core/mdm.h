@@ -4,7 +4,8 @@
  * The core is sans-IO: it never touches a socket. A transaction (a device
  * request or an admin operation) turns its input into a *plan* of Redis
  * commands, the glue runs the plan (nginx: hiredis async on the event loop;
- * Apache and tools: blocking hiredis) and feeds the replies back; when the
+ * Apache and tools: blocking hiredis, tools/mdm_sync.h) and feeds the
+ * replies back; when the
  * transaction is done it holds the HTTP response.
  *
  *     r = mdm_req_new(conf, MDM_EP_ANY);
@@ -26,7 +27,6 @@
 #define MDM_VERSION "0.1.0"
 
 struct redisReply;
-struct redisContext;
 
 /* ------------------------------------------------------------------ */
 /* Logging                                                            */
@@ -278,15 +278,5 @@ mdm_req_t *mdm_req_new_scep_http(const mdm_conf_t *c, const char *method,
  * otherwise. The response is the signed .mobileconfig.
  */
 mdm_req_t *mdm_req_new_profile(const mdm_conf_t *c);
-
-/* ------------------------------------------------------------------ */
-/* Blocking executor (tools, tests, Apache)                           */
-
-/**
- * Run a started transaction to completion on a blocking hiredis context.
- * Returns the final step (always DONE). A broken connection yields 503;
- * the caller should then discard the context (c->err is set).
- */
-mdm_step_t mdm_exec_sync(struct redisContext *c, mdm_req_t *r);
 
 #endif

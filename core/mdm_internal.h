@@ -83,7 +83,8 @@ typedef struct {
     char sha1[41];
 } mdm_script_t;
 
-/** The script table with SHA-1s filled in (computed once, thread-safe). */
+/** The script table with SHA-1s filled in (computed once, thread-safe;
+ * mdm_script.c). */
 const mdm_script_t *mdm_script(mdm_lua_t which);
 
 /* ---- plan builder (mdm_plan.c) ---- */
@@ -139,124 +140,46 @@ void mdm_keys_clear(mdm_keys_t *k);
  * when k does not outlive the plan. */
 void mdm_keys_push(mdm_planb_t *b, const mdm_keys_t *k, int copy);
 
-/* ---- transactions (mdm_req.c, mdm_admin.c) ---- */
+/* ---- transaction types: constructors for mdm_req.c (mdm_tx.h) ---- */
 
-struct mdm_req_s {
-    const mdm_conf_t *conf;
-    int admin;
-    mdm_endpoint_t ep;
-    mdm_log_fn log_fn;
-    void *log_data;
+/** A device request (mdm_device.c). */
+mdm_req_t *mdm_device_new(const mdm_conf_t *c, mdm_endpoint_t ep);
+/** The verified certificate of a device request, or NULL (borrowed). */
+X509 *mdm_device_cert(const mdm_req_t *r);
+/** An admin operation (mdm_admin.c); args copied, body borrowed. */
+mdm_req_t *mdm_admin_new(const mdm_conf_t *c, const mdm_admin_args_t *a);
+/** Enrollment transactions (mdm_enroll.c). */
+mdm_req_t *mdm_enroll_profile_new(const mdm_conf_t *c);
+mdm_req_t *mdm_enroll_crl_new(const mdm_conf_t *c);
+/** Revoke serial (hex) at the CA, then its bound device; c->scep set. */
+mdm_req_t *mdm_enroll_revoke_new(const mdm_conf_t *c, const char *serial);
 
-    /* device input, borrowed */
-    const char *ctype;
-    size_t ctype_len;
-    const unsigned char *body;
-    size_t body_len;
-    const unsigned char *tls;
-    size_t tls_len;
-    const char *sig;
-    size_t sig_len;
-    const char *hdr;
-    size_t hdr_len;
-    int verify_only;
-
-    /* identity */
-    X509 *cert;
-    char cert_hash[65];
-    char *subject;
-
-    mdm_msg_t msg;
-    mdm_keys_t keys;
-    int state;
-    mdm_lua_t script;
-    size_t script_cmd; /* index of the EVALSHA in the current plan */
-    int evalled;       /* NOSCRIPT fallback already used */
-
-    mdm_planb_t pb;
-    const mdm_plan_t *plan;
-    mdm_response_t resp;
-    mdm_buf_t out;
-    const char *vars[MDM_VAR_COUNT];
-    char next_uuid[256];
-    char event_id[64]; /* id of the event this request appended */
-
-    /* admin */
-    mdm_admin_args_t a;
-    char **ids;
-    char *uuid;
-    char *request_type;
-    mdm_buf_t cmd;
-    int *id_state;
-    int pre_status; /* admin HTTP routing refused the request */
-    const char *pre_id;
-    char pre_msg[160];
-
-    /* enrollment (mdm_enroll.c) */
-    int enroll; /* nonzero: a SCEP, profile or SCEP admin transaction */
-    struct mdm_scep_req_s *scep;
-    char *enroll_serial;
-    char enroll_sha[65];
-    char *enroll_device;
-    char **crl_serials; /* the CRL's entries, while their times are read */
-    size_t crl_n;
-};
-
-/** Refuse with status and one log line (id = stable message id). */
-mdm_step_t mdm_req_refuse(mdm_req_t *r, int status, mdm_log_level_t level,
-                          const char *id, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-void mdm_req_log(mdm_req_t *r, mdm_log_level_t level, const char *id,
-                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/** 200 with a body taken over from buf (moved). */
-mdm_step_t mdm_req_reply(mdm_req_t *r, int status, const char *ctype,
-                         mdm_buf_t *buf);
-/** 503 + Retry-After after a storage failure; reply may be NULL. */
-mdm_step_t mdm_req_storage_failed(mdm_req_t *r, const struct redisReply *rep);
-/** Append "EVALSHA sha" for a script; records it for NOSCRIPT fallback. */
-void mdm_req_evalsha(mdm_req_t *r, mdm_lua_t which);
-/** If rep is a NOSCRIPT error, switch the plan to EVAL: returns 1. */
-int mdm_req_noscript(mdm_req_t *r, const struct redisReply *rep);
-
-/* enrollment (mdm_enroll.c): options "scep.*" and "profile.*" */
+/* enrollment options "scep.*" and "profile.*" (mdm_enroll_conf.c) */
 int mdm_enroll_conf_set(mdm_conf_t *c, const char *name, const char *value,
                         char *err, size_t errlen);
 int mdm_enroll_conf_finish(mdm_conf_t *c, char *err, size_t errlen);
 void mdm_enroll_conf_free(mdm_conf_t *c);
-/** The admin API's /scep/... routes (path after "/scep"); NULL: none. */
-mdm_req_t *mdm_enroll_admin_http(const mdm_conf_t *c, int is_post,
-                                 const char *path, size_t plen, long ttl);
-mdm_step_t mdm_enroll_start(mdm_req_t *r);
-/** What the CRL needs of the SCEP CA (borrowed; mdm_scep.c). */
+/** What the CRL needs of the SCEP CA (borrowed; mdm_scep_ca.c). */
 int mdm_scep_ca_crl(const struct mdm_scep_ca_s *ca, X509 **cert, EVP_PKEY **key,
                     const char **k_cert, const char **k_revoked);
 /** A signed DER CRL of serials (hex) revoked at times (mdm_crl.c). */
 int mdm_crl_build(X509 *issuer, EVP_PKEY *key, char *const *serials,
                   const time_t *times, size_t n, time_t now, long days,
                   mdm_buf_t *out);
-mdm_step_t mdm_enroll_feed(mdm_req_t *r, struct redisReply *const *rep,
-                           size_t n);
-void mdm_enroll_free(mdm_req_t *r);
 
-mdm_step_t mdm_admin_start(mdm_req_t *r);
-struct json_t;
-/** Answer with j (a json_t, reference taken over) as JSON. */
-mdm_step_t mdm_admin_reply_json(mdm_req_t *r, int status, struct json_t *j);
-/** Answer {"error": msg, "id": id} with status, and log it once. */
-mdm_step_t mdm_admin_error(mdm_req_t *r, int status, const char *id,
-                           const char *msg);
-mdm_step_t mdm_admin_feed(mdm_req_t *r, struct redisReply *const *rep,
-                          size_t n);
-void mdm_admin_free(mdm_req_t *r);
+/* ---- query strings (mdm_query.c) ---- */
 
-/* ---- blocking executor (mdm_sync.c), for every transaction type ---- */
-
-typedef const mdm_plan_t *(*mdm_sync_plan_fn)(void *tx);
-typedef mdm_step_t (*mdm_sync_feed_fn)(void *tx, struct redisReply *const *rep,
-                                       size_t n);
-/** Run tx's plans on c until a step is DONE (see mdm_exec_sync()). */
-mdm_step_t mdm_sync_run(struct redisContext *c, void *tx, mdm_sync_plan_fn plan,
-                        mdm_sync_feed_fn feed);
+/**
+ * Find parameter name in the raw query string q: 1 with *v, *vl its raw
+ * value (NULL, 0 for a bare "name"), 0 when absent.
+ */
+int mdm_query_find(const char *q, size_t qlen, const char *name, const char **v,
+                   size_t *vl);
+/** 1 for "name", "name=1", "name=true", "name=yes"; else 0. */
+int mdm_query_flag(const char *q, size_t qlen, const char *name);
+/** 1 when parameter name has exactly the raw value want. */
+int mdm_query_is(const char *q, size_t qlen, const char *name,
+                 const char *want);
 
 /* ---- utilities (mdm_util.c) ---- */
 

@@ -1,171 +1,274 @@
 /*
- * The device request: identity -> parse -> checks -> one planned Redis
- * round trip -> HTTP response. Message ids (MDM0nnnn) are stable: tests
- * and operators match on them. See README "Status codes and log ids".
+ * The public transaction API (mdm.h) and the one dispatcher: every
+ * mdm_req_new_*() routes to a transaction type, every mdm_req_start()/
+ * mdm_req_feed() runs that type's ops through the transaction layer
+ * (mdm_tx.c). The types never call back up here.
  */
-#include "mdm_internal.h"
+#include "mdm_scep.h"
+#include "mdm_tx.h"
+#include "mdm_text.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include <hiredis.h>
-#include <plist/plist.h>
-
-#define MDM_RETRY_AFTER 5
-
-enum {
-    ST_NONE = 0,
-    ST_CLAIM,       /* Authenticate: claiming the certificate */
-    ST_RETRO_CLAIM, /* retro binding: claiming an unseen certificate */
-    ST_SCRIPT,      /* the device script */
-    ST_UNDO,        /* refused after its event was appended: remove it */
-    ST_DONE
-};
-
-static const char ct_xml[] = "application/xml; charset=UTF-8";
-static const char ct_json[] = "application/json";
+#include <openssl/x509.h>
 
 /* ---------------------------------------------------------------- */
-
-void
-mdm_req_log(mdm_req_t *r, mdm_log_level_t level, const char *id,
-            const char *fmt, ...)
-{
-    char buf[1024];
-    va_list ap;
-
-    if (r->log_fn == NULL) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    r->log_fn(r->log_data, level, id, buf);
-}
-
-mdm_step_t
-mdm_req_refuse(mdm_req_t *r, int status, mdm_log_level_t level, const char *id,
-               const char *fmt, ...)
-{
-    char buf[1024];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    if (r->log_fn) {
-        r->log_fn(r->log_data, level, id, buf);
-    }
-    r->vars[MDM_VAR_ERROR_ID] = id;
-    mdm_buf_free(&r->out);
-    r->resp.status = status;
-    r->resp.content_type = NULL;
-    r->resp.body = NULL;
-    r->resp.body_len = 0;
-    r->resp.retry_after = 0;
-    r->state = ST_DONE;
-    return MDM_STEP_DONE;
-}
-
-mdm_step_t
-mdm_req_reply(mdm_req_t *r, int status, const char *ctype, mdm_buf_t *buf)
-{
-    if (buf && buf != &r->out) {
-        mdm_buf_free(&r->out);
-        r->out = *buf;
-        buf->ptr = NULL;
-        buf->len = 0;
-    }
-    r->resp.status = status;
-    r->resp.content_type = (buf && r->out.len) ? ctype : NULL;
-    r->resp.body = buf ? r->out.ptr : NULL;
-    r->resp.body_len = buf ? r->out.len : 0;
-    r->resp.retry_after = 0;
-    r->state = ST_DONE;
-    return MDM_STEP_DONE;
-}
-
-mdm_step_t
-mdm_req_storage_failed(mdm_req_t *r, const struct redisReply *rep)
-{
-    if (rep == NULL) {
-        mdm_req_refuse(r, 503, MDM_LOG_ERR, "MDM04001",
-                       "storage unavailable (connection error or timeout)");
-    } else {
-        mdm_req_refuse(r, 503, MDM_LOG_ERR, "MDM04002", "storage error: %.*s",
-                       rep->type == REDIS_REPLY_ERROR ? (int) rep->len : 14,
-                       rep->type == REDIS_REPLY_ERROR ? rep->str
-                                                      : "unexpected reply");
-    }
-    r->resp.retry_after = MDM_RETRY_AFTER;
-    return MDM_STEP_DONE;
-}
-
-void
-mdm_req_evalsha(mdm_req_t *r, mdm_lua_t which)
-{
-    r->script = which;
-    r->script_cmd = r->pb.ncmds;
-    mdm_planb_cmd(&r->pb);
-    mdm_planb_str(&r->pb, "EVALSHA");
-    mdm_planb_str(&r->pb, mdm_script(which)->sha1);
-}
-
-int
-mdm_req_noscript(mdm_req_t *r, const struct redisReply *rep)
-{
-    if (r->evalled || rep == NULL || rep->type != REDIS_REPLY_ERROR ||
-        strncmp(rep->str, "NOSCRIPT", 8) != 0) {
-        return 0;
-    }
-    /* Resend only the script: the appends after it already ran. */
-    r->evalled = 1;
-    mdm_planb_to_eval(&r->pb, r->script_cmd, mdm_script(r->script));
-    r->pb.first[0] = r->pb.first[r->script_cmd];
-    r->pb.cmds[0].argc = r->pb.cmds[r->script_cmd].argc;
-    r->pb.ncmds = 1;
-    r->script_cmd = 0;
-    r->plan = mdm_planb_finish(&r->pb, 1);
-    return r->plan != NULL;
-}
-
-/* ---------------------------------------------------------------- */
+/* constructors                                                     */
 
 mdm_req_t *
 mdm_req_new(const mdm_conf_t *c, mdm_endpoint_t ep)
 {
-    mdm_req_t *r = calloc(1, sizeof(*r));
+    return mdm_device_new(c, ep);
+}
 
-    if (r == NULL) {
-        return NULL;
+mdm_req_t *
+mdm_req_new_admin(const mdm_conf_t *c, const mdm_admin_args_t *a)
+{
+    return mdm_admin_new(c, a);
+}
+
+mdm_req_t *
+mdm_req_new_profile(const mdm_conf_t *c)
+{
+    return mdm_enroll_profile_new(c);
+}
+
+static int
+method_is(const char *m, size_t mlen, const char *want)
+{
+    return m && mlen == strlen(want) && memcmp(m, want, mlen) == 0;
+}
+
+/* A transaction that only answers a routing refusal. */
+static mdm_req_t *
+refused(const mdm_conf_t *c, int status, const char *id, int json,
+        const char *msg)
+{
+    mdm_admin_args_t a;
+    mdm_req_t *r;
+
+    memset(&a, 0, sizeof(a));
+    r = mdm_admin_new(c, &a);
+    if (r) {
+        mdm_tx_pre_refuse(r, status, json ? MDM_LOG_NOTICE : MDM_LOG_ERR, id,
+                          json, "%s", msg);
     }
-    r->conf = c;
-    r->ep = ep;
     return r;
 }
+
+mdm_req_t *
+mdm_req_new_scep_http(const mdm_conf_t *c, const char *method, size_t mlen,
+                      const char *query, size_t qlen, const unsigned char *body,
+                      size_t blen)
+{
+    mdm_req_t *r;
+
+    /* GET ?operation=GetCRL: ours, not a SCEP operation of RFC 8894's */
+    if (method_is(method, mlen, "GET") &&
+        mdm_query_is(query, qlen, "operation", "GetCRL")) {
+        return mdm_enroll_crl_new(c);
+    }
+    if (c->scep == NULL) {
+        return refused(c, 404, "MDM08090", 0, "no SCEP CA is configured here");
+    }
+    r = (mdm_req_t *) mdm_scep_req_new_http(c->scep, method, mlen, query, qlen,
+                                            body, blen);
+    if (r) {
+        r->conf = c;
+    }
+    return r;
+}
+
+/* Percent-decode [p, p+n) into a malloc'd string; NULL on bad escapes. */
+static char *
+pct_decode(const char *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    size_t len;
+
+    if (s != NULL && mdm_pct_decode(p, n, (unsigned char *) s, &len, 0) != 0) {
+        free(s);
+        s = NULL;
+    }
+    return s;
+}
+
+/*
+ * The admin API's /scep/... routes (path after "/scep"):
+ *   POST /scep/challenges[?ttl=N]  a one-time challenge (SCEP transaction)
+ *   POST /scep/revoke/SERIAL       revoke at the CA, then the device
+ */
+static mdm_req_t *
+scep_admin(const mdm_conf_t *c, int is_post, const char *path, size_t plen,
+           const char *query, size_t qlen)
+{
+    mdm_req_t *r;
+    char ttl[24] = "", *serial;
+    const char *v;
+    size_t vl;
+    int chall = plen == 11 && memcmp(path, "/challenges", 11) == 0;
+
+    if (!chall && !(plen > 8 && memcmp(path, "/revoke/", 8) == 0 &&
+                    memchr(path + 8, '/', plen - 8) == NULL)) {
+        return refused(c, 404, "MDM05010", 1, "no such admin endpoint");
+    }
+    if (!is_post) {
+        return refused(c, 405, "MDM05011", 1,
+                       "method not allowed here; use POST");
+    }
+    if (c->scep == NULL) {
+        return refused(c, 404, "MDM08090", 1,
+                       "no SCEP CA is configured for this location");
+    }
+    if (!chall) {
+        serial = mdm_strndup(path + 8, plen - 8);
+        r = serial ? mdm_enroll_revoke_new(c, serial) : NULL;
+        free(serial);
+        return r;
+    }
+    if (mdm_query_find(query, qlen, "ttl", &v, &vl) && v && vl < sizeof(ttl)) {
+        memcpy(ttl, v, vl);
+        ttl[vl] = '\0';
+    }
+    r = (mdm_req_t *) mdm_scep_req_new_admin(c->scep, MDM_SCEP_ADMIN_CHALLENGE,
+                                             NULL, strtol(ttl, NULL, 10));
+    if (r) {
+        r->conf = c;
+    }
+    return r;
+}
+
+/* The admin API's routes (mdm.h). */
+mdm_req_t *
+mdm_req_new_admin_http(const mdm_conf_t *c, const char *method, size_t mlen,
+                       const char *path, size_t plen, const char *query,
+                       size_t qlen, const unsigned char *body, size_t blen)
+{
+    const char *seg[4];
+    size_t segl[4], nseg = 0, i = 0, s;
+    char *dec[3] = {NULL, NULL, NULL}, *save = NULL, *tok;
+    const char *ids[1024];
+    mdm_admin_args_t a;
+    mdm_req_t *r = NULL;
+    const char *want;
+    int is_get = method_is(method, mlen, "GET");
+    int is_post = method_is(method, mlen, "POST");
+    int is_del = method_is(method, mlen, "DELETE");
+
+    while (i < plen && nseg < 4) {
+        while (i < plen && path[i] == '/') {
+            i++;
+        }
+        s = i;
+        while (i < plen && path[i] != '/') {
+            i++;
+        }
+        if (i > s) {
+            seg[nseg] = path + s;
+            segl[nseg++] = i - s;
+        }
+    }
+    while (i < plen && path[i] == '/') {
+        i++;
+    }
+    if (nseg == 0 || i < plen) {
+        return refused(c, 404, "MDM05010", 1, "no such admin endpoint");
+    }
+    for (s = 1; s < nseg; s++) {
+        dec[s - 1] = pct_decode(seg[s], segl[s]);
+        if (dec[s - 1] == NULL) {
+            r = refused(c, 400, "MDM05002", 1, "bad percent-encoding");
+            goto done;
+        }
+    }
+    if (segl[0] == 4 && memcmp(seg[0], "scep", 4) == 0) {
+        r = scep_admin(c, is_post, seg[0] + 4, path + plen - (seg[0] + 4),
+                       query, qlen);
+        goto done;
+    }
+    memset(&a, 0, sizeof(a));
+    a.body = body;
+    a.body_len = blen;
+    a.ids = ids;
+
+#define SEG(name)                                                              \
+    (segl[0] == sizeof(name) - 1 && !memcmp(seg[0], name, segl[0]))
+    if ((SEG("enqueue") || SEG("push")) && nseg == 2) {
+        want = "POST";
+        a.op = SEG("enqueue") ? MDM_ADMIN_ENQUEUE : MDM_ADMIN_PUSH;
+        a.nopush = mdm_query_flag(query, qlen, "nopush");
+        for (tok = strtok_r(dec[0], ",", &save); tok && a.nids < 1024;
+             tok = strtok_r(NULL, ",", &save)) {
+            ids[a.nids++] = tok;
+        }
+        if (!is_post) {
+            goto not_allowed;
+        }
+    } else if (SEG("enrollments") && nseg == 2) {
+        want = "GET";
+        a.op = MDM_ADMIN_ENROLLMENT;
+        if (!is_get) {
+            goto not_allowed;
+        }
+    } else if (SEG("queue") && nseg == 2) {
+        want = "GET, DELETE";
+        a.op = is_del ? MDM_ADMIN_CLEAR : MDM_ADMIN_QUEUE;
+        if (!is_get && !is_del) {
+            goto not_allowed;
+        }
+    } else if (SEG("queue") && nseg == 3) {
+        want = "DELETE";
+        a.op = MDM_ADMIN_DELETE;
+        if (!is_del) {
+            goto not_allowed;
+        }
+    } else if (SEG("revoke") && (nseg == 2 || nseg == 3)) {
+        want = "POST";
+        a.op = MDM_ADMIN_REVOKE;
+        if (!is_post) {
+            goto not_allowed;
+        }
+    } else if (SEG("results") && nseg == 3) {
+        want = "GET";
+        a.op = MDM_ADMIN_RESULT;
+        if (!is_get) {
+            goto not_allowed;
+        }
+    } else {
+        r = refused(c, 404, "MDM05010", 1, "no such admin endpoint");
+        goto done;
+    }
+#undef SEG
+    if (a.op != MDM_ADMIN_ENQUEUE && a.op != MDM_ADMIN_PUSH) {
+        ids[0] = dec[0];
+        a.nids = 1;
+    }
+    a.uuid = nseg == 3 ? dec[1] : NULL;
+    r = mdm_admin_new(c, &a);
+    goto done;
+
+not_allowed : {
+    char msg[96];
+
+    snprintf(msg, sizeof(msg), "method not allowed here; use %s", want);
+    r = refused(c, 405, "MDM05011", 1, msg);
+}
+done:
+    free(dec[0]);
+    free(dec[1]);
+    free(dec[2]);
+    return r;
+}
+
+/* ---------------------------------------------------------------- */
+/* the loop                                                         */
 
 void
 mdm_req_free(mdm_req_t *r)
 {
-    if (r == NULL) {
-        return;
-    }
-    if (r->admin) {
-        mdm_admin_free(r);
-    }
-    if (r->enroll) {
-        mdm_enroll_free(r);
-    }
-    X509_free(r->cert);
-    free(r->subject);
-    mdm_msg_clear(&r->msg);
-    mdm_keys_clear(&r->keys);
-    mdm_planb_free(&r->pb);
-    mdm_buf_free(&r->out);
-    free(r);
+    mdm_tx_free(r);
 }
 
 void
@@ -175,45 +278,20 @@ mdm_req_set_logger(mdm_req_t *r, mdm_log_fn fn, void *data)
     r->log_data = data;
 }
 
-void
-mdm_req_set_content_type(mdm_req_t *r, const char *v, size_t len)
+mdm_step_t
+mdm_req_start(mdm_req_t *r)
 {
-    r->ctype = v;
-    r->ctype_len = len;
+    if (r->conf && !r->conf->finished) {
+        return mdm_tx_refuse(r, 500, MDM_LOG_ERR, "MDM09002",
+                             "configuration not finished");
+    }
+    return mdm_tx_start(r);
 }
 
-void
-mdm_req_set_body(mdm_req_t *r, const unsigned char *body, size_t len)
+mdm_step_t
+mdm_req_feed(mdm_req_t *r, struct redisReply *const *replies, size_t n)
 {
-    r->body = body;
-    r->body_len = len;
-}
-
-void
-mdm_req_set_tls_cert(mdm_req_t *r, const unsigned char *v, size_t len)
-{
-    r->tls = v;
-    r->tls_len = len;
-}
-
-void
-mdm_req_set_signature(mdm_req_t *r, const char *v, size_t len)
-{
-    r->sig = v;
-    r->sig_len = len;
-}
-
-void
-mdm_req_set_cert_header(mdm_req_t *r, const char *v, size_t len)
-{
-    r->hdr = v;
-    r->hdr_len = len;
-}
-
-void
-mdm_req_set_verify_only(mdm_req_t *r)
-{
-    r->verify_only = 1;
+    return mdm_tx_feed(r, replies, n);
 }
 
 const mdm_plan_t *
@@ -234,17 +312,62 @@ mdm_req_var(const mdm_req_t *r, mdm_var_t v)
     return (unsigned) v < MDM_VAR_COUNT ? r->vars[v] : NULL;
 }
 
+/* ---------------------------------------------------------------- */
+/* request input                                                    */
+
+void
+mdm_req_set_content_type(mdm_req_t *r, const char *v, size_t len)
+{
+    r->in.ctype = v;
+    r->in.ctype_len = len;
+}
+
+void
+mdm_req_set_body(mdm_req_t *r, const unsigned char *body, size_t len)
+{
+    r->in.body = body;
+    r->in.body_len = len;
+}
+
+void
+mdm_req_set_tls_cert(mdm_req_t *r, const unsigned char *v, size_t len)
+{
+    r->in.tls = v;
+    r->in.tls_len = len;
+}
+
+void
+mdm_req_set_signature(mdm_req_t *r, const char *v, size_t len)
+{
+    r->in.sig = v;
+    r->in.sig_len = len;
+}
+
+void
+mdm_req_set_cert_header(mdm_req_t *r, const char *v, size_t len)
+{
+    r->in.hdr = v;
+    r->in.hdr_len = len;
+}
+
+void
+mdm_req_set_verify_only(mdm_req_t *r)
+{
+    r->in.verify_only = 1;
+}
+
 char *
 mdm_req_cert_rfc9440(const mdm_req_t *r)
 {
+    X509 *cert = mdm_device_cert(r);
     unsigned char *der = NULL;
     char *b64, *out = NULL;
     int n;
 
-    if (r->cert == NULL || r->resp.status != 200) {
+    if (cert == NULL) {
         return NULL;
     }
-    n = i2d_X509(r->cert, &der);
+    n = i2d_X509(cert, &der);
     if (n <= 0) {
         return NULL;
     }
@@ -255,618 +378,4 @@ mdm_req_cert_rfc9440(const mdm_req_t *r)
     }
     free(b64);
     return out;
-}
-
-/* ---------------------------------------------------------------- */
-/* identity                                                         */
-
-static mdm_step_t
-identify(mdm_req_t *r)
-{
-    const mdm_conf_t *c = r->conf;
-    mdm_id_rc_t rc;
-    const char *why = NULL, *src, *id;
-
-    if (c->identity == 0) {
-        r->vars[MDM_VAR_IDENTITY] = "off";
-        return MDM_STEP_REDIS;
-    }
-    if ((c->identity & MDM_ID_SIGNATURE) && r->sig_len) {
-        src = "Mdm-Signature";
-        id = "MDM02002";
-        rc = mdm_verifier_signature(c->verifier, r->sig, r->sig_len, r->body,
-                                    r->body_len, &r->cert, r->cert_hash, &why);
-    } else if ((c->identity & MDM_ID_TLS) && r->tls_len) {
-        src = "TLS client certificate";
-        id = "MDM02003";
-        rc = mdm_verifier_cert(c->verifier, r->tls, r->tls_len, &r->cert,
-                               r->cert_hash, &why);
-    } else if ((c->identity & MDM_ID_HEADER) && r->hdr_len) {
-        src = "certificate header";
-        id = "MDM02004";
-        rc = mdm_verifier_header(c->verifier, r->hdr, r->hdr_len, &r->cert,
-                                 r->cert_hash, &why);
-    } else {
-        r->vars[MDM_VAR_IDENTITY] = "none";
-        mdm_req_refuse(r, 400, MDM_LOG_WARN, "MDM02001",
-                       "no device identity: no accepted Mdm-Signature, TLS "
-                       "client certificate or certificate header");
-        return MDM_STEP_DONE;
-    }
-    if (rc != MDM_ID_OK) {
-        r->vars[MDM_VAR_IDENTITY] = mdm_id_rc_name(rc);
-        mdm_req_refuse(r, 400, MDM_LOG_WARN, id, "bad %s: %s (%s)", src,
-                       mdm_id_rc_name(rc), why ? why : "-");
-        return MDM_STEP_DONE;
-    }
-    r->vars[MDM_VAR_CERT_SHA256] = r->cert_hash;
-    r->subject = mdm_cert_subject(r->cert);
-    r->vars[MDM_VAR_CERT_SUBJECT] = r->subject;
-
-    rc = mdm_verifier_check(c->verifier, r->cert, r->cert_hash, time(NULL),
-                            &why);
-    r->vars[MDM_VAR_IDENTITY] = mdm_id_rc_name(rc);
-    if (rc != MDM_ID_OK) {
-        mdm_req_refuse(r, 400, MDM_LOG_WARN, "MDM02005",
-                       "device certificate refused: %s (%s), subject \"%s\", "
-                       "sha256 %s",
-                       mdm_id_rc_name(rc), why ? why : "-",
-                       r->subject ? r->subject : "?", r->cert_hash);
-        return MDM_STEP_DONE;
-    }
-    return MDM_STEP_REDIS;
-}
-
-/* ---------------------------------------------------------------- */
-/* planning                                                         */
-
-static void
-field(mdm_req_t *r, const char *name, const char *v)
-{
-    if (v != NULL) {
-        mdm_planb_str(&r->pb, name);
-        mdm_planb_str(&r->pb, v);
-    }
-}
-
-static void
-script_head(mdm_req_t *r, mdm_lua_t which, int claimed)
-{
-    static const char *const modes[] = {"strict", "retro", "off"};
-    int mode = r->conf->identity ? r->conf->binding : MDM_BIND_OFF;
-
-    mdm_req_evalsha(r, which);
-    mdm_keys_push(&r->pb, &r->keys, 0);
-    mdm_planb_str(&r->pb, modes[mode]);
-    mdm_planb_str(&r->pb, r->cert_hash);
-    mdm_planb_str(&r->pb, claimed ? "1" : "0");
-}
-
-static void
-plan_event(mdm_req_t *r)
-{
-    const mdm_conf_t *c = r->conf;
-    const mdm_msg_t *m = &r->msg;
-
-    if (c->events_maxlen == 0) {
-        return;
-    }
-    mdm_planb_cmd(&r->pb);
-    mdm_planb_str(&r->pb, "XADD");
-    mdm_planb_str(&r->pb, c->events_key);
-    mdm_planb_str(&r->pb, "MAXLEN");
-    mdm_planb_str(&r->pb, "~");
-    mdm_planb_str(&r->pb, c->events_maxlen_s);
-    mdm_planb_str(&r->pb, "*");
-    if (m->type == MDM_MSG_REPORT) {
-        field(r, "kind", "report");
-        field(r, "id", m->id);
-        field(r, "status", m->status_str);
-        field(r, "uuid", m->command_uuid);
-        field(r, "request_type", m->request_type);
-    } else {
-        field(r, "kind", "checkin");
-        field(r, "id", m->id);
-        field(r, "type", m->message_type);
-        field(r, "endpoint", m->endpoint);
-    }
-    field(r, "cert", r->cert_hash[0] ? r->cert_hash : NULL);
-}
-
-static mdm_step_t
-plan_claim(mdm_req_t *r, int state)
-{
-    mdm_planb_reset(&r->pb);
-    mdm_planb_cmd(&r->pb);
-    mdm_planb_str(&r->pb, "SET");
-    mdm_planb_fmt(&r->pb, "%scert:%s", r->conf->prefix, r->cert_hash);
-    mdm_planb_str(&r->pb, r->msg.device_id);
-    mdm_planb_str(&r->pb, "NX");
-    mdm_planb_str(&r->pb, "GET");
-    r->plan = mdm_planb_finish(&r->pb, 1);
-    if (r->plan == NULL) {
-        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001", "out of memory");
-    }
-    r->state = state;
-    return MDM_STEP_REDIS;
-}
-
-static void
-hex_field(mdm_req_t *r, const char *name, const mdm_bytes_t *b)
-{
-    char *h;
-
-    if (b->ptr == NULL) {
-        return;
-    }
-    h = malloc(2 * b->len + 1);
-    if (h == NULL) {
-        r->pb.failed = 1;
-        return;
-    }
-    mdm_hex(b->ptr, b->len, h);
-    mdm_planb_str(&r->pb, name);
-    mdm_planb_fmt(&r->pb, "%s", h);
-    free(h);
-}
-
-static mdm_step_t
-plan_script(mdm_req_t *r, int claimed)
-{
-    const mdm_msg_t *m = &r->msg;
-
-    mdm_planb_reset(&r->pb);
-    r->evalled = 0;
-    switch (m->type) {
-    case MDM_MSG_AUTHENTICATE:
-        script_head(r, MDM_LUA_AUTHENTICATE, claimed);
-        mdm_planb_str(&r->pb, r->keys.devbase);
-        field(r, "type", mdm_enr_type_name(m->enr_type));
-        field(r, "topic", m->topic);
-        field(r, "serial", m->serial_number);
-        field(r, "model", m->model);
-        field(r, "model_name", m->model_name);
-        field(r, "product", m->product_name);
-        field(r, "name", m->device_name);
-        field(r, "os", m->os_version);
-        field(r, "build", m->build_version);
-        field(r, "imei", m->imei);
-        field(r, "meid", m->meid);
-        break;
-    case MDM_MSG_TOKEN_UPDATE:
-        script_head(r, MDM_LUA_TOKENUPDATE, claimed);
-        mdm_planb_str(&r->pb, r->keys.base);
-        field(r, "type", mdm_enr_type_name(m->enr_type));
-        field(r, "topic", m->topic);
-        hex_field(r, "token", &m->token);
-        field(r, "magic", m->push_magic);
-        if (m->unlock_token.ptr) {
-            mdm_planb_str(&r->pb, "unlock");
-            mdm_planb_arg(&r->pb, m->unlock_token.ptr, m->unlock_token.len);
-        }
-        if (strcmp(m->id, m->device_id) != 0) {
-            field(r, "parent", m->device_id);
-            field(r, "user_id", m->user_id);
-            field(r, "user_short_name", m->user_short_name);
-            field(r, "user_long_name", m->user_long_name);
-        }
-        if (m->awaiting_configuration >= 0) {
-            field(r, "awaiting", m->awaiting_configuration ? "1" : "0");
-        }
-        break;
-    case MDM_MSG_CHECK_OUT:
-        script_head(r, MDM_LUA_CHECKOUT, claimed);
-        break;
-    case MDM_MSG_SET_BOOTSTRAP_TOKEN:
-        script_head(r, MDM_LUA_BOOTSTRAP, claimed);
-        mdm_planb_str(&r->pb, "set");
-        mdm_planb_arg(&r->pb, m->bootstrap_token.ptr,
-                      m->bootstrap_token.ptr ? m->bootstrap_token.len : 0);
-        break;
-    case MDM_MSG_GET_BOOTSTRAP_TOKEN:
-    case MDM_MSG_RETURN_TO_SERVICE:
-        script_head(r, MDM_LUA_BOOTSTRAP, claimed);
-        mdm_planb_str(&r->pb, "get");
-        break;
-    case MDM_MSG_REPORT:
-        script_head(r, MDM_LUA_REPORT, claimed);
-        mdm_planb_str(&r->pb, m->status_str);
-        mdm_planb_str(&r->pb, m->command_uuid ? m->command_uuid : "");
-        mdm_planb_arg(&r->pb, r->body, r->body_len);
-        mdm_planb_str(&r->pb, r->keys.res);
-        mdm_planb_str(&r->pb, r->conf->results_ttl_s);
-        break;
-    default:
-        script_head(r, MDM_LUA_TOUCH, claimed);
-        break;
-    }
-    /* The event goes out with the first attempt only, pipelined after the
-     * script; its id comes back so that a refusal can take it out. */
-    if (!claimed) {
-        plan_event(r);
-    }
-    r->plan = mdm_planb_finish(&r->pb, r->pb.ncmds);
-    if (r->plan == NULL) {
-        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001", "out of memory");
-    }
-    r->state = ST_SCRIPT;
-    return MDM_STEP_REDIS;
-}
-
-/* ---------------------------------------------------------------- */
-/* start                                                            */
-
-static mdm_step_t
-parse_fail(mdm_req_t *r, mdm_msg_rc_t rc, const char *why)
-{
-    static const char *const ids[] = {
-        "MDM01000", "MDM09001", "MDM01001", "MDM01002",
-        "MDM01003", "MDM01004", "MDM01005", "MDM01006",
-    };
-    static const char *const what[] = {
-        "",
-        "out of memory",
-        "body is not a plist dictionary",
-        "wrong value type",
-        "required key missing",
-        "unknown MessageType",
-        "unknown Status",
-        "no usable enrollment id",
-    };
-    size_t i = (size_t) rc < sizeof(ids) / sizeof(ids[0]) ? (size_t) rc : 0;
-
-    return mdm_req_refuse(r, rc == MDM_MSG_ERR_NOMEM ? 500 : 400, MDM_LOG_WARN,
-                          ids[i], "bad device message: %s (%s)", what[i],
-                          why ? why : "-");
-}
-
-static int
-topic_ok(const mdm_conf_t *c, const char *topic)
-{
-    size_t i;
-
-    if (c->ntopics == 0 || topic == NULL) {
-        return 1;
-    }
-    for (i = 0; i < c->ntopics; i++) {
-        if (strcmp(c->topics[i], topic) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* Answers that come from configuration alone and refuse before storage. */
-static mdm_step_t
-check_local(mdm_req_t *r)
-{
-    const mdm_conf_t *c = r->conf;
-    const mdm_msg_t *m = &r->msg;
-
-    if (!topic_ok(c, m->topic)) {
-        return mdm_req_refuse(r, 400, MDM_LOG_WARN, "MDM03001",
-                              "topic \"%s\" of %s from %s is not a "
-                              "configured push topic",
-                              m->topic, m->message_type, m->id);
-    }
-    if (m->type == MDM_MSG_GET_TOKEN &&
-        (c->get_token_type == NULL ||
-         strcmp(c->get_token_type, m->token_service_type) != 0)) {
-        return mdm_req_refuse(r, 400, MDM_LOG_NOTICE, "MDM01007",
-                              "GetToken for \"%s\" from %s refused: no token "
-                              "configured for this service type",
-                              m->token_service_type, m->id);
-    }
-    if (m->type == MDM_MSG_DECLARATIVE_MANAGEMENT &&
-        strcmp(m->endpoint, "tokens") != 0 &&
-        strcmp(m->endpoint, "declaration-items") != 0 &&
-        strcmp(m->endpoint, "status") != 0) {
-        return mdm_req_refuse(r, 404, MDM_LOG_NOTICE, "MDM01008",
-                              "DeclarativeManagement endpoint \"%s\" from %s: "
-                              "no declarations are served",
-                              m->endpoint, m->id);
-    }
-    return MDM_STEP_REDIS;
-}
-
-mdm_step_t
-mdm_req_start(mdm_req_t *r)
-{
-    mdm_expect_t expect;
-    mdm_msg_rc_t rc;
-    const char *why = NULL;
-
-    if (!r->conf->finished) {
-        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09002",
-                              "configuration not finished");
-    }
-    if (r->enroll) {
-        return mdm_enroll_start(r);
-    }
-    if (r->admin) {
-        return mdm_admin_start(r);
-    }
-    if (identify(r) == MDM_STEP_DONE) {
-        return MDM_STEP_DONE;
-    }
-
-    if (r->ep == MDM_EP_CHECKIN) {
-        expect = MDM_EXPECT_CHECKIN;
-    } else if (r->ep == MDM_EP_COMMAND) {
-        expect = MDM_EXPECT_REPORT;
-    } else if (mdm_ctype_prefix(r->ctype, r->ctype_len,
-                                "application/x-apple-aspen-mdm-checkin")) {
-        expect = MDM_EXPECT_CHECKIN;
-    } else if (mdm_ctype_prefix(r->ctype, r->ctype_len,
-                                "application/x-apple-aspen-mdm")) {
-        expect = MDM_EXPECT_REPORT;
-    } else {
-        expect = MDM_EXPECT_ANY;
-    }
-    rc = mdm_msg_parse(r->body, r->body_len, expect, &r->msg, &why);
-    if (rc != MDM_MSG_OK) {
-        if (r->verify_only) {
-            /* the upstream judges the message; we vouch for the sender */
-            return mdm_req_reply(r, 200, NULL, NULL);
-        }
-        return parse_fail(r, rc, why);
-    }
-    r->vars[MDM_VAR_ENROLLMENT_ID] = r->msg.id;
-    r->vars[MDM_VAR_ENROLLMENT_TYPE] = mdm_enr_type_name(r->msg.enr_type);
-    r->vars[MDM_VAR_UDID] = r->msg.udid;
-    r->vars[MDM_VAR_MESSAGE] =
-        r->msg.message_type ? r->msg.message_type : r->msg.status_str;
-    r->vars[MDM_VAR_COMMAND_UUID] = r->msg.command_uuid;
-    if (r->verify_only) {
-        return mdm_req_reply(r, 200, NULL, NULL);
-    }
-    if (check_local(r) == MDM_STEP_DONE) {
-        return MDM_STEP_DONE;
-    }
-    if (mdm_keys_init(&r->keys, r->conf->prefix, r->msg.id, r->msg.device_id) !=
-        0) {
-        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001", "out of memory");
-    }
-    if (r->msg.type == MDM_MSG_AUTHENTICATE && r->conf->identity &&
-        r->conf->binding != MDM_BIND_OFF) {
-        return plan_claim(r, ST_CLAIM);
-    }
-    return plan_script(r, 0);
-}
-
-/* ---------------------------------------------------------------- */
-/* responses                                                        */
-
-static mdm_step_t
-reply_plist(mdm_req_t *r, plist_t dict)
-{
-    int rc = mdm_plist_xml(dict, &r->out);
-
-    plist_free(dict);
-    if (rc != 0) {
-        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001", "out of memory");
-    }
-    return mdm_req_reply(r, 200, ct_xml, &r->out);
-}
-
-static mdm_step_t
-reply_const(mdm_req_t *r, const char *ctype, const char *s)
-{
-    if (mdm_buf_set(&r->out, s, strlen(s)) != 0) {
-        return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001", "out of memory");
-    }
-    return mdm_req_reply(r, 200, ctype, &r->out);
-}
-
-static mdm_step_t
-respond(mdm_req_t *r, const redisReply *rep)
-{
-    const mdm_conf_t *c = r->conf;
-    const mdm_msg_t *m = &r->msg;
-    const redisReply *tok = rep->elements > 1 ? rep->element[1] : NULL;
-    plist_t d, rts;
-
-    switch (m->type) {
-    case MDM_MSG_REPORT:
-        if (rep->elements >= 3 && rep->element[1]->type == REDIS_REPLY_STRING &&
-            rep->element[2]->type == REDIS_REPLY_STRING) {
-            snprintf(r->next_uuid, sizeof(r->next_uuid), "%.*s",
-                     (int) rep->element[1]->len, rep->element[1]->str);
-            r->vars[MDM_VAR_NEXT_UUID] = r->next_uuid;
-            if (mdm_buf_set(&r->out, rep->element[2]->str,
-                            rep->element[2]->len) != 0) {
-                return mdm_req_refuse(r, 500, MDM_LOG_ERR, "MDM09001",
-                                      "out of memory");
-            }
-            return mdm_req_reply(r, 200, ct_xml, &r->out);
-        }
-        return mdm_req_reply(r, 200, NULL, NULL);
-
-    case MDM_MSG_GET_BOOTSTRAP_TOKEN:
-        if (tok == NULL || tok->type != REDIS_REPLY_STRING) {
-            return mdm_req_reply(r, 200, NULL, NULL);
-        }
-        d = plist_new_dict();
-        plist_dict_set_item(d, "BootstrapToken",
-                            plist_new_data(tok->str, tok->len));
-        return reply_plist(r, d);
-
-    case MDM_MSG_RETURN_TO_SERVICE:
-        d = plist_new_dict();
-        rts = plist_new_dict();
-        plist_dict_set_item(rts, "Enabled", plist_new_bool(c->rts));
-        if (c->rts) {
-            if (c->rts_wifi.ptr) {
-                plist_dict_set_item(
-                    rts, "WiFiProfileData",
-                    plist_new_data((char *) c->rts_wifi.ptr, c->rts_wifi.len));
-            }
-            if (c->rts_mdm.ptr) {
-                plist_dict_set_item(
-                    rts, "MDMProfileData",
-                    plist_new_data((char *) c->rts_mdm.ptr, c->rts_mdm.len));
-            }
-            if (tok && tok->type == REDIS_REPLY_STRING) {
-                plist_dict_set_item(rts, "BootstrapToken",
-                                    plist_new_data(tok->str, tok->len));
-            }
-        }
-        plist_dict_set_item(d, "ReturnToService", rts);
-        return reply_plist(r, d);
-
-    case MDM_MSG_USER_AUTHENTICATE:
-        if (c->user_auth == MDM_UA_GONE) {
-            return mdm_req_reply(r, 410, NULL, NULL);
-        }
-        if (m->has_digest_response) {
-            return mdm_req_reply(r, 200, NULL, NULL);
-        }
-        d = plist_new_dict();
-        plist_dict_set_item(d, "DigestChallenge", plist_new_string(""));
-        return reply_plist(r, d);
-
-    case MDM_MSG_GET_TOKEN:
-        d = plist_new_dict();
-        plist_dict_set_item(
-            d, "TokenData",
-            plist_new_data((char *) c->get_token.ptr, c->get_token.len));
-        return reply_plist(r, d);
-
-    case MDM_MSG_DECLARATIVE_MANAGEMENT:
-        /* No declarations yet: a stable empty set the device accepts. */
-        if (strcmp(m->endpoint, "tokens") == 0) {
-            return reply_const(r, ct_json,
-                               "{\"SyncTokens\":{\"DeclarationsToken\":"
-                               "\"empty\",\"Timestamp\":"
-                               "\"2024-01-01T00:00:00Z\"}}");
-        }
-        if (strcmp(m->endpoint, "declaration-items") == 0) {
-            return reply_const(r, ct_json,
-                               "{\"Declarations\":{\"Activations\":[],"
-                               "\"Assets\":[],\"Configurations\":[],"
-                               "\"Management\":[]},\"DeclarationsToken\":"
-                               "\"empty\"}");
-        }
-        return mdm_req_reply(r, 200, NULL, NULL);
-
-    default:
-        return mdm_req_reply(r, 200, NULL, NULL);
-    }
-}
-
-/*
- * A refusal decided in Redis (binding) after the request's event was
- * appended: log and answer as usual, then delete that event so that a
- * refused request leaves nothing behind. Costs a round trip on this rare
- * path only.
- */
-static mdm_step_t
-refuse_stored(mdm_req_t *r, mdm_step_t step)
-{
-    if (r->event_id[0] == '\0') {
-        return step;
-    }
-    mdm_planb_reset(&r->pb);
-    mdm_planb_cmd(&r->pb);
-    mdm_planb_str(&r->pb, "XDEL");
-    mdm_planb_str(&r->pb, r->conf->events_key);
-    mdm_planb_str(&r->pb, r->event_id);
-    r->plan = mdm_planb_finish(&r->pb, 1);
-    if (r->plan == NULL) {
-        return step;
-    }
-    r->state = ST_UNDO;
-    return MDM_STEP_REDIS;
-}
-
-mdm_step_t
-mdm_req_feed(mdm_req_t *r, struct redisReply *const *replies, size_t n)
-{
-    const redisReply *rep = (replies && n > 0) ? replies[0] : NULL;
-    const char *s;
-
-    if (r->enroll) {
-        return mdm_enroll_feed(r, replies, n);
-    }
-    if (r->state == ST_DONE || r->state == ST_NONE) {
-        return MDM_STEP_DONE;
-    }
-    if (r->admin) {
-        return mdm_admin_feed(r, replies, n);
-    }
-    if (r->state == ST_UNDO) {
-        /* the refusal is already the response, whatever XDEL said */
-        r->state = ST_DONE;
-        return MDM_STEP_DONE;
-    }
-    if (rep == NULL) {
-        return mdm_req_storage_failed(r, NULL);
-    }
-    if (r->state == ST_SCRIPT && n > 1 && replies[1] &&
-        replies[1]->type == REDIS_REPLY_STRING && r->event_id[0] == '\0' &&
-        replies[1]->len < sizeof(r->event_id)) {
-        memcpy(r->event_id, replies[1]->str, replies[1]->len);
-        r->event_id[replies[1]->len] = '\0';
-    }
-    if (r->state == ST_CLAIM || r->state == ST_RETRO_CLAIM) {
-        if (rep->type == REDIS_REPLY_NIL ||
-            (rep->type == REDIS_REPLY_STRING &&
-             rep->len == strlen(r->msg.device_id) &&
-             memcmp(rep->str, r->msg.device_id, rep->len) == 0)) {
-            return plan_script(r, r->state == ST_RETRO_CLAIM);
-        }
-        if (rep->type != REDIS_REPLY_STRING) {
-            return mdm_req_storage_failed(r, rep);
-        }
-        return refuse_stored(
-            r,
-            mdm_req_refuse(r, 400, MDM_LOG_WARN, "MDM03002",
-                           "%s from %s refused: certificate %s is bound "
-                           "to enrollment %.*s",
-                           r->msg.message_type ? r->msg.message_type
-                                               : r->msg.status_str,
-                           r->msg.id, r->cert_hash, (int) rep->len, rep->str));
-    }
-
-    /* ST_SCRIPT */
-    if (mdm_req_noscript(r, rep)) {
-        return MDM_STEP_REDIS;
-    }
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
-        rep->element[0]->type != REDIS_REPLY_STRING) {
-        return mdm_req_storage_failed(r, rep);
-    }
-    s = rep->element[0]->str;
-    if (strcmp(s, "OK") == 0) {
-        return respond(r, rep);
-    }
-    if (strcmp(s, "RETRO") == 0 && r->state == ST_SCRIPT) {
-        return plan_claim(r, ST_RETRO_CLAIM);
-    }
-    if (strcmp(s, "UNBOUND") == 0) {
-        return refuse_stored(
-            r,
-            mdm_req_refuse(r, 400, MDM_LOG_WARN, "MDM03003",
-                           "%s from %s refused: no certificate is bound to "
-                           "this enrollment (sha256 %s); it must "
-                           "Authenticate first",
-                           r->vars[MDM_VAR_MESSAGE], r->msg.id, r->cert_hash));
-    }
-    if (strcmp(s, "REVOKED") == 0) {
-        return refuse_stored(
-            r,
-            mdm_req_refuse(r, 400, MDM_LOG_WARN, "MDM03005",
-                           "%s from %s refused: certificate sha256 %s was "
-                           "revoked",
-                           r->vars[MDM_VAR_MESSAGE], r->msg.id, r->cert_hash));
-    }
-    if (strcmp(s, "MISMATCH") == 0) {
-        return refuse_stored(
-            r,
-            mdm_req_refuse(r, 400, MDM_LOG_WARN, "MDM03004",
-                           "%s from %s refused: certificate sha256 %s is "
-                           "not the one bound to this enrollment",
-                           r->vars[MDM_VAR_MESSAGE], r->msg.id, r->cert_hash));
-    }
-    return mdm_req_storage_failed(r, rep);
 }

@@ -7,8 +7,8 @@
  * Message ids MDM08nnn are stable (README "SCEP"). Every failure writes
  * exactly one log line.
  */
-#include "mdm_internal.h"
 #include "mdm_scep.h"
+#include "mdm_tx.h"
 #include "mdm_text.h"
 
 #include <ctype.h>
@@ -47,7 +47,6 @@
 /* issued certificates start a little in the past: device clocks drift */
 #define MDM_SCEP_SKEW    300
 #define MDM_SCEP_TXN_TTL "86400"
-#define MDM_RETRY_AFTER  5
 
 enum { CH_UNSET = 0, CH_NONE, CH_STATIC, CH_DYNAMIC };
 
@@ -71,10 +70,9 @@ enum {
 
 enum { OP_NONE = 0, OP_CAPS, OP_CACERT, OP_PKI, OP_ADMIN };
 
-enum { SST_NONE = 0, SST_ISSUE, SST_LOOKUP, SST_ADMIN, SST_DONE };
+enum { SST_NONE = 0, SST_ISSUE, SST_LOOKUP, SST_ADMIN };
 
 static const char ct_pki[] = "application/x-pki-message";
-static const char ct_json[] = "application/json";
 
 struct mdm_scep_ca_s {
     char *ca_cert_file, *ca_key_file, *ca_pass_file;
@@ -113,9 +111,8 @@ struct mdm_scep_ca_s {
 };
 
 struct mdm_scep_req_s {
+    mdm_tx_t base; /* first: a SCEP request is a transaction */
     const mdm_scep_ca_t *ca;
-    mdm_log_fn log_fn;
-    void *log_data;
     time_t now;
     int op;
     int state;
@@ -124,9 +121,6 @@ struct mdm_scep_req_s {
     const unsigned char *msg;
     size_t msg_len;
     mdm_buf_t decoded; /* the GET message, base64-decoded */
-    int pre_status;    /* refused while routing */
-    const char *pre_id;
-    char pre_msg[160];
 
     /* admin */
     mdm_scep_admin_op_t admin_op;
@@ -151,13 +145,8 @@ struct mdm_scep_req_s {
     mdm_buf_t cert_der;
     char renew_serial[48];
 
-    mdm_planb_t pb;
-    const mdm_plan_t *plan;
-    int evalled;
-    mdm_lua_t script;
-    mdm_response_t resp;
-    mdm_buf_t out;
     const char *vars[MDM_SCEP_VAR_COUNT];
+    char what[40]; /* "SCEP PKCSReq": storage failures say which */
     char fail_s[2];
 };
 
@@ -875,100 +864,20 @@ bad:
 }
 
 /* ---------------------------------------------------------------- */
-/* transaction plumbing                                             */
+/* transaction plumbing (the answers are mdm_tx.c's)                */
 
-static void scep_log(mdm_scep_req_t *r, mdm_log_level_t level, const char *id,
-                     const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static mdm_step_t scep_start(mdm_tx_t *tx);
+static mdm_step_t scep_feed(mdm_tx_t *tx, struct redisReply *const *rep,
+                            size_t n);
+static void scep_free(mdm_tx_t *tx);
 
-static void
-scep_vlog(mdm_scep_req_t *r, mdm_log_level_t level, const char *id,
-          const char *fmt, va_list ap)
-{
-    char buf[1024];
-
-    if (r->log_fn == NULL) {
-        return;
-    }
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    r->log_fn(r->log_data, level, id, buf);
-}
-
-static void
-scep_log(mdm_scep_req_t *r, mdm_log_level_t level, const char *id,
-         const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    scep_vlog(r, level, id, fmt, ap);
-    va_end(ap);
-}
-
-static mdm_step_t
-reply(mdm_scep_req_t *r, int status, const char *ctype, mdm_buf_t *buf)
-{
-    if (buf && buf != &r->out) {
-        mdm_buf_free(&r->out);
-        r->out = *buf;
-        buf->ptr = NULL;
-        buf->len = 0;
-    }
-    r->resp.status = status;
-    r->resp.content_type = (buf && r->out.len) ? ctype : NULL;
-    r->resp.body = buf ? r->out.ptr : NULL;
-    r->resp.body_len = buf ? r->out.len : 0;
-    r->resp.retry_after = 0;
-    r->state = SST_DONE;
-    return MDM_STEP_DONE;
-}
-
-static mdm_step_t refuse(mdm_scep_req_t *r, int status, mdm_log_level_t level,
-                         const char *id, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-
-/* An HTTP-level refusal: no CertRep, no body. */
-static mdm_step_t
-refuse(mdm_scep_req_t *r, int status, mdm_log_level_t level, const char *id,
-       const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    scep_vlog(r, level, id, fmt, ap);
-    va_end(ap);
-    r->vars[MDM_SCEP_VAR_ERROR_ID] = id;
-    mdm_buf_free(&r->out);
-    return reply(r, status, NULL, NULL);
-}
-
-static mdm_step_t
-oom(mdm_scep_req_t *r)
-{
-    return refuse(r, 500, MDM_LOG_ERR, "MDM09001", "out of memory");
-}
-
-static mdm_step_t
-storage_failed(mdm_scep_req_t *r, const redisReply *rep)
-{
-    if (rep == NULL) {
-        refuse(r, 503, MDM_LOG_ERR, "MDM04001",
-               "SCEP %s: storage unavailable (connection error or timeout)",
-               msg_type_name(r->msg_type));
-    } else {
-        refuse(r, 503, MDM_LOG_ERR, "MDM04002", "SCEP %s: storage error: %.*s",
-               msg_type_name(r->msg_type),
-               rep->type == REDIS_REPLY_ERROR ? (int) rep->len : 16,
-               rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
-    }
-    r->resp.retry_after = MDM_RETRY_AFTER;
-    return MDM_STEP_DONE;
-}
+static const mdm_tx_ops_t scep_ops = {"scep", scep_start, scep_feed, scep_free};
 
 static mdm_scep_req_t *
 req_alloc(const mdm_scep_ca_t *ca)
 {
-    mdm_scep_req_t *r = calloc(1, sizeof(*r));
+    mdm_scep_req_t *r =
+        (mdm_scep_req_t *) mdm_tx_new(sizeof(*r), &scep_ops, NULL);
 
     if (r != NULL) {
         r->ca = ca;
@@ -976,12 +885,45 @@ req_alloc(const mdm_scep_ca_t *ca)
     return r;
 }
 
+/* Set a variable; the operation and message type are also $mdm_message. */
+static void
+set_var(mdm_scep_req_t *r, mdm_scep_var_t v, const char *value)
+{
+    r->vars[v] = value;
+    if (v == MDM_SCEP_VAR_OPERATION || v == MDM_SCEP_VAR_MESSAGE_TYPE) {
+        r->base.vars[MDM_VAR_MESSAGE] = value;
+    }
+}
+
+static mdm_step_t
+storage_failed(mdm_scep_req_t *r, const redisReply *rep)
+{
+    snprintf(r->what, sizeof(r->what), "SCEP %s", msg_type_name(r->msg_type));
+    r->base.what = r->what;
+    mdm_tx_storage_failed(&r->base, rep);
+    r->base.what = NULL;
+    return MDM_STEP_DONE;
+}
+
+mdm_req_t *
+mdm_scep_req_tx(mdm_scep_req_t *r)
+{
+    return &r->base;
+}
+
 void
 mdm_scep_req_free(mdm_scep_req_t *r)
 {
-    if (r == NULL) {
-        return;
+    if (r != NULL) {
+        mdm_tx_free(&r->base);
     }
+}
+
+static void
+scep_free(mdm_tx_t *tx)
+{
+    mdm_scep_req_t *r = (mdm_scep_req_t *) tx;
+
     mdm_buf_free(&r->decoded);
     free(r->admin_arg);
     CMS_ContentInfo_free(r->cms);
@@ -989,16 +931,13 @@ mdm_scep_req_free(mdm_scep_req_t *r)
     X509_free(r->cert);
     mdm_buf_free(&r->cert_der);
     free(r->subject);
-    mdm_planb_free(&r->pb);
-    mdm_buf_free(&r->out);
-    free(r);
 }
 
 void
 mdm_scep_req_set_logger(mdm_scep_req_t *r, mdm_log_fn fn, void *data)
 {
-    r->log_fn = fn;
-    r->log_data = data;
+    r->base.log_fn = fn;
+    r->base.log_data = data;
 }
 
 void
@@ -1010,55 +949,22 @@ mdm_scep_req_set_time(mdm_scep_req_t *r, time_t now)
 const mdm_plan_t *
 mdm_scep_req_plan(const mdm_scep_req_t *r)
 {
-    return r->plan;
+    return r->base.plan;
 }
 
 const mdm_response_t *
 mdm_scep_req_response(const mdm_scep_req_t *r)
 {
-    return &r->resp;
+    return &r->base.resp;
 }
 
 const char *
 mdm_scep_req_var(const mdm_scep_req_t *r, mdm_scep_var_t v)
 {
-    return (unsigned) v < MDM_SCEP_VAR_COUNT ? r->vars[v] : NULL;
-}
-
-static void pre_refuse(mdm_scep_req_t *r, int status, const char *id,
-                       const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* Routing refusals are logged at start, when the logger is set. */
-static void
-pre_refuse(mdm_scep_req_t *r, int status, const char *id, const char *fmt, ...)
-{
-    va_list ap;
-
-    r->pre_status = status;
-    r->pre_id = id;
-    va_start(ap, fmt);
-    vsnprintf(r->pre_msg, sizeof(r->pre_msg), fmt, ap);
-    va_end(ap);
-}
-
-/* The raw value of one query parameter, or NULL. */
-static const char *
-query_param(const char *q, size_t qlen, const char *name, size_t *vlen)
-{
-    size_t nlen = strlen(name), i = 0, j;
-
-    while (q && i < qlen) {
-        for (j = i; j < qlen && q[j] != '&'; j++) {
-        }
-        if (j - i > nlen && q[i + nlen] == '=' &&
-            strncmp(q + i, name, nlen) == 0) {
-            *vlen = j - i - nlen - 1;
-            return q + i + nlen + 1;
-        }
-        i = j + 1;
+    if (v == MDM_SCEP_VAR_ERROR_ID && r->vars[v] == NULL) {
+        return r->base.vars[MDM_VAR_ERROR_ID];
     }
-    return NULL;
+    return (unsigned) v < MDM_SCEP_VAR_COUNT ? r->vars[v] : NULL;
 }
 
 static int
@@ -1082,36 +988,37 @@ mdm_scep_req_new_http(const mdm_scep_ca_t *ca, const char *method, size_t mlen,
     if (r == NULL) {
         return NULL;
     }
-    v = query_param(query, qlen, "operation", &vlen);
-    if (v == NULL || vlen >= sizeof(op) ||
-        mdm_pct_decode(v, vlen, op, &oplen, 0) != 0) {
-        pre_refuse(r, 400, "MDM08002",
-                   "SCEP request without a valid operation");
+    if (!mdm_query_find(query, qlen, "operation", &v, &vlen) || v == NULL ||
+        vlen >= sizeof(op) || mdm_pct_decode(v, vlen, op, &oplen, 0) != 0) {
+        mdm_tx_pre_refuse(&r->base, 400, MDM_LOG_WARN, "MDM08002", 0,
+                          "SCEP request without a valid operation");
         return r;
     }
     if (strcasecmp((char *) op, "GetCACaps") == 0) {
         r->op = OP_CAPS;
-        r->vars[MDM_SCEP_VAR_OPERATION] = "GetCACaps";
+        set_var(r, MDM_SCEP_VAR_OPERATION, "GetCACaps");
     } else if (strcasecmp((char *) op, "GetCACert") == 0) {
         r->op = OP_CACERT;
-        r->vars[MDM_SCEP_VAR_OPERATION] = "GetCACert";
+        set_var(r, MDM_SCEP_VAR_OPERATION, "GetCACert");
     } else if (strcasecmp((char *) op, "PKIOperation") == 0) {
         r->op = OP_PKI;
-        r->vars[MDM_SCEP_VAR_OPERATION] = "PKIOperation";
+        set_var(r, MDM_SCEP_VAR_OPERATION, "PKIOperation");
     } else {
         for (vlen = 0; vlen < oplen && op[vlen] >= 0x20 && op[vlen] < 0x7f;
              vlen++) {
         }
         /* echoed only when it cannot break the log line */
-        pre_refuse(r, 400, "MDM08002", "SCEP operation \"%.40s\" not supported",
-                   vlen == oplen ? (char *) op : "(unprintable)");
+        mdm_tx_pre_refuse(&r->base, 400, MDM_LOG_WARN, "MDM08002", 0,
+                          "SCEP operation \"%.40s\" not supported",
+                          vlen == oplen ? (char *) op : "(unprintable)");
         return r;
     }
     if (r->op != OP_PKI) {
         if (!get) {
-            pre_refuse(r, 405, "MDM08003", "SCEP %s with method %.*s",
-                       r->vars[MDM_SCEP_VAR_OPERATION],
-                       (int) (mlen < 16 ? mlen : 16), method ? method : "");
+            mdm_tx_pre_refuse(
+                &r->base, 405, MDM_LOG_WARN, "MDM08003", 0,
+                "SCEP %s with method %.*s", r->vars[MDM_SCEP_VAR_OPERATION],
+                (int) (mlen < 16 ? mlen : 16), method ? method : "");
         }
         return r;
     }
@@ -1121,8 +1028,9 @@ mdm_scep_req_new_http(const mdm_scep_ca_t *ca, const char *method, size_t mlen,
         if (blen > 0 && body != NULL && body[0] != 0x30) {
             if (mdm_scep_b64_decode((const char *) body, blen, &r->decoded.ptr,
                                     &r->decoded.len) != 0) {
-                pre_refuse(r, 400, "MDM08001",
-                           "SCEP PKIOperation body is neither DER nor base64");
+                mdm_tx_pre_refuse(
+                    &r->base, 400, MDM_LOG_WARN, "MDM08001", 0,
+                    "SCEP PKIOperation body is neither DER nor base64");
                 return r;
             }
             r->msg = r->decoded.ptr;
@@ -1135,15 +1043,16 @@ mdm_scep_req_new_http(const mdm_scep_ca_t *ca, const char *method, size_t mlen,
     }
     /* HEAD is for the read-only operations: a PKIOperation issues */
     if (!method_is(method, mlen, "GET")) {
-        pre_refuse(r, 405, "MDM08003", "SCEP PKIOperation with method %.*s",
-                   (int) (mlen < 16 ? mlen : 16), method ? method : "");
+        mdm_tx_pre_refuse(&r->base, 405, MDM_LOG_WARN, "MDM08003", 0,
+                          "SCEP PKIOperation with method %.*s",
+                          (int) (mlen < 16 ? mlen : 16), method ? method : "");
         return r;
     }
-    msg = query_param(query, qlen, "message", &msglen);
-    if (msg == NULL || mdm_scep_b64_decode(msg, msglen, &r->decoded.ptr,
-                                           &r->decoded.len) != 0) {
-        pre_refuse(r, 400, "MDM08004",
-                   "SCEP PKIOperation GET without a base64 message");
+    if (!mdm_query_find(query, qlen, "message", &msg, &msglen) || msg == NULL ||
+        mdm_scep_b64_decode(msg, msglen, &r->decoded.ptr, &r->decoded.len) !=
+            0) {
+        mdm_tx_pre_refuse(&r->base, 400, MDM_LOG_WARN, "MDM08004", 0,
+                          "SCEP PKIOperation GET without a base64 message");
         return r;
     }
     r->msg = r->decoded.ptr;
@@ -1178,7 +1087,7 @@ admin_refused(mdm_scep_req_t *r, int status, const char *id, const char *msg)
         return NULL;
     }
     r->op = OP_ADMIN;
-    pre_refuse(r, status, id, "%s", msg);
+    mdm_tx_pre_refuse(&r->base, status, MDM_LOG_NOTICE, id, 1, "%s", msg);
     return r;
 }
 
@@ -1305,7 +1214,7 @@ done:
     return rc;
 }
 
-/* Build and sign the CertRep into r->out. */
+/* Build and sign the CertRep into r->base.out. */
 static int
 certrep(mdm_scep_req_t *r, int status, int fail)
 {
@@ -1352,7 +1261,7 @@ certrep(mdm_scep_req_t *r, int status, int fail)
     if (CMS_final(cms, content, NULL, CMS_BINARY) != 1) {
         goto done;
     }
-    rc = cms_der(cms, &r->out);
+    rc = cms_der(cms, &r->base.out);
 done:
     CMS_ContentInfo_free(cms);
     BIO_free(content);
@@ -1367,13 +1276,14 @@ reply_certrep(mdm_scep_req_t *r, int status, int fail)
 
     rc = certrep(r, status, fail);
     if (rc != 0) {
-        return refuse(r, 500, MDM_LOG_ERR, "MDM08040",
-                      "SCEP %s (transaction %s): cannot build the CertRep",
-                      msg_type_name(r->msg_type), r->txid);
+        return mdm_tx_refuse(
+            &r->base, 500, MDM_LOG_ERR, "MDM08040",
+            "SCEP %s (transaction %s): cannot build the CertRep",
+            msg_type_name(r->msg_type), r->txid);
     }
     r->vars[MDM_SCEP_VAR_STATUS] =
         status == PKI_SUCCESS ? "SUCCESS" : "FAILURE";
-    return reply(r, 200, ct_pki, &r->out);
+    return mdm_tx_reply(&r->base, 200, ct_pki, &r->base.out);
 }
 
 static mdm_step_t fail_rep(mdm_scep_req_t *r, int fail, const char *id,
@@ -1390,16 +1300,17 @@ fail_rep(mdm_scep_req_t *r, int fail, const char *id, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    scep_log(r, MDM_LOG_WARN, id, "SCEP %s (transaction %s) refused, %s: %s",
-             msg_type_name(r->msg_type), r->txid, fail_name(fail), buf);
-    r->vars[MDM_SCEP_VAR_ERROR_ID] = id;
+    mdm_tx_log(&r->base, MDM_LOG_WARN, id,
+               "SCEP %s (transaction %s) refused, %s: %s",
+               msg_type_name(r->msg_type), r->txid, fail_name(fail), buf);
+    r->vars[MDM_SCEP_VAR_ERROR_ID] = r->base.vars[MDM_VAR_ERROR_ID] = id;
     r->vars[MDM_SCEP_VAR_FAIL_INFO] = fail_name(fail);
-    mdm_buf_free(&r->out);
+    mdm_buf_free(&r->base.out);
     if (certrep(r, PKI_FAILURE, fail) != 0) {
-        return reply(r, 500, NULL, NULL);
+        return mdm_tx_reply(&r->base, 500, NULL, NULL);
     }
     r->vars[MDM_SCEP_VAR_STATUS] = "FAILURE";
-    return reply(r, 200, ct_pki, &r->out);
+    return mdm_tx_reply(&r->base, 200, ct_pki, &r->base.out);
 }
 
 /* ---------------------------------------------------------------- */
@@ -1859,39 +1770,11 @@ done:
 /* ---------------------------------------------------------------- */
 /* plans                                                            */
 
-static void
-plan_evalsha(mdm_scep_req_t *r, mdm_lua_t which)
-{
-    r->script = which;
-    mdm_planb_cmd(&r->pb);
-    mdm_planb_str(&r->pb, "EVALSHA");
-    mdm_planb_str(&r->pb, mdm_script(which)->sha1);
-}
-
 static mdm_step_t
 plan_done(mdm_scep_req_t *r, int state)
 {
-    r->plan = mdm_planb_finish(&r->pb, r->pb.ncmds);
-    if (r->plan == NULL) {
-        return oom(r);
-    }
     r->state = state;
-    return MDM_STEP_REDIS;
-}
-
-/* Only a script's own command is ever retried, with EVAL. */
-static int
-noscript(mdm_scep_req_t *r, const redisReply *rep)
-{
-    if (r->evalled || r->script == 0 || rep == NULL ||
-        rep->type != REDIS_REPLY_ERROR ||
-        strncmp(rep->str, "NOSCRIPT", 8) != 0) {
-        return 0;
-    }
-    r->evalled = 1;
-    mdm_planb_to_eval(&r->pb, 0, mdm_script(r->script));
-    r->plan = mdm_planb_finish(&r->pb, 1);
-    return r->plan != NULL;
+    return mdm_tx_plan(&r->base, r->base.pb.ncmds);
 }
 
 static mdm_step_t
@@ -1907,7 +1790,7 @@ plan_issue(mdm_scep_req_t *r, const char *challenge)
     if (ca->challenge_mode == CH_DYNAMIC && r->msg_type == MT_PKCSREQ) {
         if (EVP_Digest(challenge, strlen(challenge), md, &mdlen, EVP_sha256(),
                        NULL) != 1) {
-            return oom(r);
+            return mdm_tx_oom(&r->base);
         }
         mdm_hex(md, 32, hex);
         consume = 1;
@@ -1916,45 +1799,45 @@ plan_issue(mdm_scep_req_t *r, const char *challenge)
     }
     if (ASN1_TIME_to_tm(X509_get0_notAfter(r->cert), &tm) != 1 ||
         (n = i2d_X509(r->cert, &der)) <= 0) {
-        return oom(r);
+        return mdm_tx_oom(&r->base);
     }
     n = mdm_buf_set(&r->cert_der, der, (size_t) n);
     OPENSSL_free(der);
     if (n != 0) {
-        return oom(r);
+        return mdm_tx_oom(&r->base);
     }
-    mdm_planb_reset(&r->pb);
-    r->evalled = 0;
-    plan_evalsha(r, MDM_LUA_SCEP_ISSUE);
-    mdm_planb_str(&r->pb, "5");
-    mdm_planb_fmt(&r->pb, "%s%s", ca->k_chal, hex);
-    mdm_planb_fmt(&r->pb, "%s%s", ca->k_cert, r->serial);
-    mdm_planb_str(&r->pb, ca->k_issued);
-    mdm_planb_str(&r->pb, ca->k_revoked);
-    mdm_planb_fmt(&r->pb, "%s%s", ca->k_txn, r->txid);
-    mdm_planb_str(&r->pb, consume ? "consume" : "keep");
-    mdm_planb_str(&r->pb, r->serial);
-    mdm_planb_str(&r->pb, r->subject ? r->subject : "");
-    mdm_planb_str(&r->pb, r->cert_hash);
-    mdm_planb_fmt(&r->pb, "%lld", (long long) timegm(&tm));
+    mdm_planb_reset(&r->base.pb);
+    r->base.evalled = 0;
+    mdm_tx_evalsha(&r->base, MDM_LUA_SCEP_ISSUE);
+    mdm_planb_str(&r->base.pb, "5");
+    mdm_planb_fmt(&r->base.pb, "%s%s", ca->k_chal, hex);
+    mdm_planb_fmt(&r->base.pb, "%s%s", ca->k_cert, r->serial);
+    mdm_planb_str(&r->base.pb, ca->k_issued);
+    mdm_planb_str(&r->base.pb, ca->k_revoked);
+    mdm_planb_fmt(&r->base.pb, "%s%s", ca->k_txn, r->txid);
+    mdm_planb_str(&r->base.pb, consume ? "consume" : "keep");
+    mdm_planb_str(&r->base.pb, r->serial);
+    mdm_planb_str(&r->base.pb, r->subject ? r->subject : "");
+    mdm_planb_str(&r->base.pb, r->cert_hash);
+    mdm_planb_fmt(&r->base.pb, "%lld", (long long) timegm(&tm));
     /* borrowed: r->cert_der lives as long as the transaction */
-    mdm_planb_arg(&r->pb, r->cert_der.ptr, r->cert_der.len);
-    mdm_planb_str(&r->pb, r->txid);
-    mdm_planb_str(&r->pb, msg_type_name(r->msg_type));
-    mdm_planb_str(&r->pb, r->renew_serial);
-    mdm_planb_str(&r->pb, MDM_SCEP_TXN_TTL);
+    mdm_planb_arg(&r->base.pb, r->cert_der.ptr, r->cert_der.len);
+    mdm_planb_str(&r->base.pb, r->txid);
+    mdm_planb_str(&r->base.pb, msg_type_name(r->msg_type));
+    mdm_planb_str(&r->base.pb, r->renew_serial);
+    mdm_planb_str(&r->base.pb, MDM_SCEP_TXN_TTL);
     return plan_done(r, SST_ISSUE);
 }
 
 static mdm_step_t
 plan_lookup(mdm_scep_req_t *r, const char *key_prefix, const char *id)
 {
-    mdm_planb_reset(&r->pb);
-    r->script = 0;
-    mdm_planb_cmd(&r->pb);
-    mdm_planb_str(&r->pb, "HGET");
-    mdm_planb_fmt(&r->pb, "%s%s", key_prefix, id);
-    mdm_planb_str(&r->pb, "der");
+    mdm_planb_reset(&r->base.pb);
+    r->base.script = 0;
+    mdm_planb_cmd(&r->base.pb);
+    mdm_planb_str(&r->base.pb, "HGET");
+    mdm_planb_fmt(&r->base.pb, "%s%s", key_prefix, id);
+    mdm_planb_str(&r->base.pb, "der");
     return plan_done(r, SST_LOOKUP);
 }
 
@@ -2066,19 +1949,21 @@ pki_cert_request(mdm_scep_req_t *r, const mdm_buf_t *data)
     }
     if (X509_cmp_time(X509_get0_notBefore(ca->ca), &r->now) >= 0 ||
         X509_cmp_time(X509_get0_notAfter(ca->ca), &r->now) <= 0) {
-        step = refuse(r, 500, MDM_LOG_ERR, "MDM08041",
-                      "SCEP %s (transaction %s): the CA certificate is not "
-                      "valid now; nothing issued",
-                      msg_type_name(r->msg_type), r->txid);
+        step =
+            mdm_tx_refuse(&r->base, 500, MDM_LOG_ERR, "MDM08041",
+                          "SCEP %s (transaction %s): the CA certificate is not "
+                          "valid now; nothing issued",
+                          msg_type_name(r->msg_type), r->txid);
         goto done;
     }
     if (issue(r, csr) != 0 ||
         serial_hex(X509_get0_serialNumber(r->cert), r->serial,
                    sizeof(r->serial)) != 0 ||
         mdm_cert_sha256_hex(r->cert, r->cert_hash) != 0) {
-        step = refuse(r, 500, MDM_LOG_ERR, "MDM08040",
-                      "SCEP %s (transaction %s): cannot sign the certificate",
-                      msg_type_name(r->msg_type), r->txid);
+        step = mdm_tx_refuse(
+            &r->base, 500, MDM_LOG_ERR, "MDM08040",
+            "SCEP %s (transaction %s): cannot sign the certificate",
+            msg_type_name(r->msg_type), r->txid);
         goto done;
     }
     r->vars[MDM_SCEP_VAR_SERIAL] = r->serial;
@@ -2130,10 +2015,10 @@ pki_start(mdm_scep_req_t *r)
 
     why = parse_outer(r);
     if (why != NULL) {
-        return refuse(r, 400, MDM_LOG_WARN, "MDM08001",
-                      "SCEP PKIOperation is not a pkiMessage: %s", why);
+        return mdm_tx_refuse(&r->base, 400, MDM_LOG_WARN, "MDM08001",
+                             "SCEP PKIOperation is not a pkiMessage: %s", why);
     }
-    r->vars[MDM_SCEP_VAR_MESSAGE_TYPE] = msg_type_name(r->msg_type);
+    set_var(r, MDM_SCEP_VAR_MESSAGE_TYPE, msg_type_name(r->msg_type));
     r->md = digest_of(r->si, &nid);
     if (r->md == NULL) {
         return fail_rep(r, FAIL_BADALG, "MDM08010",
@@ -2205,21 +2090,6 @@ pki_start(mdm_scep_req_t *r)
 /* ---------------------------------------------------------------- */
 /* admin                                                            */
 
-static mdm_step_t
-admin_json(mdm_scep_req_t *r, int status, json_t *j)
-{
-    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-
-    json_decref(j);
-    if (s == NULL) {
-        return oom(r);
-    }
-    mdm_buf_free(&r->out);
-    r->out.ptr = (unsigned char *) s;
-    r->out.len = strlen(s);
-    return reply(r, status, ct_json, &r->out);
-}
-
 static mdm_step_t admin_error(mdm_scep_req_t *r, int status, const char *id,
                               const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -2233,10 +2103,7 @@ admin_error(mdm_scep_req_t *r, int status, const char *id, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    scep_log(r, MDM_LOG_NOTICE, id, "%s", buf);
-    r->vars[MDM_SCEP_VAR_ERROR_ID] = id;
-    return admin_json(r, status,
-                      json_pack("{s:s,s:s}", "error", buf, "id", id));
+    return mdm_tx_json_error(&r->base, status, id, buf);
 }
 
 /* "01:AB:cd" -> "1abcd"; -1 unless 1-40 hex digits. */
@@ -2276,8 +2143,8 @@ admin_start(mdm_scep_req_t *r)
     const char *p;
     long ttl;
 
-    mdm_planb_reset(&r->pb);
-    r->script = 0;
+    mdm_planb_reset(&r->base.pb);
+    r->base.script = 0;
     if (r->admin_op == MDM_SCEP_ADMIN_CHALLENGE) {
         if (ca->challenge_mode != CH_DYNAMIC) {
             return admin_error(
@@ -2287,7 +2154,7 @@ admin_start(mdm_scep_req_t *r)
         if (r->admin_arg == NULL) {
             if (RAND_bytes(rnd, sizeof(rnd)) != 1 ||
                 (r->admin_arg = malloc(33)) == NULL) {
-                return oom(r);
+                return mdm_tx_oom(&r->base);
             }
             mdm_hex(rnd, sizeof(rnd), r->admin_arg);
         }
@@ -2310,13 +2177,13 @@ admin_start(mdm_scep_req_t *r)
         }
         r->admin_ttl = ttl;
         mdm_hex(md, 32, hex);
-        mdm_planb_cmd(&r->pb);
-        mdm_planb_str(&r->pb, "SET");
-        mdm_planb_fmt(&r->pb, "%s%s", ca->k_chal, hex);
-        mdm_planb_fmt(&r->pb, "%lld", (long long) r->now);
-        mdm_planb_str(&r->pb, "NX");
-        mdm_planb_str(&r->pb, "EX");
-        mdm_planb_fmt(&r->pb, "%ld", ttl);
+        mdm_planb_cmd(&r->base.pb);
+        mdm_planb_str(&r->base.pb, "SET");
+        mdm_planb_fmt(&r->base.pb, "%s%s", ca->k_chal, hex);
+        mdm_planb_fmt(&r->base.pb, "%lld", (long long) r->now);
+        mdm_planb_str(&r->base.pb, "NX");
+        mdm_planb_str(&r->base.pb, "EX");
+        mdm_planb_fmt(&r->base.pb, "%ld", ttl);
         return plan_done(r, SST_ADMIN);
     }
     if (r->admin_op == MDM_SCEP_ADMIN_REVOKE) {
@@ -2326,11 +2193,11 @@ admin_start(mdm_scep_req_t *r)
                                "a serial number is 1-40 hex digits");
         }
         r->vars[MDM_SCEP_VAR_SERIAL] = r->serial;
-        plan_evalsha(r, MDM_LUA_SCEP_REVOKE);
-        mdm_planb_str(&r->pb, "2");
-        mdm_planb_fmt(&r->pb, "%s%s", ca->k_cert, r->serial);
-        mdm_planb_str(&r->pb, ca->k_revoked);
-        mdm_planb_str(&r->pb, r->serial);
+        mdm_tx_evalsha(&r->base, MDM_LUA_SCEP_REVOKE);
+        mdm_planb_str(&r->base.pb, "2");
+        mdm_planb_fmt(&r->base.pb, "%s%s", ca->k_cert, r->serial);
+        mdm_planb_str(&r->base.pb, ca->k_revoked);
+        mdm_planb_str(&r->base.pb, r->serial);
         return plan_done(r, SST_ADMIN);
     }
     return admin_error(r, 400, "MDM08050", "unknown SCEP admin operation");
@@ -2347,11 +2214,12 @@ admin_feed(mdm_scep_req_t *r, const redisReply *rep)
         if (rep->type != REDIS_REPLY_STATUS || strcmp(rep->str, "OK") != 0) {
             return storage_failed(r, rep);
         }
-        scep_log(r, MDM_LOG_INFO, "MDM08031",
-                 "SCEP one-time challenge created (valid %ld s)", r->admin_ttl);
-        return admin_json(r, 201,
-                          json_pack("{s:s,s:I}", "challenge", r->admin_arg,
-                                    "ttl", (json_int_t) r->admin_ttl));
+        mdm_tx_log(&r->base, MDM_LOG_INFO, "MDM08031",
+                   "SCEP one-time challenge created (valid %ld s)",
+                   r->admin_ttl);
+        return mdm_tx_json(&r->base, 201,
+                           json_pack("{s:s,s:I}", "challenge", r->admin_arg,
+                                     "ttl", (json_int_t) r->admin_ttl));
     }
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
         rep->element[0]->type != REDIS_REPLY_STRING) {
@@ -2365,10 +2233,11 @@ admin_feed(mdm_scep_req_t *r, const redisReply *rep)
     if (strcmp(rep->element[0]->str, "OK") != 0) {
         return storage_failed(r, rep);
     }
-    scep_log(r, MDM_LOG_NOTICE, "MDM08032", "SCEP certificate %s revoked",
-             r->serial);
-    return admin_json(
-        r, 200, json_pack("{s:s,s:b}", "serial", r->serial, "revoked", 1));
+    mdm_tx_log(&r->base, MDM_LOG_NOTICE, "MDM08032",
+               "SCEP certificate %s revoked", r->serial);
+    return mdm_tx_json(
+        &r->base, 200,
+        json_pack("{s:s,s:b}", "serial", r->serial, "revoked", 1));
 }
 
 /* ---------------------------------------------------------------- */
@@ -2380,33 +2249,26 @@ start(mdm_scep_req_t *r)
     mdm_buf_t b = {0};
 
     if (r->state != SST_NONE) {
-        return r->state == SST_DONE ? MDM_STEP_DONE : MDM_STEP_REDIS;
+        return MDM_STEP_REDIS; /* started already */
     }
     if (r->now == 0) {
         r->now = time(NULL);
     }
     if (!r->ca->finished) {
-        return refuse(r, 500, MDM_LOG_ERR, "MDM09002",
-                      "SCEP configuration not finished");
-    }
-    if (r->pre_status && r->op == OP_ADMIN) {
-        return admin_error(r, r->pre_status, r->pre_id, "%s", r->pre_msg);
-    }
-    if (r->pre_status) {
-        return refuse(r, r->pre_status, MDM_LOG_WARN, r->pre_id, "%s",
-                      r->pre_msg);
+        return mdm_tx_refuse(&r->base, 500, MDM_LOG_ERR, "MDM09002",
+                             "SCEP configuration not finished");
     }
     switch (r->op) {
     case OP_CAPS:
         if (mdm_buf_set(&b, r->ca->caps, strlen(r->ca->caps)) != 0) {
-            return oom(r);
+            return mdm_tx_oom(&r->base);
         }
-        return reply(r, 200, "text/plain", &b);
+        return mdm_tx_reply(&r->base, 200, "text/plain", &b);
     case OP_CACERT:
         if (mdm_buf_set(&b, r->ca->cacert.ptr, r->ca->cacert.len) != 0) {
-            return oom(r);
+            return mdm_tx_oom(&r->base);
         }
-        return reply(r, 200, r->ca->cacert_ctype, &b);
+        return mdm_tx_reply(&r->base, 200, r->ca->cacert_ctype, &b);
     case OP_ADMIN:
         return admin_start(r);
     default:
@@ -2414,9 +2276,10 @@ start(mdm_scep_req_t *r)
     }
 }
 
-mdm_step_t
-mdm_scep_req_start(mdm_scep_req_t *r)
+static mdm_step_t
+scep_start(mdm_tx_t *tx)
 {
+    mdm_scep_req_t *r = (mdm_scep_req_t *) tx;
     mdm_step_t step;
 
     ERR_set_mark();
@@ -2446,10 +2309,10 @@ found_cert(mdm_scep_req_t *r, const redisReply *rep)
         r->vars[MDM_SCEP_VAR_SERIAL] = r->serial;
     }
     step = reply_certrep(r, PKI_SUCCESS, 0);
-    if (r->resp.status == 200) {
-        scep_log(r, MDM_LOG_INFO, "MDM08030",
-                 "SCEP %s (transaction %s): certificate %s sent",
-                 msg_type_name(r->msg_type), r->txid, r->serial);
+    if (r->base.resp.status == 200) {
+        mdm_tx_log(&r->base, MDM_LOG_INFO, "MDM08030",
+                   "SCEP %s (transaction %s): certificate %s sent",
+                   msg_type_name(r->msg_type), r->txid, r->serial);
     }
     return step;
 }
@@ -2461,13 +2324,13 @@ feed(mdm_scep_req_t *r, struct redisReply *const *replies, size_t n)
     const char *s;
     mdm_step_t step;
 
-    if (r->state == SST_DONE || r->state == SST_NONE) {
+    if (r->state == SST_NONE) {
         return MDM_STEP_DONE;
     }
     if (rep == NULL) {
         return storage_failed(r, NULL);
     }
-    if (noscript(r, rep)) {
+    if (mdm_tx_noscript(&r->base, rep)) {
         return MDM_STEP_REDIS;
     }
     if (r->state == SST_ADMIN) {
@@ -2508,11 +2371,11 @@ feed(mdm_scep_req_t *r, struct redisReply *const *replies, size_t n)
         return storage_failed(r, rep);
     }
     step = reply_certrep(r, PKI_SUCCESS, 0);
-    if (r->resp.status == 200) {
-        scep_log(r, MDM_LOG_INFO, "MDM08030",
-                 "SCEP %s (transaction %s): issued certificate %s to \"%s\"",
-                 msg_type_name(r->msg_type), r->txid, r->serial,
-                 r->subject ? r->subject : "");
+    if (r->base.resp.status == 200) {
+        mdm_tx_log(&r->base, MDM_LOG_INFO, "MDM08030",
+                   "SCEP %s (transaction %s): issued certificate %s to \"%s\"",
+                   msg_type_name(r->msg_type), r->txid, r->serial,
+                   r->subject ? r->subject : "");
     }
     return step;
 }
@@ -2523,40 +2386,33 @@ feed(mdm_scep_req_t *r, struct redisReply *const *replies, size_t n)
  * refused message must not reach unrelated code on the same thread (the
  * web server's TLS), and the caller's own errors stay put.
  */
-mdm_step_t
-mdm_scep_req_feed(mdm_scep_req_t *r, struct redisReply *const *replies,
-                  size_t n)
+static mdm_step_t
+scep_feed(mdm_tx_t *tx, struct redisReply *const *replies, size_t n)
 {
     mdm_step_t step;
 
     ERR_set_mark();
-    step = feed(r, replies, n);
+    step = feed((mdm_scep_req_t *) tx, replies, n);
     ERR_pop_to_mark();
     return step;
 }
 
-/* ---------------------------------------------------------------- */
-/* blocking executor                                                */
-
-static const mdm_plan_t *
-sync_plan(void *tx)
+mdm_step_t
+mdm_scep_req_start(mdm_scep_req_t *r)
 {
-    return mdm_scep_req_plan(tx);
-}
+    mdm_step_t step = mdm_tx_start(&r->base);
 
-static mdm_step_t
-sync_feed(void *tx, struct redisReply *const *rep, size_t n)
-{
-    return mdm_scep_req_feed(tx, rep, n);
+    /* the borrowed message is not read after start */
+    r->msg = NULL;
+    r->msg_len = 0;
+    return step;
 }
 
 mdm_step_t
-mdm_scep_exec_sync(redisContext *c, mdm_scep_req_t *r)
+mdm_scep_req_feed(mdm_scep_req_t *r, struct redisReply *const *replies,
+                  size_t n)
 {
-    if (r->state == SST_DONE) {
-        return MDM_STEP_DONE;
-    }
-    return mdm_sync_run(c, r, sync_plan, sync_feed);
+    return mdm_tx_feed(&r->base, replies, n);
 }
 
 /* ---------------------------------------------------------------- */

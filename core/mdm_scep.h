@@ -160,9 +160,13 @@ mdm_step_t mdm_scep_req_feed(mdm_scep_req_t *r,
 /** The response; valid once a step returned DONE. */
 const mdm_response_t *mdm_scep_req_response(const mdm_scep_req_t *r);
 
-/** Run a started transaction on a blocking hiredis context (Apache,
- * tools, tests). Returns MDM_STEP_DONE. */
-mdm_step_t mdm_scep_exec_sync(struct redisContext *c, mdm_scep_req_t *r);
+/**
+ * The same transaction as an mdm_req_t (borrowed: free it with
+ * mdm_scep_req_free()), for code that drives every kind of transaction
+ * through mdm_req_plan()/mdm_req_feed(), such as the blocking runner
+ * mdm_exec_sync() beside the tools.
+ */
+mdm_req_t *mdm_scep_req_tx(mdm_scep_req_t *r);
 
 typedef enum {
     MDM_SCEP_VAR_OPERATION = 0, /* GetCACaps, GetCACert, PKIOperation */

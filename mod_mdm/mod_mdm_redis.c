@@ -5,6 +5,7 @@
  * away when it broke.
  */
 #include "mod_mdm.h"
+#include "mdm_sync.h"
 
 #include "http_log.h"
 #include "ap_mpm.h"

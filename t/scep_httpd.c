@@ -24,6 +24,7 @@
 #include <hiredis.h>
 
 #include "mdm_scep.h"
+#include "mdm_sync.h"
 
 #define MAX_REQ (256 * 1024)
 

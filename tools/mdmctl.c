@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "mdm.h"
+#include "mdm_sync.h"
 #include "mdmctl_cert.h"
 
 static const char usage[] =

@@ -1,5 +1,6 @@
 /* A scripted device: see sim.h. */
 #include "sim.h"
+#include "mdm_sync.h"
 
 #include <stdarg.h>
 #include <stdio.h>

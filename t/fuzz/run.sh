@@ -31,11 +31,9 @@ build fuzz_signature core/mdm_identity.c core/mdm_der.c \
     t/fuzz/fuzz_signature.c -- $ssl
 # the SCEP core needs the plan builder, the script table and its sources
 sh "$src/core/lua/gen.sh" "$src/core/lua" >"$out/mdm_lua.c"
-# (mdm_conf.c reaches the rest of the core through the enrollment options)
-build fuzz_scep core/mdm_scep.c core/mdm_plan.c core/mdm_util.c \
-    core/mdm_conf.c core/mdm_identity.c core/mdm_der.c core/mdm_enroll.c \
-    core/mdm_crl.c core/mdm_profile.c core/mdm_req.c core/mdm_admin.c \
-    core/mdm_msg.c core/mdm_keys.c core/mdm_sync.c t/fuzz/fuzz_scep.c \
+# (only the layers below it: the transaction layer and its leaves)
+build fuzz_scep core/mdm_scep.c core/mdm_tx.c core/mdm_plan.c \
+    core/mdm_util.c core/mdm_script.c core/mdm_query.c t/fuzz/fuzz_scep.c \
     -- "$out/mdm_lua.c" $ssl $plist $hiredis $jansson
 MDM_SAMPLES=$src/t/samples
 export MDM_SAMPLES

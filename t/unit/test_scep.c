@@ -34,6 +34,7 @@
 #include <openssl/x509v3.h>
 
 #include "mdm_scep.h"
+#include "mdm_sync.h"
 #include "redis_fixture.h"
 
 #define DAY 86400

@@ -15,6 +15,7 @@
 #include <hiredis.h>
 
 #include "mdm.h"
+#include "mdm_sync.h"
 #include "redis_fixture.h"
 #include "sim.h"
 

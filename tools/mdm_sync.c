@@ -1,5 +1,5 @@
-/* Blocking executor: runs a transaction's plans on a hiredis context. */
-#include "mdm_internal.h"
+/* The blocking plan runner (mdm_sync.h). */
+#include "mdm_sync.h"
 
 #include <stdlib.h>
 
@@ -8,8 +8,7 @@
 #define MDM_SYNC_MAX_REPLIES 64
 
 mdm_step_t
-mdm_sync_run(redisContext *c, void *tx, mdm_sync_plan_fn plan,
-             mdm_sync_feed_fn feed)
+mdm_exec_sync(redisContext *c, mdm_req_t *tx)
 {
     const mdm_plan_t *p;
     redisReply *stack[MDM_SYNC_MAX_REPLIES], **rep;
@@ -19,9 +18,9 @@ mdm_sync_run(redisContext *c, void *tx, mdm_sync_plan_fn plan,
     int broken;
 
     while (step == MDM_STEP_REDIS) {
-        p = plan(tx);
+        p = mdm_req_plan(tx);
         if (p == NULL) {
-            step = feed(tx, NULL, 0); /* no plan: a storage failure */
+            step = mdm_req_feed(tx, NULL, 0); /* no plan: a storage failure */
             continue;
         }
         rep = p->nreplies <= MDM_SYNC_MAX_REPLIES
@@ -46,7 +45,7 @@ mdm_sync_run(redisContext *c, void *tx, mdm_sync_plan_fn plan,
                 freeReplyObject(x);
             }
         }
-        step = feed(tx, broken ? NULL : rep, broken ? 0 : got);
+        step = mdm_req_feed(tx, broken ? NULL : rep, broken ? 0 : got);
         for (i = 0; i < got; i++) {
             freeReplyObject(rep[i]);
         }
@@ -55,22 +54,4 @@ mdm_sync_run(redisContext *c, void *tx, mdm_sync_plan_fn plan,
         }
     }
     return step;
-}
-
-static const mdm_plan_t *
-req_plan(void *tx)
-{
-    return mdm_req_plan(tx);
-}
-
-static mdm_step_t
-req_feed(void *tx, redisReply *const *rep, size_t n)
-{
-    return mdm_req_feed(tx, rep, n);
-}
-
-mdm_step_t
-mdm_exec_sync(redisContext *c, mdm_req_t *r)
-{
-    return mdm_sync_run(c, r, req_plan, req_feed);
 }
