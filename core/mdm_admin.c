@@ -313,6 +313,16 @@ plan_dequeue(mdm_admin_t *r, const mdm_keys_t *k, const char *uuid, int eval)
     mdm_planb_str(&r->base.pb, uuid);
 }
 
+/* A push request for enrollment id, read by mdm-pushd. */
+static void
+plan_push(mdm_admin_t *r, const char *id)
+{
+    mdm_planb_xadd(&r->base.pb, r->base.conf->push_key,
+                   r->base.conf->push_maxlen_s);
+    mdm_planb_str(&r->base.pb, "id");
+    mdm_planb_str(&r->base.pb, id);
+}
+
 static mdm_step_t
 plan_main(mdm_admin_t *r)
 {
@@ -349,15 +359,7 @@ plan_main(mdm_admin_t *r)
         break;
     case MDM_ADMIN_PUSH:
         for (i = 0; i < r->a.nids; i++) {
-            mdm_planb_cmd(&r->base.pb);
-            mdm_planb_str(&r->base.pb, "XADD");
-            mdm_planb_str(&r->base.pb, r->base.conf->push_key);
-            mdm_planb_str(&r->base.pb, "MAXLEN");
-            mdm_planb_str(&r->base.pb, "~");
-            mdm_planb_str(&r->base.pb, r->base.conf->push_maxlen_s);
-            mdm_planb_str(&r->base.pb, "*");
-            mdm_planb_str(&r->base.pb, "id");
-            mdm_planb_str(&r->base.pb, r->ids[i]);
+            plan_push(r, r->ids[i]);
             nreplies++;
         }
         break;
@@ -616,15 +618,7 @@ feed_enqueue(mdm_admin_t *r, struct redisReply *const *rep, size_t n)
         if (r->id_state[i] != ID_QUEUED) {
             continue;
         }
-        mdm_planb_cmd(&r->base.pb);
-        mdm_planb_str(&r->base.pb, "XADD");
-        mdm_planb_str(&r->base.pb, r->base.conf->push_key);
-        mdm_planb_str(&r->base.pb, "MAXLEN");
-        mdm_planb_str(&r->base.pb, "~");
-        mdm_planb_str(&r->base.pb, r->base.conf->push_maxlen_s);
-        mdm_planb_str(&r->base.pb, "*");
-        mdm_planb_str(&r->base.pb, "id");
-        mdm_planb_str(&r->base.pb, r->ids[i]);
+        plan_push(r, r->ids[i]);
     }
     r->base.plan = mdm_planb_finish(&r->base.pb, npush);
     if (r->base.plan == NULL) {

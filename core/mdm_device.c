@@ -175,13 +175,7 @@ plan_event(mdm_device_t *r)
     if (c->events_maxlen == 0) {
         return;
     }
-    mdm_planb_cmd(&r->base.pb);
-    mdm_planb_str(&r->base.pb, "XADD");
-    mdm_planb_str(&r->base.pb, c->events_key);
-    mdm_planb_str(&r->base.pb, "MAXLEN");
-    mdm_planb_str(&r->base.pb, "~");
-    mdm_planb_str(&r->base.pb, c->events_maxlen_s);
-    mdm_planb_str(&r->base.pb, "*");
+    mdm_planb_xadd(&r->base.pb, c->events_key, c->events_maxlen_s);
     if (m->type == MDM_MSG_REPORT) {
         field(r, "kind", "report");
         field(r, "id", m->id);

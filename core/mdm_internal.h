@@ -111,6 +111,8 @@ void mdm_planb_str(mdm_planb_t *b, const char *s);
 /** Owned argument, formatted. Returns the string (or NULL). */
 const char *mdm_planb_fmt(mdm_planb_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/** A new "XADD key MAXLEN ~ maxlen *" command; its fields follow. */
+void mdm_planb_xadd(mdm_planb_t *b, const char *key, const char *maxlen);
 /** Pointers fixed up; NULL if an allocation failed. */
 const mdm_plan_t *mdm_planb_finish(mdm_planb_t *b, size_t nreplies);
 /** Replace cmds[i] EVALSHA <sha> by EVAL <source> (NOSCRIPT fallback). */

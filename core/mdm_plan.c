@@ -146,3 +146,15 @@ mdm_planb_to_eval(mdm_planb_t *b, size_t i, const mdm_script_t *s)
     b->argv[f + 1] = s->src;
     b->argvlen[f + 1] = strlen(s->src);
 }
+
+void
+mdm_planb_xadd(mdm_planb_t *b, const char *key, const char *maxlen)
+{
+    mdm_planb_cmd(b);
+    mdm_planb_str(b, "XADD");
+    mdm_planb_str(b, key);
+    mdm_planb_str(b, "MAXLEN");
+    mdm_planb_str(b, "~");
+    mdm_planb_str(b, maxlen);
+    mdm_planb_str(b, "*");
+}
