@@ -20,7 +20,7 @@
 #define PUSHD_VERSION "0.1.0"
 
 /* ------------------------------------------------------------------ */
-/* logging                                                            */
+/* logging (pushd_util.c)                                             */
 
 enum { PL_ERR = 3, PL_WARN = 4, PL_NOTICE = 5, PL_INFO = 6, PL_DEBUG = 7 };
 
@@ -31,7 +31,7 @@ void pushd_log(int level, const char *id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* ------------------------------------------------------------------ */
-/* counters: name -> delta since the last status flush                */
+/* counters: name -> delta since the last status flush (pushd_util.c) */
 
 typedef struct {
     char name[64];
@@ -45,6 +45,18 @@ typedef struct {
 
 void pushd_count(pushd_counters_t *c, const char *name, long long by);
 void pushd_counters_free(pushd_counters_t *c);
+
+/* ------------------------------------------------------------------ */
+/* time (pushd_util.c)                                                */
+
+/** Milliseconds on the monotonic clock. */
+int64_t pushd_now_ms(void);
+
+/**
+ * Delay before retry number attempt: base_ms doubling up to max_ms, with
+ * equal jitter (half fixed, half random()).
+ */
+int64_t pushd_backoff_ms(long base_ms, long max_ms, int attempt);
 
 /* ------------------------------------------------------------------ */
 /* push certificates (pushd_cert.c)                                   */
@@ -240,7 +252,5 @@ int pushd_redis_status(pushd_redis_t *r, pushd_cert_t **certs, size_t ncerts,
 
 /** Record key of an enrollment id (KEYS.md), malloc'd; NULL if invalid. */
 char *pushd_rec_key(const char *prefix, const char *id);
-
-int64_t pushd_now_ms(void);
 
 #endif

@@ -14,13 +14,10 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-int pushd_log_level = PL_INFO;
 
 static const char usage[] =
     "usage: mdm-pushd [-c FILE] [-t] [-v]\n"
@@ -28,66 +25,6 @@ static const char usage[] =
     "  -t       check the configuration and certificates, then exit\n"
     "  -v       debug logging (every push)\n"
     "Signals: HUP reloads the certificates, TERM/INT drain and exit.\n";
-
-void
-pushd_log(int level, const char *id, const char *fmt, ...)
-{
-    static const char *names[] = {"",     "",       "",     "error",
-                                  "warn", "notice", "info", "debug"};
-    char buf[1024];
-    va_list ap;
-
-    if (level > pushd_log_level) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "mdm-pushd[%d]: %s %s %s\n", (int) getpid(), names[level],
-            id, buf);
-}
-
-void
-pushd_count(pushd_counters_t *c, const char *name, long long by)
-{
-    pushd_count_t *n;
-    size_t i;
-
-    for (i = 0; i < c->n; i++) {
-        if (strcmp(c->v[i].name, name) == 0) {
-            c->v[i].delta += by;
-            return;
-        }
-    }
-    /* reasons come from APNs: bound the set so a misbehaving endpoint
-     * cannot grow it without limit */
-    if (c->n >= 64) {
-        name = "other";
-        for (i = 0; i < c->n; i++) {
-            if (strcmp(c->v[i].name, name) == 0) {
-                c->v[i].delta += by;
-                return;
-            }
-        }
-    }
-    if (c->n == c->cap) {
-        n = realloc(c->v, (c->cap ? c->cap * 2 : 16) * sizeof(*n));
-        if (n == NULL) {
-            return;
-        }
-        c->v = n;
-        c->cap = c->cap ? c->cap * 2 : 16;
-    }
-    snprintf(c->v[c->n].name, sizeof(c->v[c->n].name), "%s", name);
-    c->v[c->n++].delta = by;
-}
-
-void
-pushd_counters_free(pushd_counters_t *c)
-{
-    free(c->v);
-    memset(c, 0, sizeof(*c));
-}
 
 /* ------------------------------------------------------------------ */
 /* state                                                              */
@@ -532,24 +469,6 @@ reload(void)
 /* ------------------------------------------------------------------ */
 /* jobs                                                               */
 
-static int64_t
-backoff_ms(int attempt)
-{
-    int64_t d = S.conf.retry_base_ms;
-    int i;
-
-    for (i = 1; i < attempt && d < S.conf.retry_max_ms; i++) {
-        d *= 2;
-    }
-    if (d > S.conf.retry_max_ms) {
-        d = S.conf.retry_max_ms;
-    }
-    /* equal jitter: at least half the delay, so retries of many pushes
-     * that failed together (a 503 burst) spread out without collapsing
-     * to zero */
-    return d / 2 + (int64_t) (random() % (d / 2 + 1));
-}
-
 static void
 final(pushd_job_t *j, const char *result, const char *reason)
 {
@@ -816,7 +735,9 @@ transfer_done(CURL *e, CURLcode code)
             snprintf(j->result, sizeof(j->result), "gave-up");
             job_set(j, JOB_FINAL);
         } else {
-            j->due_ms = pushd_now_ms() + backoff_ms(j->attempts);
+            j->due_ms = pushd_now_ms() + pushd_backoff_ms(S.conf.retry_base_ms,
+                                                          S.conf.retry_max_ms,
+                                                          j->attempts);
             pushd_log(PL_DEBUG, "MDM09136",
                       "push to %s: %s (HTTP %ld), retry %d in %lld ms", j->id,
                       j->reason, j->http, j->attempts,
