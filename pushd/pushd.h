@@ -6,6 +6,19 @@
  * APNs transfers; Redis is used through two blocking hiredis connections
  * whose calls are short and pipelined (pushd_redis.c), except the stream
  * read, which is sent without waiting and whose socket joins curl's poll.
+ *
+ * The files form layers: a file calls only files of lower layers, never
+ * up (t/check-call-cycles.py -v pushd prints them):
+ *
+ *   4  pushd_main.c    start and stop, signals, the poll loop, its timers
+ *   3  pushd_push.c    one push from request to outcome (pushd_push.h)
+ *   2  pushd_redis.c   stream, records, outcomes, status hashes
+ *      pushd_topics.c  the certificates in use, one per topic; reload
+ *   1  pushd_cert.c    load one certificate; its expiry
+ *   0  pushd_util.c    logging, counters, clock, retry back-off
+ *      pushd_jobs.c    the jobs in memory: list, hash, counts per state
+ *      pushd_apns.c    one APNs request, what its answer means
+ *      pushd_conf.c    the configuration file
  */
 #ifndef PUSHD_H
 #define PUSHD_H
@@ -20,7 +33,7 @@
 #define PUSHD_VERSION "0.1.0"
 
 /* ------------------------------------------------------------------ */
-/* logging                                                            */
+/* logging (pushd_util.c)                                             */
 
 enum { PL_ERR = 3, PL_WARN = 4, PL_NOTICE = 5, PL_INFO = 6, PL_DEBUG = 7 };
 
@@ -31,7 +44,7 @@ void pushd_log(int level, const char *id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* ------------------------------------------------------------------ */
-/* counters: name -> delta since the last status flush                */
+/* counters: name -> delta since the last status flush (pushd_util.c) */
 
 typedef struct {
     char name[64];
@@ -45,6 +58,18 @@ typedef struct {
 
 void pushd_count(pushd_counters_t *c, const char *name, long long by);
 void pushd_counters_free(pushd_counters_t *c);
+
+/* ------------------------------------------------------------------ */
+/* time (pushd_util.c)                                                */
+
+/** Milliseconds on the monotonic clock. */
+int64_t pushd_now_ms(void);
+
+/**
+ * Delay before retry number attempt: base_ms doubling up to max_ms, with
+ * equal jitter (half fixed, half random()).
+ */
+int64_t pushd_backoff_ms(long base_ms, long max_ms, int attempt);
 
 /* ------------------------------------------------------------------ */
 /* push certificates (pushd_cert.c)                                   */
@@ -183,6 +208,52 @@ typedef struct pushd_job_s {
 } pushd_job_t;
 
 /* ------------------------------------------------------------------ */
+/* the jobs in memory (pushd_jobs.c)                                  */
+
+#define PUSHD_JOBS_HASH 16384
+
+typedef struct {
+    pushd_job_t *head; /* all jobs, newest first */
+    pushd_job_t *hash[PUSHD_JOBS_HASH];
+    size_t n;                                         /* jobs */
+    size_t ninflight, nwaiting, nnew, nfinal, nready; /* jobs per state */
+} pushd_jobs_t;
+
+/** The job of an enrollment id, NULL if none. */
+pushd_job_t *pushd_jobs_find(const pushd_jobs_t *t, const char *id);
+/** A new JOB_NEW job answering stream entry entry; NULL: out of memory. */
+pushd_job_t *pushd_jobs_add(pushd_jobs_t *t, const char *id, const char *entry);
+/** Change the state of j, keeping the counts (and its cert's waiting). */
+void pushd_jobs_set(pushd_jobs_t *t, pushd_job_t *j, pushd_job_state_t s);
+/** Unlink and free j (its easy handle must be gone already). */
+void pushd_jobs_remove(pushd_jobs_t *t, pushd_job_t *j);
+
+/** Add a stream entry id unless present. -1: out of memory. */
+int pushd_ids_add(pushd_ids_t *l, const char *entry);
+int pushd_ids_has(const pushd_ids_t *l, const char *entry);
+
+/* ------------------------------------------------------------------ */
+/* the certificates in use, one per topic (pushd_topics.c)            */
+
+typedef struct {
+    pushd_cert_t **v;
+    size_t n;
+    const char *status_prefix; /* status hash of a topic: this ":" topic */
+} pushd_topics_t;
+
+/**
+ * Load the certificates of conf; two of one topic are refused. -1 with a
+ * message in err (what was loaded stays in t: pushd_topics_free()).
+ */
+int pushd_topics_load(pushd_topics_t *t, const pushd_conf_t *conf,
+                      const char *status_prefix, char *err, size_t errlen);
+/** SIGHUP: take the cert lines of conf_file again (logs what it does). */
+void pushd_topics_reload(pushd_topics_t *t, const char *conf_file);
+/** The certificate of a topic; with topic NULL the only one, if one. */
+pushd_cert_t *pushd_topics_find(const pushd_topics_t *t, const char *topic);
+void pushd_topics_free(pushd_topics_t *t);
+
+/* ------------------------------------------------------------------ */
 /* Redis side (pushd_redis.c)                                         */
 
 typedef struct {
@@ -240,7 +311,5 @@ int pushd_redis_status(pushd_redis_t *r, pushd_cert_t **certs, size_t ncerts,
 
 /** Record key of an enrollment id (KEYS.md), malloc'd; NULL if invalid. */
 char *pushd_rec_key(const char *prefix, const char *id);
-
-int64_t pushd_now_ms(void);
 
 #endif

@@ -34,15 +34,6 @@ static const char outcome_lua[] =
     "redis.call('HSET', KEYS[1], unpack(f))\n"
     "return 1\n";
 
-int64_t
-pushd_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 char *
 pushd_rec_key(const char *prefix, const char *id)
 {
