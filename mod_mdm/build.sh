@@ -26,6 +26,7 @@ for f in $extra; do
 done
 # shellcheck disable=SC2086
 "$apxs" -c -o mod_mdm.la -I"$inc" $(pkg-config --cflags hiredis) $wc $wl \
-    mod_mdm.c mod_mdm_handler.c mod_mdm_redis.c mdm_sync.c $libs >build.out 2>&1 ||
+    mod_mdm.c mod_mdm_directives.c mod_mdm_conf.c mod_mdm_handler.c \
+    mod_mdm_redis.c mdm_sync.c $libs >build.out 2>&1 ||
     { cat build.out; exit 1; }
 cp .libs/mod_mdm.so mod_mdm.so

@@ -2,6 +2,13 @@
  * mod_mdm: Apple MDM in Apache httpd. The protocol is libmdm's (core/);
  * this glue reads bodies, runs libmdm's Redis plans on pooled blocking
  * connections and sends the answers.
+ *
+ * The files form layers, each calling only files below it, as
+ * t/check-call-cycles.py -v mod_mdm prints them:
+ *   layer 0: mod_mdm_directives.c mod_mdm_redis.c
+ *   layer 1: mod_mdm_conf.c
+ *   layer 2: mod_mdm_handler.c
+ *   layer 3: mod_mdm.c
  */
 #ifndef MOD_MDM_H
 #define MOD_MDM_H
@@ -51,6 +58,25 @@ typedef enum {
 
 extern module AP_MODULE_DECLARE_DATA mdm_module;
 
+/* mod_mdm_directives.c */
+extern const command_rec mdm_cmds[];
+void *mdm_create_srv_conf(apr_pool_t *p, server_rec *s);
+void *mdm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv);
+void *mdm_create_dir_conf(apr_pool_t *p, char *dir);
+void *mdm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
+/** "scep.ca_key: ..." -> "MDMSCEPCAKey: ...": name the directive. */
+const char *mdm_opt_error(apr_pool_t *p, const char *err);
+
+/* mod_mdm_conf.c */
+/** check_config: every section's settings make a working configuration. */
+int mdm_check_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
+                     server_rec *s);
+/** The per-process cache of libmdm configurations (child_init). */
+void mdm_confs_init(apr_pool_t *p);
+/** The libmdm configuration for these settings (built once per process). */
+const mdm_conf_t *mdm_dir_mdm_conf(request_rec *r, const mdm_dir_conf_t *d,
+                                   mdm_kind_t kind);
+
 /* mod_mdm_redis.c */
 void mdm_redis_child_init(apr_pool_t *p, server_rec *s);
 /** Run a started transaction to the end on a pooled connection. */
@@ -60,15 +86,5 @@ void mdm_redis_run(request_rec *r, mdm_req_t *req);
 int mdm_handler(request_rec *r);
 int mdm_verify_fixup(request_rec *r);
 void mdm_register_filters(void);
-/** The per-process cache of libmdm configurations (child_init). */
-void mdm_confs_init(apr_pool_t *p);
-/** The libmdm configuration for these settings (built once per process). */
-const mdm_conf_t *mdm_dir_mdm_conf(request_rec *r, const mdm_dir_conf_t *d,
-                                   mdm_kind_t kind);
-/** Apply d's scep.* and profile.* options to c; -1 with err on failure. */
-int mdm_apply_opts(mdm_conf_t *c, const mdm_dir_conf_t *d, char *err,
-                   size_t errlen);
-/** "scep.ca_key: ..." -> "MDMSCEPCAKey: ...": name the directive. */
-const char *mdm_opt_error(apr_pool_t *p, const char *err);
 
 #endif

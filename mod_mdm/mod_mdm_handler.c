@@ -10,117 +10,11 @@
 #include "http_request.h"
 #include "http_ssl.h"
 #include "util_filter.h"
-#include "apr_hash.h"
 #include "apr_strings.h"
-#include "apr_thread_mutex.h"
 
 APLOG_USE_MODULE(mdm);
 
 #define MDM_REPLAY_FILTER "MDM_REPLAY"
-
-/* ---------------------------------------------------------------- */
-/* one libmdm configuration per set of settings, per process        */
-
-static apr_hash_t *mdm_confs;
-static apr_thread_mutex_t *mdm_confs_lock;
-static apr_pool_t *mdm_confs_pool;
-
-void
-mdm_confs_init(apr_pool_t *p)
-{
-    if (mdm_confs == NULL) {
-        mdm_confs_pool = p;
-        mdm_confs = apr_hash_make(p);
-        apr_thread_mutex_create(&mdm_confs_lock, APR_THREAD_MUTEX_DEFAULT, p);
-    }
-}
-
-static apr_status_t
-mdm_conf_cleanup(void *data)
-{
-    mdm_conf_free(data);
-    return APR_SUCCESS;
-}
-
-/*
- * <Location> sections are merged per request, so the CA file and the
- * caches cannot live in the merged record: they are built the first time
- * a set of settings is seen in this process, and kept. Values were all
- * checked when the configuration was read.
- */
-const mdm_conf_t *
-mdm_dir_mdm_conf(request_rec *r, const mdm_dir_conf_t *d, mdm_kind_t kind)
-{
-    const char *key, *topics = "", *opts = "";
-    int admin = kind != MDM_KIND_DEVICE;
-    mdm_conf_t *c;
-    char err[512];
-    int i, bad = 0;
-
-    if (d->topics) {
-        topics = apr_array_pstrcat(r->pool, d->topics, ' ');
-    }
-    for (i = 0; d->opts && i < d->opts->nelts; i++) {
-        mdm_opt_t *o = &APR_ARRAY_IDX(d->opts, i, mdm_opt_t);
-
-        opts = apr_pstrcat(r->pool, opts, "|", o->name, "=", o->value, NULL);
-    }
-    key = apr_pstrcat(
-        r->pool, opts, "|", admin ? "A" : "D", "|", d->prefix ? d->prefix : "",
-        "|", d->identity ? d->identity : "", "|",
-        d->identity_ca ? d->identity_ca : "", "|", topics, "|",
-        d->binding ? d->binding : "", "|", d->results_ttl ? d->results_ttl : "",
-        "|", d->events_maxlen ? d->events_maxlen : "", "|",
-        d->user_auth ? d->user_auth : "", "|", d->admin_key ? d->admin_key : "",
-        NULL);
-    if (mdm_confs == NULL) {
-        return NULL;
-    }
-    apr_thread_mutex_lock(mdm_confs_lock);
-    c = apr_hash_get(mdm_confs, key, APR_HASH_KEY_STRING);
-    if (c == NULL) {
-        c = mdm_conf_new();
-#define SET(o, v)                                                              \
-    if (!bad && (v) && mdm_conf_set(c, o, v, err, sizeof(err)) != 0) {         \
-        bad = 1;                                                               \
-    }
-        SET("prefix", d->prefix);
-        if (admin) {
-            SET("identity", "none");
-            SET("binding", "off");
-        } else {
-            SET("identity", d->identity);
-            SET("ca_file", d->identity_ca);
-            SET("binding", d->binding);
-        }
-        for (i = 0; d->topics && i < d->topics->nelts; i++) {
-            SET("topic", APR_ARRAY_IDX(d->topics, i, const char *));
-        }
-        SET("results_ttl", d->results_ttl);
-        SET("events_maxlen", d->events_maxlen);
-        SET("user_auth", d->user_auth);
-        SET("admin_key", d->admin_key);
-#undef SET
-        if (!bad && mdm_apply_opts(c, d, err, sizeof(err)) != 0) {
-            bad = 1;
-        }
-        if (bad || mdm_conf_finish(c, err, sizeof(err)) != 0) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                          "MDM07003 MDM configuration of %s: %s",
-                          d->location ? d->location : "?",
-                          mdm_opt_error(r->pool, err));
-            mdm_conf_free(c);
-            apr_thread_mutex_unlock(mdm_confs_lock);
-            return NULL;
-        }
-        apr_hash_set(mdm_confs, apr_pstrdup(mdm_confs_pool, key),
-                     APR_HASH_KEY_STRING, c);
-        apr_pool_cleanup_register(mdm_confs_pool, c, mdm_conf_cleanup,
-                                  apr_pool_cleanup_null);
-    }
-    apr_thread_mutex_unlock(mdm_confs_lock);
-    return c;
-}
 
 /* ---------------------------------------------------------------- */
 

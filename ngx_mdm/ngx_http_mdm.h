@@ -2,6 +2,13 @@
  * ngx_mdm: Apple MDM in nginx. The protocol is libmdm's (core/); this
  * module reads bodies, runs libmdm's Redis plans on the event loop and
  * sends the answers.
+ *
+ * The files form layers, each calling only files below it (the Redis
+ * adapter hands replies back through the caller's callback), as
+ * t/check-call-cycles.py -v ngx_mdm prints them:
+ *   layer 0: ngx_http_mdm_redis.c ngx_http_mdm_variables.c
+ *   layer 1: ngx_http_mdm_handler.c
+ *   layer 2: ngx_http_mdm_module.c
  */
 #ifndef NGX_HTTP_MDM_H
 #define NGX_HTTP_MDM_H
@@ -73,19 +80,21 @@ ngx_int_t ngx_http_mdm_admin_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_mdm_access_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_mdm_scep_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_mdm_profile_handler(ngx_http_request_t *r);
-/** Replies of the current plan arrived (NULL replies: storage failed). */
-void ngx_http_mdm_replies(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
-                          redisReply **replies, size_t n);
 
 /* ngx_http_mdm_redis.c */
+/** A plan's replies arrived (NULL replies, n 0: storage failed). */
+typedef void (*ngx_http_mdm_redis_done_pt)(void *data, redisReply **replies,
+                                           size_t n);
 /**
- * Send the transaction's current plan. NGX_OK: the replies will come
- * through ngx_http_mdm_replies(); NGX_ERROR: Redis is unavailable now.
+ * Send a plan. The batch: done(data, ...) will run once with its replies
+ * (unless detached first); NULL: Redis is unavailable now.
  */
-ngx_int_t ngx_http_mdm_redis_send(ngx_http_request_t *r,
-                                  ngx_http_mdm_ctx_t *ctx);
-/** The request is going away: drop its interest in pending replies. */
-void ngx_http_mdm_redis_detach(ngx_http_mdm_ctx_t *ctx);
+ngx_http_mdm_batch_t *ngx_http_mdm_redis_send(ngx_http_mdm_main_conf_t *mcf,
+                                              const mdm_plan_t *plan,
+                                              ngx_http_mdm_redis_done_pt done,
+                                              void *data);
+/** The caller is going away: done will not run for this batch (or NULL). */
+void ngx_http_mdm_redis_detach(ngx_http_mdm_batch_t *b);
 ngx_int_t ngx_http_mdm_redis_init_process(ngx_cycle_t *cycle);
 void ngx_http_mdm_redis_exit_process(ngx_cycle_t *cycle);
 

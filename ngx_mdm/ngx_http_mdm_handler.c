@@ -48,7 +48,8 @@ ngx_http_mdm_cleanup(void *data)
 {
     ngx_http_mdm_ctx_t *ctx = data;
 
-    ngx_http_mdm_redis_detach(ctx);
+    ngx_http_mdm_redis_detach(ctx->batch);
+    ctx->batch = NULL;
     if (ctx->timer.timer_set) {
         ngx_del_timer(&ctx->timer);
     }
@@ -250,22 +251,8 @@ ngx_http_mdm_send(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx)
     return ngx_http_output_filter(r, &out);
 }
 
+/* Continue after the plan's replies (NULL replies: storage failed). */
 static void
-ngx_http_mdm_timeout(ngx_event_t *ev)
-{
-    ngx_http_mdm_ctx_t *ctx =
-        (ngx_http_mdm_ctx_t *) ((u_char *) ev -
-                                offsetof(ngx_http_mdm_ctx_t, timer));
-    ngx_http_request_t *r = ctx->r;
-    ngx_connection_t *c = r->connection;
-
-    ngx_http_mdm_redis_detach(ctx);
-    ngx_http_mdm_replies(r, ctx, NULL, 0);
-    ngx_http_run_posted_requests(c);
-}
-
-/* Continue after the plan's replies (or their failure) arrived. */
-void
 ngx_http_mdm_replies(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
                      redisReply **replies, size_t n)
 {
@@ -275,6 +262,34 @@ ngx_http_mdm_replies(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
     ngx_http_mdm_step(r, ctx, mdm_req_feed(ctx->req, replies, n));
 }
 
+/* The Redis adapter's completion callback: the plan's replies arrived. */
+static void
+ngx_http_mdm_redis_done(void *data, redisReply **replies, size_t n)
+{
+    ngx_http_mdm_ctx_t *ctx = data;
+    ngx_http_request_t *r = ctx->r;
+    ngx_connection_t *c = r->connection;
+
+    ctx->batch = NULL;
+    ngx_http_mdm_replies(r, ctx, replies, n);
+    ngx_http_run_posted_requests(c);
+}
+
+static void
+ngx_http_mdm_timeout(ngx_event_t *ev)
+{
+    ngx_http_mdm_ctx_t *ctx =
+        (ngx_http_mdm_ctx_t *) ((u_char *) ev -
+                                offsetof(ngx_http_mdm_ctx_t, timer));
+    ngx_http_request_t *r = ctx->r;
+    ngx_connection_t *c = r->connection;
+
+    ngx_http_mdm_redis_detach(ctx->batch);
+    ctx->batch = NULL;
+    ngx_http_mdm_replies(r, ctx, NULL, 0);
+    ngx_http_run_posted_requests(c);
+}
+
 static void
 ngx_http_mdm_step(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
                   mdm_step_t step)
@@ -282,8 +297,10 @@ ngx_http_mdm_step(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
     ngx_http_mdm_main_conf_t *mcf;
 
     if (step == MDM_STEP_REDIS) {
-        if (ngx_http_mdm_redis_send(r, ctx) == NGX_OK) {
-            mcf = ngx_http_get_module_main_conf(r, ngx_http_mdm_module);
+        mcf = ngx_http_get_module_main_conf(r, ngx_http_mdm_module);
+        ctx->batch = ngx_http_mdm_redis_send(mcf, mdm_req_plan(ctx->req),
+                                             ngx_http_mdm_redis_done, ctx);
+        if (ctx->batch) {
             ctx->timer.handler = ngx_http_mdm_timeout;
             ctx->timer.data = r->connection;
             ctx->timer.log = r->connection->log;

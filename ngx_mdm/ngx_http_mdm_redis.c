@@ -6,7 +6,9 @@
  *   not loop to EAGAIN, so edge-triggered epoll would stall large replies.
  * - hiredis calls every callback exactly once, possibly after the request
  *   is gone: a callback's state (a "batch") is malloc'd and only says
- *   which request still waits (batch->r, NULL once it does not).
+ *   who still waits (batch->done, NULL once nobody does).
+ * - This file knows no request: the caller hands a completion callback
+ *   (done, data) with each plan and gets the replies through it.
  * - hiredis 0.14 has no command timeout: each request has its own timer.
  * - The fd is hiredis's: our cleanup forgets it, redisFree() closes it.
  */
@@ -18,8 +20,8 @@
 #define NGX_HTTP_MDM_BACKOFF_MAX 5000
 
 struct ngx_http_mdm_batch_s {
-    ngx_http_request_t *r; /* NULL once nobody waits */
-    ngx_http_mdm_ctx_t *ctx;
+    ngx_http_mdm_redis_done_pt done; /* NULL once nobody waits */
+    void *data;
     size_t nreplies;
     size_t got;
     unsigned failed : 1;
@@ -371,15 +373,13 @@ static void
 ngx_http_mdm_callback(redisAsyncContext *ac, void *reply, void *privdata)
 {
     ngx_http_mdm_batch_t *b = privdata;
-    ngx_http_request_t *r;
-    ngx_connection_t *c;
 
     (void) ac;
     if (reply == NULL) {
         b->failed = 1;
     } else {
         ngx_http_mdm_rds.last_reply = ngx_current_msec;
-        if (b->r && !b->failed) {
+        if (b->done && !b->failed) {
             b->replies[b->got] = ngx_http_mdm_dup(reply);
             if (b->replies[b->got] == NULL) {
                 b->failed = 1;
@@ -389,37 +389,31 @@ ngx_http_mdm_callback(redisAsyncContext *ac, void *reply, void *privdata)
     if (++b->got < b->nreplies) {
         return;
     }
-    r = b->r;
-    if (r && !ngx_http_mdm_rds.exiting) {
-        b->ctx->batch = NULL;
-        c = r->connection;
-        ngx_http_mdm_replies(r, b->ctx, b->failed ? NULL : b->replies,
-                             b->failed ? 0 : b->nreplies);
-        ngx_http_run_posted_requests(c);
+    if (b->done && !ngx_http_mdm_rds.exiting) {
+        b->done(b->data, b->failed ? NULL : b->replies,
+                b->failed ? 0 : b->nreplies);
     }
     ngx_http_mdm_batch_free(b);
 }
 
-ngx_int_t
-ngx_http_mdm_redis_send(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx)
+ngx_http_mdm_batch_t *
+ngx_http_mdm_redis_send(ngx_http_mdm_main_conf_t *mcf, const mdm_plan_t *p,
+                        ngx_http_mdm_redis_done_pt done, void *data)
 {
-    ngx_http_mdm_main_conf_t *mcf;
-    const mdm_plan_t *p = mdm_req_plan(ctx->req);
     redisAsyncContext *ac;
     ngx_http_mdm_batch_t *b;
     size_t i;
 
-    mcf = ngx_http_get_module_main_conf(r, ngx_http_mdm_module);
     if (p == NULL || p->nreplies == 0) {
-        return NGX_ERROR;
+        return NULL;
     }
     ac = ngx_http_mdm_get(mcf);
     if (ac == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
     b = calloc(1, sizeof(*b) + p->nreplies * sizeof(redisReply *));
     if (b == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
     b->nreplies = p->nreplies;
     for (i = 0; i < p->ncmds; i++) {
@@ -429,29 +423,28 @@ ngx_http_mdm_redis_send(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx)
                 p->cmds[i].argvlen) != REDIS_OK) {
             if (i == 0) {
                 free(b);
-                return NGX_ERROR;
+                return NULL;
             }
             /* the callbacks already queued will free it */
             b->nreplies = ngx_min(i, p->nreplies);
-            return NGX_ERROR;
+            return NULL;
         }
     }
-    b->r = r;
-    b->ctx = ctx;
-    ctx->batch = b;
-    return NGX_OK;
+    b->done = done;
+    b->data = data;
+    return b;
 }
 
 void
-ngx_http_mdm_redis_detach(ngx_http_mdm_ctx_t *ctx)
+ngx_http_mdm_redis_detach(ngx_http_mdm_batch_t *b)
 {
     ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
 
-    if (ctx == NULL || ctx->batch == NULL) {
+    if (b == NULL) {
         return;
     }
-    ctx->batch->r = NULL;
-    ctx->batch = NULL;
+    b->done = NULL;
+    b->data = NULL;
     /* A request gave up waiting: if the connection has been silent for
      * a whole timeout, it is dead or hung; start afresh next time. */
     if (rds->ac && rds->mcf &&

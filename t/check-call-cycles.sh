@@ -6,4 +6,4 @@ top=${top_srcdir:-.}
 py=python3
 [ -x /usr/bin/python3 ] && py=/usr/bin/python3
 cd "$top" || exit 1
-exec "$py" t/check-call-cycles.py -v core tools t bench
+exec "$py" t/check-call-cycles.py -v core ngx_mdm mod_mdm pushd tools t bench

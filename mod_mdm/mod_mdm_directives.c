@@ -1,0 +1,509 @@
+/*
+ * mod_mdm: the directives and the records they fill. Every value is checked
+ * by libmdm while the configuration is read, so `apachectl -t` names the
+ * directive at fault.
+ */
+#include "mod_mdm.h"
+
+#include "apr_strings.h"
+
+#include <arpa/inet.h>
+
+/* ---------------------------------------------------------------- */
+/* server config                                                    */
+
+void *
+mdm_create_srv_conf(apr_pool_t *p, server_rec *s)
+{
+    mdm_srv_conf_t *c = apr_pcalloc(p, sizeof(*c));
+
+    (void) s;
+    c->connect_timeout = -1;
+    c->timeout = -1;
+    return c;
+}
+
+void *
+mdm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    mdm_srv_conf_t *base = basev, *add = addv;
+    mdm_srv_conf_t *c = apr_pcalloc(p, sizeof(*c));
+
+    *c = add->redis ? *add : *base;
+    c->connect_timeout = add->connect_timeout >= 0    ? add->connect_timeout
+                         : base->connect_timeout >= 0 ? base->connect_timeout
+                                                      : 1000;
+    c->timeout = add->timeout >= 0    ? add->timeout
+                 : base->timeout >= 0 ? base->timeout
+                                      : 2000;
+    return c;
+}
+
+static const char *
+mdm_set_redis(cmd_parms *cmd, void *dummy, const char *v)
+{
+    mdm_srv_conf_t *c =
+        ap_get_module_config(cmd->server->module_config, &mdm_module);
+    const char *colon;
+    struct in_addr a4;
+    struct in6_addr a6;
+    char *end;
+    long port;
+    char *host;
+
+    (void) dummy;
+    c->redis = v;
+    if (strncmp(v, "unix:", 5) == 0 && v[5]) {
+        c->unix_path = v + 5;
+        c->port = 0;
+        return NULL;
+    }
+    colon = strrchr(v, ':');
+    if (colon == NULL || colon == v) {
+        return apr_psprintf(cmd->pool,
+                            "MDMRedis: expected IP:PORT or unix:PATH, got "
+                            "\"%s\"",
+                            v);
+    }
+    port = strtol(colon + 1, &end, 10);
+    if (*end || port < 1 || port > 65535) {
+        return apr_psprintf(cmd->pool, "MDMRedis: invalid port in \"%s\"", v);
+    }
+    host = apr_pstrndup(cmd->pool, v, colon - v);
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        host[strlen(host) - 1] = '\0';
+        host++;
+    }
+    if (inet_pton(AF_INET, host, &a4) != 1 &&
+        inet_pton(AF_INET6, host, &a6) != 1) {
+        return apr_psprintf(cmd->pool,
+                            "MDMRedis: \"%s\" is not an IP address; use an "
+                            "IP or unix:PATH",
+                            host);
+    }
+    c->host = host;
+    c->port = (int) port;
+    return NULL;
+}
+
+static const char *
+mdm_set_ms(cmd_parms *cmd, void *dummy, const char *v)
+{
+    mdm_srv_conf_t *c =
+        ap_get_module_config(cmd->server->module_config, &mdm_module);
+    char *end;
+    long n = strtol(v, &end, 10);
+
+    (void) dummy;
+    if (*end || n < 1 || n > 3600000) {
+        return apr_psprintf(cmd->pool,
+                            "%s: expected milliseconds (1-3600000), got "
+                            "\"%s\"",
+                            cmd->directive->directive, v);
+    }
+    if (cmd->info) {
+        c->timeout = (int) n;
+    } else {
+        c->connect_timeout = (int) n;
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- */
+/* directory config                                                 */
+
+void *
+mdm_create_dir_conf(apr_pool_t *p, char *dir)
+{
+    mdm_dir_conf_t *d = apr_pcalloc(p, sizeof(*d));
+
+    d->location = dir;
+    d->verify = -1;
+    return d;
+}
+
+static int
+mdm_opts_have(const apr_array_header_t *opts, const char *name)
+{
+    int i;
+
+    for (i = 0; opts && i < opts->nelts; i++) {
+        if (strcmp(APR_ARRAY_IDX(opts, i, mdm_opt_t).name, name) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Each scep.* / profile.* option a section does not set comes from the
+ * enclosing one: a CA set once for the virtual host serves its SCEP,
+ * profile and admin locations.
+ */
+static apr_array_header_t *
+mdm_merge_opts(apr_pool_t *p, apr_array_header_t *base, apr_array_header_t *add)
+{
+    apr_array_header_t *m;
+    int i;
+
+    if (base == NULL || add == NULL) {
+        return add ? add : base;
+    }
+    m = apr_array_make(p, base->nelts + add->nelts, sizeof(mdm_opt_t));
+    for (i = 0; i < base->nelts; i++) {
+        mdm_opt_t *o = &APR_ARRAY_IDX(base, i, mdm_opt_t);
+
+        if (!mdm_opts_have(add, o->name)) {
+            *(mdm_opt_t *) apr_array_push(m) = *o;
+        }
+    }
+    apr_array_cat(m, add);
+    return m;
+}
+
+void *
+mdm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    mdm_dir_conf_t *base = basev, *add = addv;
+    mdm_dir_conf_t *d = apr_pcalloc(p, sizeof(*d));
+
+#define MERGE(f) d->f = add->f ? add->f : base->f
+    d->location = add->location;
+    MERGE(prefix);
+    MERGE(identity);
+    MERGE(identity_ca);
+    MERGE(identity_header);
+    MERGE(topics);
+    MERGE(binding);
+    MERGE(results_ttl);
+    MERGE(events_maxlen);
+    MERGE(user_auth);
+    MERGE(admin_key);
+#undef MERGE
+    d->opts = mdm_merge_opts(p, base->opts, add->opts);
+    d->verify = add->verify >= 0 ? add->verify : base->verify;
+    return d;
+}
+
+/* Check a value the way libmdm will use it; NULL or the error. */
+static const char *
+mdm_check(cmd_parms *cmd, const char *option, const char *value)
+{
+    mdm_conf_t *tmp = mdm_conf_new();
+    char err[256];
+    int rc;
+
+    if (tmp == NULL) {
+        return "out of memory";
+    }
+    rc = mdm_conf_set(tmp, option, value, err, sizeof(err));
+    mdm_conf_free(tmp);
+    if (rc != 0) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->directive->directive,
+                            err);
+    }
+    return NULL;
+}
+
+#define MDM_STR_SETTER(fn, field, option)                                      \
+    static const char *fn(cmd_parms *cmd, void *dv, const char *v)             \
+    {                                                                          \
+        mdm_dir_conf_t *d = dv;                                                \
+        const char *e = mdm_check(cmd, option, v);                             \
+                                                                               \
+        if (e == NULL) {                                                       \
+            d->field = v;                                                      \
+        }                                                                      \
+        return e;                                                              \
+    }
+
+MDM_STR_SETTER(mdm_set_prefix, prefix, "prefix")
+MDM_STR_SETTER(mdm_set_binding, binding, "binding")
+MDM_STR_SETTER(mdm_set_ttl, results_ttl, "results_ttl")
+MDM_STR_SETTER(mdm_set_maxlen, events_maxlen, "events_maxlen")
+MDM_STR_SETTER(mdm_set_user_auth, user_auth, "user_auth")
+MDM_STR_SETTER(mdm_set_admin_key, admin_key, "admin_key")
+
+static const char *
+mdm_set_identity(cmd_parms *cmd, void *dv, const char *v)
+{
+    mdm_dir_conf_t *d = dv;
+    const char *all =
+        d->identity ? apr_pstrcat(cmd->pool, d->identity, ",", v, NULL) : v;
+    const char *e = mdm_check(cmd, "identity", all);
+
+    if (e == NULL) {
+        d->identity = all;
+    }
+    return e;
+}
+
+static const char *
+mdm_set_identity_ca(cmd_parms *cmd, void *dv, const char *v)
+{
+    mdm_dir_conf_t *d = dv;
+    mdm_conf_t *tmp = mdm_conf_new();
+    char err[512];
+    const char *path = ap_server_root_relative(cmd->pool, v);
+    int rc;
+
+    if (tmp == NULL || path == NULL) {
+        mdm_conf_free(tmp);
+        return "MDMIdentityCA: bad path";
+    }
+    /* load it now: a missing or empty CA file fails apachectl -t */
+    rc = mdm_conf_set(tmp, "ca_file", path, err, sizeof(err)) != 0 ||
+         mdm_conf_finish(tmp, err, sizeof(err)) != 0;
+    mdm_conf_free(tmp);
+    if (rc) {
+        return apr_psprintf(cmd->pool, "MDMIdentityCA: %s", err);
+    }
+    d->identity_ca = path;
+    return NULL;
+}
+
+static const char *
+mdm_set_identity_header(cmd_parms *cmd, void *dv, const char *v)
+{
+    mdm_dir_conf_t *d = dv;
+
+    (void) cmd;
+    d->identity_header = v;
+    return NULL;
+}
+
+static const char *
+mdm_set_topic(cmd_parms *cmd, void *dv, const char *v)
+{
+    mdm_dir_conf_t *d = dv;
+    const char *e = mdm_check(cmd, "topic", v);
+
+    if (e) {
+        return e;
+    }
+    if (d->topics == NULL) {
+        d->topics = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    }
+    *(const char **) apr_array_push(d->topics) = v;
+    return NULL;
+}
+
+/*
+ * MDMSCEP* and MDMProfile* directives: cmd->info is the libmdm option
+ * ("*" first: repeatable). Kept as written and handed to libmdm in order,
+ * since some depend on others (a key and its passphrase file); the whole
+ * set is checked in check_config, so apachectl -t still names the
+ * directive.
+ */
+static const char *
+mdm_set_opt(cmd_parms *cmd, void *dv, const char *v)
+{
+    mdm_dir_conf_t *d = dv;
+    const char *name = cmd->info;
+    int multi = name[0] == '*';
+    size_t n;
+    mdm_opt_t *o;
+
+    name += multi;
+    if (!multi && mdm_opts_have(d->opts, name)) {
+        return apr_psprintf(cmd->pool, "%s: given twice in this section",
+                            cmd->directive->directive);
+    }
+    if (*v == '\0') {
+        return apr_psprintf(cmd->pool, "%s: needs a value",
+                            cmd->directive->directive);
+    }
+    n = strlen(name);
+    /* files are relative to ServerRoot, as everywhere in httpd */
+    if ((n > 5 && strcmp(name + n - 5, "_cert") == 0) ||
+        (n > 4 && strcmp(name + n - 4, "_key") == 0) ||
+        (n > 5 && strcmp(name + n - 5, "_file") == 0) ||
+        (n > 3 && strcmp(name + n - 3, "_ca") == 0) ||
+        (n > 6 && strcmp(name + n - 6, "_chain") == 0) ||
+        strcmp(name, "scep.chain") == 0) {
+        v = ap_server_root_relative(cmd->pool, v);
+        if (v == NULL) {
+            return apr_psprintf(cmd->pool, "%s: bad path",
+                                cmd->directive->directive);
+        }
+    }
+    if (d->opts == NULL) {
+        d->opts = apr_array_make(cmd->pool, 8, sizeof(mdm_opt_t));
+    }
+    o = apr_array_push(d->opts);
+    o->name = name;
+    o->value = v;
+    return NULL;
+}
+
+static const char *
+mdm_set_verify(cmd_parms *cmd, void *dv, int on)
+{
+    mdm_dir_conf_t *d = dv;
+
+    (void) cmd;
+    d->verify = on;
+    return NULL;
+}
+
+const command_rec mdm_cmds[] = {
+    AP_INIT_TAKE1("MDMRedis", mdm_set_redis, NULL, RSRC_CONF,
+                  "Redis for MDM: IP:PORT or unix:PATH"),
+    AP_INIT_TAKE1("MDMRedisConnectTimeout", mdm_set_ms, NULL, RSRC_CONF,
+                  "Redis connect timeout, milliseconds (1000)"),
+    AP_INIT_TAKE1("MDMRedisTimeout", mdm_set_ms, (void *) 1, RSRC_CONF,
+                  "Redis command timeout, milliseconds (2000)"),
+    AP_INIT_TAKE1("MDMPrefix", mdm_set_prefix, NULL, RSRC_CONF | ACCESS_CONF,
+                  "Redis key prefix (mdm:)"),
+    AP_INIT_ITERATE("MDMIdentity", mdm_set_identity, NULL,
+                    RSRC_CONF | ACCESS_CONF,
+                    "accepted identity sources: signature tls header"),
+    AP_INIT_TAKE1("MDMIdentityCA", mdm_set_identity_ca, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "PEM file of the device identity CA"),
+    AP_INIT_TAKE1("MDMIdentityHeader", mdm_set_identity_header, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "header with the client certificate from a trusted proxy"),
+    AP_INIT_ITERATE("MDMTopic", mdm_set_topic, NULL, RSRC_CONF | ACCESS_CONF,
+                    "accepted push topics"),
+    AP_INIT_TAKE1("MDMBinding", mdm_set_binding, NULL, RSRC_CONF | ACCESS_CONF,
+                  "strict | retro | off"),
+    AP_INIT_TAKE1("MDMResultsTTL", mdm_set_ttl, NULL, RSRC_CONF | ACCESS_CONF,
+                  "seconds command results are kept"),
+    AP_INIT_TAKE1("MDMEventsMaxlen", mdm_set_maxlen, NULL,
+                  RSRC_CONF | ACCESS_CONF, "cap of the events stream"),
+    AP_INIT_TAKE1("MDMUserAuthenticate", mdm_set_user_auth, NULL,
+                  RSRC_CONF | ACCESS_CONF, "gone | zero-length"),
+    AP_INIT_TAKE1("MDMAdminKey", mdm_set_admin_key, NULL,
+                  RSRC_CONF | ACCESS_CONF, "X-API-Key the admin API requires"),
+    AP_INIT_FLAG("MDMVerify", mdm_set_verify, NULL, ACCESS_CONF,
+                 "verify the device identity before proxying"),
+    AP_INIT_TAKE1("MDMSCEPCACert", mdm_set_opt, "scep.ca_cert",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.ca_cert"),
+    AP_INIT_TAKE1("MDMSCEPCAKey", mdm_set_opt, "scep.ca_key",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.ca_key"),
+    AP_INIT_TAKE1("MDMSCEPCAKeyPassFile", mdm_set_opt, "scep.ca_key_pass_file",
+                  RSRC_CONF | ACCESS_CONF,
+                  "libmdm option scep.ca_key_pass_file"),
+    AP_INIT_TAKE1("MDMSCEPChain", mdm_set_opt, "*scep.chain",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.chain"),
+    AP_INIT_TAKE1("MDMSCEPRACert", mdm_set_opt, "scep.ra_cert",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.ra_cert"),
+    AP_INIT_TAKE1("MDMSCEPRAKey", mdm_set_opt, "scep.ra_key",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.ra_key"),
+    AP_INIT_TAKE1("MDMSCEPRAKeyPassFile", mdm_set_opt, "scep.ra_key_pass_file",
+                  RSRC_CONF | ACCESS_CONF,
+                  "libmdm option scep.ra_key_pass_file"),
+    AP_INIT_TAKE1("MDMSCEPValidityDays", mdm_set_opt, "scep.validity_days",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.validity_days"),
+    AP_INIT_TAKE1("MDMSCEPMinKeyBits", mdm_set_opt, "scep.min_key_bits",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.min_key_bits"),
+    AP_INIT_TAKE1("MDMSCEPChallenge", mdm_set_opt, "scep.challenge",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.challenge"),
+    AP_INIT_TAKE1("MDMSCEPChallengeFile", mdm_set_opt, "scep.challenge_file",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.challenge_file"),
+    AP_INIT_TAKE1("MDMSCEPChallengeTTL", mdm_set_opt, "scep.challenge_ttl",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.challenge_ttl"),
+    AP_INIT_TAKE1("MDMSCEPRenewal", mdm_set_opt, "scep.renewal",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.renewal"),
+    AP_INIT_TAKE1("MDMSCEPLegacyDES", mdm_set_opt, "scep.legacy_des",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.legacy_des"),
+    AP_INIT_TAKE1("MDMSCEPCRLURL", mdm_set_opt, "scep.crl_url",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.crl_url"),
+    AP_INIT_TAKE1("MDMSCEPCRLDays", mdm_set_opt, "scep.crl_days",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option scep.crl_days"),
+    AP_INIT_TAKE1("MDMProfileServerURL", mdm_set_opt, "profile.server_url",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.server_url"),
+    AP_INIT_TAKE1("MDMProfileCheckInURL", mdm_set_opt, "profile.checkin_url",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.checkin_url"),
+    AP_INIT_TAKE1("MDMProfileTopic", mdm_set_opt, "profile.topic",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.topic"),
+    AP_INIT_TAKE1("MDMProfilePushCert", mdm_set_opt, "profile.push_cert",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.push_cert"),
+    AP_INIT_TAKE1("MDMProfileSCEPURL", mdm_set_opt, "profile.scep_url",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.scep_url"),
+    AP_INIT_TAKE1("MDMProfileSCEPName", mdm_set_opt, "profile.scep_name",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.scep_name"),
+    AP_INIT_TAKE1("MDMProfileSCEPSubject", mdm_set_opt, "profile.scep_subject",
+                  RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.scep_subject"),
+    AP_INIT_TAKE1("MDMProfileSCEPCA", mdm_set_opt, "profile.scep_ca",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.scep_ca"),
+    AP_INIT_TAKE1("MDMProfileSCEPFingerprint", mdm_set_opt,
+                  "profile.scep_fingerprint", RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.scep_fingerprint"),
+    AP_INIT_TAKE1("MDMProfileSCEPChallenge", mdm_set_opt,
+                  "profile.scep_challenge", RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.scep_challenge"),
+    AP_INIT_TAKE1("MDMProfileSCEPKeySize", mdm_set_opt, "profile.scep_key_size",
+                  RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.scep_key_size"),
+    AP_INIT_TAKE1("MDMProfileSCEPKeyUsage", mdm_set_opt,
+                  "profile.scep_key_usage", RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.scep_key_usage"),
+    AP_INIT_TAKE1("MDMProfileSCEPRetries", mdm_set_opt, "profile.scep_retries",
+                  RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.scep_retries"),
+    AP_INIT_TAKE1("MDMProfileSCEPRetryDelay", mdm_set_opt,
+                  "profile.scep_retry_delay", RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.scep_retry_delay"),
+    AP_INIT_TAKE1("MDMProfileTrustCert", mdm_set_opt, "*profile.trust_cert",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.trust_cert"),
+    AP_INIT_TAKE1("MDMProfileOrganization", mdm_set_opt, "profile.organization",
+                  RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.organization"),
+    AP_INIT_TAKE1("MDMProfileDisplayName", mdm_set_opt, "profile.display_name",
+                  RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.display_name"),
+    AP_INIT_TAKE1("MDMProfileDescription", mdm_set_opt, "profile.description",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.description"),
+    AP_INIT_TAKE1("MDMProfileIdentifier", mdm_set_opt, "profile.identifier",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.identifier"),
+    AP_INIT_TAKE1("MDMProfileAccessRights", mdm_set_opt,
+                  "profile.access_rights", RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.access_rights"),
+    AP_INIT_TAKE1("MDMProfileSignMessage", mdm_set_opt, "profile.sign_message",
+                  RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.sign_message"),
+    AP_INIT_TAKE1("MDMProfileCheckOutWhenRemoved", mdm_set_opt,
+                  "profile.check_out_when_removed", RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.check_out_when_removed"),
+    AP_INIT_TAKE1("MDMProfileUseDevelopmentAPNS", mdm_set_opt,
+                  "profile.use_development_apns", RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.use_development_apns"),
+    AP_INIT_TAKE1("MDMProfileServerCapabilities", mdm_set_opt,
+                  "profile.server_capabilities", RSRC_CONF | ACCESS_CONF,
+                  "libmdm option profile.server_capabilities"),
+    AP_INIT_TAKE1("MDMProfileSignCert", mdm_set_opt, "profile.sign_cert",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.sign_cert"),
+    AP_INIT_TAKE1("MDMProfileSignKey", mdm_set_opt, "profile.sign_key",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.sign_key"),
+    AP_INIT_TAKE1("MDMProfileSignChain", mdm_set_opt, "profile.sign_chain",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.sign_chain"),
+    AP_INIT_TAKE1("MDMProfileUnsigned", mdm_set_opt, "profile.unsigned",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option profile.unsigned"),
+
+    {NULL}};
+
+/* ---------------------------------------------------------------- */
+
+const char *
+mdm_opt_error(apr_pool_t *p, const char *err)
+{
+    const command_rec *c;
+    const char *colon = strchr(err, ':');
+    size_t n = colon ? (size_t) (colon - err) : 0;
+
+    for (c = mdm_cmds; n && c->name; c++) {
+        const char *o = c->cmd_data;
+
+        if (c->func.take1 != mdm_set_opt) {
+            continue;
+        }
+        o += o[0] == '*';
+        if (strlen(o) == n && strncmp(o, err, n) == 0) {
+            return apr_pstrcat(p, c->name, colon, NULL);
+        }
+    }
+    return err;
+}
