@@ -18,6 +18,26 @@ trap cleanup EXIT INT TERM
 sh "$src/t/pki/mkpki.sh" "$work/pki" >/dev/null
 echo "== CPU: core Idle request with Mdm-Signature vs one RSA-2048 verify"
 "$build/bench/core_bench" "$work/pki" 5
+echo "== instructions per request (callgrind; repeatable where times are not)"
+# the difference between two runs of different length removes start-up
+if command -v valgrind >/dev/null 2>&1; then
+    ir() { # args... -> total instructions of one core_bench run
+        valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
+            "$build/bench/core_bench" "$work/pki" "$@" >/dev/null 2>&1
+        sed -n 's/^summary: *//p' "$work/cg.out"
+    }
+    a=$(ir -n 100)
+    b=$(ir -n 600)
+    c=$(ir -n 100 rsa)
+    d=$(ir -n 600 rsa)
+    core_ir=$(((b - a) / 500))
+    rsa_ir=$(((d - c) / 500))
+    echo "core Idle+Mdm-Signature: $core_ir instructions/request"
+    echo "bare RSA-2048 verify:    $rsa_ir instructions/verify"
+    echo "core minus the verify:   $((core_ir - rsa_ir)) instructions/request"
+else
+    echo "(valgrind not installed: apt-get install valgrind)"
+fi
 echo "== reference: openssl speed rsa2048 (verify/s, 1 core)"
 openssl speed -seconds 3 rsa2048 2>/dev/null | tail -1
 

@@ -5,6 +5,12 @@
  * in the same run. No Redis: the reply is synthesized.
  *
  *   core_bench PKI_DIR [SECONDS]
+ *   core_bench PKI_DIR -n COUNT [rsa]
+ *
+ * The second form runs exactly COUNT requests (or, with "rsa", COUNT bare
+ * verifications) and prints nothing else: for instruction counts under
+ * callgrind, which are repeatable on a noisy machine where times are not
+ * (bench/core.sh runs two counts and takes the difference per request).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +37,8 @@ main(int argc, char **argv)
 {
     char cert[512], key[512], ca[512], err[512];
     double secs = argc > 2 ? atof(argv[2]) : 3.0, t0, t, core_us, rsa_us;
+    long count = -1;
+    int rsa_only = 0;
     sim_device_t dev;
     mdm_conf_t *conf;
     size_t len, siglen;
@@ -42,8 +50,13 @@ main(int argc, char **argv)
     redisReply ok = {0}, arr = {0}, *elems[1] = {&ok}, *reps[1] = {&arr};
 
     if (argc < 2) {
-        fprintf(stderr, "usage: core_bench PKI_DIR [SECONDS]\n");
+        fprintf(stderr,
+                "usage: core_bench PKI_DIR [SECONDS | -n COUNT [rsa]]\n");
         return 2;
+    }
+    if (argc > 3 && strcmp(argv[2], "-n") == 0) {
+        count = atol(argv[3]);
+        rsa_only = argc > 4 && strcmp(argv[4], "rsa") == 0;
     }
     snprintf(cert, sizeof(cert), "%s/dev1.pem", argv[1]);
     snprintf(key, sizeof(key), "%s/dev1.key", argv[1]);
@@ -73,7 +86,7 @@ main(int argc, char **argv)
     n = 0;
     t0 = now();
     do {
-        for (i = 0; i < 200; i++) {
+        for (i = 0; i < (count >= 0 ? (rsa_only ? 0 : count) : 200); i++) {
             mdm_req_t *r = mdm_req_new(conf, MDM_EP_COMMAND);
 
             mdm_req_set_body(r, (unsigned char *) body, len);
@@ -88,7 +101,7 @@ main(int argc, char **argv)
         }
         n += 200;
         t = now() - t0;
-    } while (t < secs);
+    } while (count < 0 && t < secs);
     core_us = t / n * 1e6;
 
     /* one bare RSA-2048 verification of the same bytes */
@@ -102,7 +115,7 @@ main(int argc, char **argv)
 
         t0 = now();
         do {
-            for (i = 0; i < 200; i++) {
+            for (i = 0; i < (count >= 0 ? (rsa_only ? count : 0) : 200); i++) {
                 md = EVP_MD_CTX_new();
                 if (EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub) !=
                         1 ||
@@ -115,14 +128,18 @@ main(int argc, char **argv)
             }
             m += 200;
             t = now() - t0;
-        } while (t < secs);
+        } while (count < 0 && t < secs);
         rsa_us = t / m * 1e6;
+    }
+    if (count >= 0) {
+        goto done;
     }
     printf("core Idle+Mdm-Signature: %8.1f us/request (%ld requests)\n",
            core_us, n);
     printf("bare RSA-2048 verify:    %8.1f us/verify\n", rsa_us);
     printf("ratio core/verify:       %8.2f (target <= 2.00)\n",
            core_us / rsa_us);
+done:
     free(body);
     free(sig);
     sim_device_free(&dev);
