@@ -6,9 +6,11 @@
  * The files form layers, each calling only files below it (the Redis
  * adapter hands replies back through the caller's callback), as
  * t/check-call-cycles.py -v ngx_mdm prints them:
- *   layer 0: ngx_http_mdm_redis.c ngx_http_mdm_variables.c
+ *   layer 0: ngx_http_mdm_conf.c ngx_http_mdm_redis.c
+ *            ngx_http_mdm_variables.c
  *   layer 1: ngx_http_mdm_handler.c
- *   layer 2: ngx_http_mdm_module.c
+ *   layer 2: ngx_http_mdm_directives.c
+ *   layer 3: ngx_http_mdm_module.c
  */
 #ifndef NGX_HTTP_MDM_H
 #define NGX_HTTP_MDM_H
@@ -73,6 +75,22 @@ typedef struct {
 } ngx_http_mdm_ctx_t;
 
 extern ngx_module_t ngx_http_mdm_module;
+
+/* ngx_http_mdm_directives.c */
+extern ngx_command_t ngx_http_mdm_commands[];
+void *ngx_http_mdm_create_main_conf(ngx_conf_t *cf);
+char *ngx_http_mdm_init_main_conf(ngx_conf_t *cf, void *conf);
+void *ngx_http_mdm_create_loc_conf(ngx_conf_t *cf);
+char *ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child);
+
+/* ngx_http_mdm_conf.c */
+/**
+ * Build the libmdm configuration of a merged location that answers MDM
+ * (conf->mdm, freed with cf->pool). NGX_ERROR: the error is logged,
+ * naming the directive.
+ */
+ngx_int_t ngx_http_mdm_conf_build(ngx_conf_t *cf,
+                                  ngx_http_mdm_loc_conf_t *conf);
 
 /* ngx_http_mdm_handler.c */
 ngx_int_t ngx_http_mdm_device_handler(ngx_http_request_t *r);
