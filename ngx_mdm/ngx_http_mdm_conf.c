@@ -133,11 +133,15 @@ ngx_http_mdm_conf_build(ngx_conf_t *cf, ngx_http_mdm_loc_conf_t *conf)
         return NGX_ERROR;
     }
     if (mdm_conf_finish(m, err, sizeof(err)) != 0) {
-        ngx_http_mdm_conf_error(cf,
-                                ngx_strstr(err, "CA") || ngx_strstr(err, "ca")
-                                    ? "mdm_identity_ca"
-                                    : "mdm",
-                                err);
+        /* a SCEP or profile message names its option (handled there);
+         * otherwise only the identity CA is loaded at finish */
+        ngx_http_mdm_conf_error(
+            cf,
+            ngx_strncmp(err, "scep", 4) == 0                 ? "mdm_scep"
+            : ngx_strncmp(err, "profile", 7) == 0            ? "mdm_profile"
+            : ngx_strstr(err, "CA") || ngx_strstr(err, "ca") ? "mdm_identity_ca"
+                                                             : "mdm",
+            err);
         return NGX_ERROR;
     }
     if (conf->kind == NGX_HTTP_MDM_SCEP && !mdm_conf_can(m, MDM_CAN_SCEP)) {
