@@ -18,7 +18,8 @@
 #include <string.h>
 #include <strings.h>
 
-/* GetCACaps and GetCACert answer from what mdm_scep_ca_finish() made. */
+/* GetCACaps and GetCACert answer from what mdm_scep_ca_finish() made; a
+ * PKIOperation is mdm_scep_pki.c's. */
 static mdm_step_t
 http_start(mdm_scep_req_t *r)
 {

@@ -201,7 +201,7 @@ mdm_scep_name_str(const X509_NAME *n)
 }
 
 /* Lowercase hex without leading zeros: the one spelling used in keys and
- * by the admin API (norm_serial). */
+ * by the admin API (norm_serial() in mdm_scep_admin.c). */
 int
 mdm_scep_serial_hex(const ASN1_INTEGER *ai, char *out, size_t cap)
 {

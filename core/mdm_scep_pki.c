@@ -259,6 +259,8 @@ pki_get_cert(mdm_scep_req_t *r, const mdm_buf_t *data)
     return step;
 }
 
+/* The outer SignedData, its signature and message type, the envelope:
+ * then what the message type asks. */
 mdm_step_t
 mdm_scep_pki_start(mdm_scep_req_t *r)
 {
@@ -375,6 +377,7 @@ found_cert(mdm_scep_req_t *r, const redisReply *rep)
     return step;
 }
 
+/* The reply of the ISSUE script or the LOOKUP: the CertRep. */
 mdm_step_t
 mdm_scep_pki_feed(mdm_scep_req_t *r, const redisReply *rep)
 {
