@@ -389,7 +389,7 @@ ca_load(mdm_scep_ca_t *ca, char *err, size_t errlen)
     int rc = -1;
 
     if (ca->ca_cert_file == NULL || ca->ca_key_file == NULL) {
-        snprintf(err, errlen, "%s is required",
+        snprintf(err, errlen, "%s: required",
                  ca->ca_cert_file ? "ca_key" : "ca_cert");
         return -1;
     }

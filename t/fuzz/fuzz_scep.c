@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for core/mdm_scep.c: the pkiMessage parser and the
+ * libFuzzer target for core/mdm_scep*.c: the pkiMessage parser and the
  * whole PKIOperation path behind it, the HTTP routing, and the lenient
  * base64 helper.
  *

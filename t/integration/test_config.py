@@ -141,6 +141,12 @@ BROKEN = {
         "apache": ("mdm-enroll.conf", 'MDMSCEPCAKey "{PKI}/scep-ca.key"',
                    'MDMSCEPCAKey "{PKI}/no-such.key"', "MDMSCEPCAKey"),
     },
+    "scep-key-absent": {
+        "nginx": ("mdm-enroll.conf", "mdm_scep_ca_key {PKI}/scep-ca.key;",
+                  "", "mdm_scep_ca_key"),
+        "apache": ("mdm-enroll.conf", 'MDMSCEPCAKey "{PKI}/scep-ca.key"',
+                   "", "MDMSCEPCAKey"),
+    },
     "scep-key-mismatch": {
         "nginx": ("mdm-enroll.conf", "mdm_scep_ca_key {PKI}/scep-ca.key;",
                   "mdm_scep_ca_key {PKI}/dev1.key;", "mdm_scep_ca_key"),

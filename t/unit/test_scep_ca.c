@@ -52,11 +52,11 @@ test_ca_load_errors(void **state)
 
     {
         opt_t o[] = {{"ca_key", key}, {"challenge", "x"}, {NULL, NULL}};
-        ca_err(o, "ca_cert is required");
+        ca_err(o, "ca_cert: required");
     }
     {
         opt_t o[] = {{"ca_cert", cert}, {"challenge", "x"}, {NULL, NULL}};
-        ca_err(o, "ca_key is required");
+        ca_err(o, "ca_key: required");
     }
     {
         opt_t o[] = {{"ca_cert", tmp_path("nonexistent")},
