@@ -27,15 +27,21 @@ build() { # name, sources..., then libs after --
     clang $flags $srcs -o "$out/$name" "$@" -lpthread
 }
 build fuzz_msg core/mdm_msg.c t/fuzz/fuzz_msg.c -- $plist
-build fuzz_signature core/mdm_identity.c core/mdm_der.c \
-    t/fuzz/fuzz_signature.c -- $ssl
+build fuzz_signature core/mdm_identity_certs.c core/mdm_identity_tls.c \
+    core/mdm_identity_sig.c core/mdm_identity_verify.c core/mdm_b64.c \
+    core/mdm_der.c t/fuzz/fuzz_signature.c -- $ssl
 # the SCEP core needs the plan builder, the script table and its sources
 sh "$src/core/lua/gen.sh" "$src/core/lua" >"$out/mdm_lua.c"
 # (mdm_conf.c reaches the rest of the core through the enrollment options)
 build fuzz_scep core/mdm_scep.c core/mdm_plan.c core/mdm_util.c \
-    core/mdm_conf.c core/mdm_identity.c core/mdm_der.c core/mdm_enroll.c \
-    core/mdm_crl.c core/mdm_profile.c core/mdm_req.c core/mdm_admin.c \
-    core/mdm_msg.c core/mdm_keys.c core/mdm_sync.c t/fuzz/fuzz_scep.c \
+    core/mdm_conf.c core/mdm_identity_certs.c core/mdm_identity_tls.c \
+    core/mdm_identity_sig.c core/mdm_identity_verify.c core/mdm_b64.c \
+    core/mdm_der.c core/mdm_enroll.c core/mdm_crl.c \
+    core/mdm_profile_syntax.c core/mdm_profile_certs.c \
+    core/mdm_profile_conf.c core/mdm_profile_finish.c \
+    core/mdm_profile_payload.c core/mdm_profile_sign.c core/mdm_req.c \
+    core/mdm_admin.c core/mdm_msg.c core/mdm_keys.c core/mdm_sync.c \
+    t/fuzz/fuzz_scep.c \
     -- "$out/mdm_lua.c" $ssl $plist $hiredis $jansson
 MDM_SAMPLES=$src/t/samples
 export MDM_SAMPLES
