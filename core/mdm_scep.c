@@ -11,6 +11,7 @@
  * Message ids MDM08nnn are stable (README "SCEP"). Every failure writes
  * exactly one log line.
  */
+#include "mdm_b64.h"
 #include "mdm_scep_int.h"
 #include "mdm_text.h"
 
@@ -160,4 +161,12 @@ mdm_scep_req_feed(mdm_scep_req_t *r, struct redisReply *const *replies,
                   size_t n)
 {
     return mdm_tx_feed(&r->base, replies, n);
+}
+
+/* The GET message's base64: the one decoder's lenient mode (mdm_b64.h). */
+int
+mdm_scep_b64_decode(const char *in, size_t len, unsigned char **out,
+                    size_t *outlen)
+{
+    return mdm_b64_decode(in, len, MDM_B64_LENIENT, out, outlen) == 0 ? 0 : -1;
 }

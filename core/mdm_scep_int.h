@@ -16,7 +16,7 @@
  *           mdm_scep_msg.c    reading a pkiMessage (CMS, envelope, CSR)
  *             mdm_scep_oid.c    attribute OIDs, message type names
  *             mdm_scep_issue.c  signing a certificate for a CSR
- *             mdm_scep_b64.c    lenient base64 of the GET message
+ *   (the GET message's lenient base64 is mdm_b64.c's, in mdm_scep.c)
  *
  * Every function with external linkage here is named mdm_scep_*.
  */

@@ -27,16 +27,19 @@ build() { # name, sources..., then libs after --
     clang $flags $srcs -o "$out/$name" "$@" -lpthread
 }
 build fuzz_msg core/mdm_msg.c t/fuzz/fuzz_msg.c -- $plist
-build fuzz_signature core/mdm_identity.c core/mdm_der.c \
-    t/fuzz/fuzz_signature.c -- $ssl
+build fuzz_signature core/mdm_identity_certs.c core/mdm_identity_tls.c \
+    core/mdm_identity_sig.c core/mdm_identity_verify.c core/mdm_b64.c \
+    core/mdm_der.c t/fuzz/fuzz_signature.c -- $ssl
 # the SCEP core needs the plan builder, the script table and its sources
 sh "$src/core/lua/gen.sh" "$src/core/lua" >"$out/mdm_lua.c"
 # (only the layers below it: the transaction layer and its leaves; the
 # SCEP files but the admin one, which no HTTP SCEP request reaches)
-build fuzz_scep core/mdm_scep.c core/mdm_scep_b64.c core/mdm_scep_ca.c \
+build fuzz_scep core/mdm_scep.c core/mdm_scep_ca.c \
     core/mdm_scep_issue.c core/mdm_scep_msg.c core/mdm_scep_oid.c \
     core/mdm_scep_pki.c core/mdm_scep_rep.c core/mdm_scep_req.c \
-    core/mdm_identity.c core/mdm_der.c core/mdm_tx.c core/mdm_plan.c \
+    core/mdm_identity_certs.c core/mdm_identity_tls.c core/mdm_identity_sig.c \
+    core/mdm_identity_verify.c core/mdm_b64.c core/mdm_der.c core/mdm_tx.c \
+    core/mdm_plan.c \
     core/mdm_util.c core/mdm_script.c core/mdm_query.c t/fuzz/fuzz_scep.c \
     -- "$out/mdm_lua.c" $ssl $plist $hiredis $jansson
 MDM_SAMPLES=$src/t/samples
