@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the identity parsers of core/mdm_identity.c and
+ * libFuzzer target for the identity parsers of core/mdm_identity_*.c and
  * the CMS splitter of core/mdm_der.c.
  *
  * Input: byte 0 selects the mode (mod 7).
