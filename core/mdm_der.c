@@ -189,3 +189,225 @@ mdm_cms_digests_ok(const unsigned char *in, size_t len)
     }
     return 1;
 }
+
+/* An AlgorithmIdentifier whose parameters are absent or NULL: its OID. */
+static int
+alg_read(const tlv_t *alg, mdm_der_span_t *oid)
+{
+    const unsigned char *end = alg->val + alg->len;
+    tlv_t id, par;
+
+    if (alg->tag != 0x30 || tlv_read(alg->val, end, &id) != 0 ||
+        id.tag != 0x06 || id.len == 0) {
+        return -1;
+    }
+    if (id.val + id.len != end &&
+        (tlv_read(id.val + id.len, end, &par) != 0 || par.tag != 0x05 ||
+         par.len != 0 || par.val != end)) {
+        return -1;
+    }
+    oid->ptr = id.val;
+    oid->len = id.len;
+    return 0;
+}
+
+/* The signed attributes: exactly one messageDigest and one contentType,
+ * each with one value. */
+static int
+attrs_read(const tlv_t *set, mdm_cms_signed_t *out)
+{
+    /* 1.2.840.113549.1.9.3 contentType, .4 messageDigest */
+    static const unsigned char pkcs9[] = {0x2a, 0x86, 0x48, 0x86,
+                                          0xf7, 0x0d, 0x01, 0x09};
+    const unsigned char *p = set->val, *end = set->val + set->len;
+    tlv_t attr, oid, vals, v;
+    int nct = 0, nmd = 0;
+
+    for (; p < end; p += attr.tlv_len) {
+        if (tlv_read(p, end, &attr) != 0 || attr.tag != 0x30 ||
+            tlv_read(attr.val, attr.val + attr.len, &oid) != 0 ||
+            oid.tag != 0x06 ||
+            tlv_read(oid.val + oid.len, attr.val + attr.len, &vals) != 0 ||
+            vals.tag != 0x31 || vals.val + vals.len != attr.val + attr.len) {
+            return -1;
+        }
+        /* contentType (3), messageDigest (4), signingTime (5) and
+         * smimeCapabilities (15) only: another attribute may carry a
+         * check of its own (ESS signing-certificate), which OpenSSL's CMS
+         * path then does */
+        if (oid.len != sizeof(pkcs9) + 1 ||
+            memcmp(oid.val, pkcs9, sizeof(pkcs9)) != 0 ||
+            (oid.val[sizeof(pkcs9)] != 3 && oid.val[sizeof(pkcs9)] != 4 &&
+             oid.val[sizeof(pkcs9)] != 5 && oid.val[sizeof(pkcs9)] != 15)) {
+            return -1;
+        }
+        if (oid.val[sizeof(pkcs9)] == 5 || oid.val[sizeof(pkcs9)] == 15) {
+            continue;
+        }
+        if (tlv_read(vals.val, vals.val + vals.len, &v) != 0 ||
+            v.tlv_len != vals.len) {
+            return -1; /* not exactly one value */
+        }
+        if (oid.val[sizeof(pkcs9)] == 3) {
+            if (v.tag != 0x06 || nct++) {
+                return -1;
+            }
+            out->content_type.ptr = v.val;
+            out->content_type.len = v.len;
+        } else {
+            if (v.tag != 0x04 || nmd++) {
+                return -1;
+            }
+            out->message_digest.ptr = v.val;
+            out->message_digest.len = v.len;
+        }
+    }
+    return nct == 1 && nmd == 1 ? 0 : -1;
+}
+
+static int
+signer_read(const tlv_t *si, mdm_cms_signed_t *out)
+{
+    const unsigned char *p = si->val, *end = si->val + si->len;
+    tlv_t ver, sid, name, serial, dalg, attrs, salg, sig, rest;
+
+    /* version 1: sid is issuerAndSerialNumber */
+    if (tlv_read(p, end, &ver) != 0 || ver.tag != 0x02 || ver.len != 1 ||
+        ver.val[0] != 1) {
+        return -1;
+    }
+    p += ver.tlv_len;
+    if (tlv_read(p, end, &sid) != 0 || sid.tag != 0x30 ||
+        tlv_read(sid.val, sid.val + sid.len, &name) != 0 || name.tag != 0x30 ||
+        tlv_read(name.val + name.len, sid.val + sid.len, &serial) != 0 ||
+        serial.tag != 0x02 || serial.len == 0 ||
+        serial.val + serial.len != sid.val + sid.len) {
+        return -1;
+    }
+    out->issuer.ptr = name.tlv;
+    out->issuer.len = name.tlv_len;
+    out->serial.ptr = serial.val;
+    out->serial.len = serial.len;
+    p += sid.tlv_len;
+    if (tlv_read(p, end, &dalg) != 0 || alg_read(&dalg, &out->digest_alg)) {
+        return -1;
+    }
+    p += dalg.tlv_len;
+    if (tlv_read(p, end, &attrs) != 0 || attrs.tag != 0xa0 ||
+        attrs_read(&attrs, out) != 0) {
+        return -1;
+    }
+    out->signed_attrs.ptr = attrs.tlv;
+    out->signed_attrs.len = attrs.tlv_len;
+    p += attrs.tlv_len;
+    if (tlv_read(p, end, &salg) != 0 || alg_read(&salg, &out->sig_alg)) {
+        return -1;
+    }
+    p += salg.tlv_len;
+    if (tlv_read(p, end, &sig) != 0 || sig.tag != 0x04 || sig.len == 0) {
+        return -1;
+    }
+    out->signature.ptr = sig.val;
+    out->signature.len = sig.len;
+    p += sig.tlv_len;
+    /* unsignedAttrs may follow; nothing else */
+    if (p != end && (tlv_read(p, end, &rest) != 0 || rest.tag != 0xa1 ||
+                     rest.val + rest.len != end)) {
+        return -1;
+    }
+    return 0;
+}
+
+int
+mdm_cms_parse_signed(const unsigned char *in, size_t len, mdm_cms_signed_t *out)
+{
+    static const unsigned char oid_signed[] = {
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02};
+    tlv_t ci, oid, exp, sd, ver, algs, eci, ect, certs, el, sis, si;
+    const unsigned char *p, *end;
+
+    memset(out, 0, sizeof(*out));
+    if (tlv_read(in, in + len, &ci) != 0 || ci.tag != 0x30 ||
+        ci.tlv_len != len || tlv_read(ci.val, ci.val + ci.len, &oid) != 0 ||
+        oid.tlv_len != sizeof(oid_signed) ||
+        memcmp(oid.tlv, oid_signed, sizeof(oid_signed)) != 0 ||
+        tlv_read(oid.val + oid.len, ci.val + ci.len, &exp) != 0 ||
+        exp.tag != 0xa0 || exp.val + exp.len != ci.val + ci.len ||
+        tlv_read(exp.val, exp.val + exp.len, &sd) != 0 || sd.tag != 0x30 ||
+        sd.tlv_len != exp.len) {
+        return -1;
+    }
+    p = sd.val;
+    end = sd.val + sd.len;
+    /* version, digestAlgorithms (checked by mdm_cms_digests_ok()) */
+    if (tlv_read(p, end, &ver) != 0 || ver.tag != 0x02 ||
+        tlv_read(p + ver.tlv_len, end, &algs) != 0 || algs.tag != 0x31) {
+        return -1;
+    }
+    p += ver.tlv_len + algs.tlv_len;
+    /* encapContentInfo: eContentType alone (detached) */
+    if (tlv_read(p, end, &eci) != 0 || eci.tag != 0x30 ||
+        tlv_read(eci.val, eci.val + eci.len, &ect) != 0 || ect.tag != 0x06 ||
+        ect.tlv_len != eci.len) {
+        return -1;
+    }
+    out->econtent_type.ptr = ect.val;
+    out->econtent_type.len = ect.len;
+    p += eci.tlv_len;
+    if (tlv_read(p, end, &certs) != 0 || certs.tag != 0xa0) {
+        return -1;
+    }
+    for (el.tlv_len = 0, p = certs.val; p < certs.val + certs.len;
+         p += el.tlv_len) {
+        if (tlv_read(p, certs.val + certs.len, &el) != 0 || el.tag != 0x30 ||
+            out->ncerts == MDM_CMS_MAX_CERTS) {
+            return -1;
+        }
+        out->cert[out->ncerts].ptr = el.tlv;
+        out->cert[out->ncerts].len = el.tlv_len;
+        out->ncerts++;
+    }
+    p = certs.val + certs.len;
+    /* no crls [1]: signerInfos, with exactly one SignerInfo */
+    if (out->ncerts == 0 || tlv_read(p, end, &sis) != 0 || sis.tag != 0x31 ||
+        sis.val + sis.len != end ||
+        tlv_read(sis.val, sis.val + sis.len, &si) != 0 || si.tag != 0x30 ||
+        si.tlv_len != sis.len) {
+        return -1;
+    }
+    return signer_read(&si, out);
+}
+
+int
+mdm_cert_issuer_serial(const unsigned char *in, size_t len,
+                       mdm_der_span_t *issuer, mdm_der_span_t *serial)
+{
+    tlv_t cert, tbs, el, alg, name;
+    const unsigned char *p, *end;
+
+    if (tlv_read(in, in + len, &cert) != 0 || cert.tag != 0x30 ||
+        tlv_read(cert.val, cert.val + cert.len, &tbs) != 0 || tbs.tag != 0x30) {
+        return -1;
+    }
+    p = tbs.val;
+    end = tbs.val + tbs.len;
+    if (tlv_read(p, end, &el) != 0) {
+        return -1;
+    }
+    if (el.tag == 0xa0) { /* [0] version */
+        p += el.tlv_len;
+        if (tlv_read(p, end, &el) != 0) {
+            return -1;
+        }
+    }
+    if (el.tag != 0x02 || tlv_read(p + el.tlv_len, end, &alg) != 0 ||
+        alg.tag != 0x30 || tlv_read(alg.tlv + alg.tlv_len, end, &name) != 0 ||
+        name.tag != 0x30) {
+        return -1;
+    }
+    serial->ptr = el.val;
+    serial->len = el.len;
+    issuer->ptr = name.tlv;
+    issuer->len = name.tlv_len;
+    return 0;
+}

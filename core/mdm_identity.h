@@ -106,4 +106,11 @@ mdm_id_rc_t mdm_verifier_header(mdm_verifier_t *v, const char *value,
 void mdm_verifier_stats(mdm_verifier_t *v, unsigned long *hits,
                         unsigned long *misses, size_t *entries);
 
+/**
+ * How many Mdm-Signatures v verified directly, from the DER of their one
+ * SignerInfo, without OpenSSL's CMS decoding (the usual device shape;
+ * anything else takes CMS_verify()). For tests and metrics.
+ */
+unsigned long mdm_verifier_direct(mdm_verifier_t *v);
+
 #endif

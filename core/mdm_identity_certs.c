@@ -152,6 +152,24 @@ mdm_verifier_set_cert_cache(mdm_verifier_t *v, size_t size)
     return 0;
 }
 
+/* SHA-256 fetched once: EVP_sha256() is fetched again on every use in
+ * OpenSSL 3.0 (~12,000 instructions per request, callgrind). */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void
+sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static const EVP_MD *
+sha256(void)
+{
+    pthread_once(&sha256_once, sha256_fetch);
+    return sha256_md ? sha256_md : EVP_sha256();
+}
+
 /**
  * d2i_X509 through the verifier's cache of decoded certificates (content
  * addressed: a hit is the same bytes). *cert is a new reference. hash,
@@ -172,7 +190,7 @@ mdm_id_parse_cached(mdm_verifier_t *v, const unsigned char *der, size_t len,
     char canon[65];
     mdm_id_rc_t rc;
 
-    if (len == 0 || EVP_Digest(der, len, key, &n, EVP_sha256(), NULL) != 1) {
+    if (len == 0 || EVP_Digest(der, len, key, &n, sha256(), NULL) != 1) {
         mdm_set_why(why, len ? "out of memory" : "empty certificate");
         return len ? MDM_ID_ERR_NOMEM : MDM_ID_ERR_DECODE;
     }

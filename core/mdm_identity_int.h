@@ -60,6 +60,7 @@ struct mdm_verifier_s {
     unsigned ttl;
     unsigned long hits;
     unsigned long misses;
+    unsigned long direct; /* signatures verified without CMS_verify() */
 };
 
 static inline void

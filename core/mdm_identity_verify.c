@@ -409,3 +409,9 @@ mdm_verifier_stats(mdm_verifier_t *v, unsigned long *hits,
     }
     pthread_mutex_unlock(&v->lock);
 }
+
+unsigned long
+mdm_verifier_direct(mdm_verifier_t *v)
+{
+    return v ? __atomic_load_n(&v->direct, __ATOMIC_RELAXED) : 0;
+}

@@ -736,6 +736,79 @@ test_vsig_threads(void **state)
     mdm_verifier_free(v);
 }
 
+/*
+ * The usual device shape is verified directly from the DER of its
+ * SignerInfo (mdm_verifier_direct() counts it); every other shape, and
+ * every signature the direct path does not accept, goes through
+ * CMS_verify(), which decides: both give the same answers.
+ */
+static void
+test_vsig_direct(void **state)
+{
+    const char *names[] = {"dev1", "devec"};
+    const EVP_MD *mds[3];
+    mdm_verifier_t *v = cert_cache_verifier(16);
+    signer_spec_t spec = {"dev1", NULL, CMS_CADES};
+    unsigned char *body, *der;
+    unsigned long before;
+    size_t derlen;
+    X509 *x = NULL;
+    char hash[65], *sig;
+    int n, m;
+
+    (void) state;
+    mds[0] = EVP_sha1();
+    mds[1] = EVP_sha256();
+    mds[2] = EVP_sha512();
+    body = malloc(TEST_BODY_LEN);
+    assert_non_null(body);
+    memcpy(body, test_body, TEST_BODY_LEN);
+    body[1] ^= 0x01;
+    for (n = 0; n < 2; n++) {
+        for (m = 0; m < 3; m++) {
+            sig = sign_b64(names[n], mds[m], m == 1);
+            before = mdm_verifier_direct(v);
+            assert_int_equal(vsig(v, sig, test_body, TEST_BODY_LEN, &x, hash),
+                             MDM_ID_OK);
+            X509_free(x);
+            assert_int_equal(mdm_verifier_direct(v), before + 1);
+            /* a body it does not cover: refused, and not directly */
+            assert_int_equal(vsig_rc(v, sig, body, TEST_BODY_LEN),
+                             MDM_ID_ERR_SIGNATURE);
+            assert_int_equal(mdm_verifier_direct(v), before + 1);
+            free(sig);
+        }
+    }
+
+    /* an ESS signing-certificate attribute (CAdES): OpenSSL checks it, so
+     * the signature goes the CMS way, and still verifies */
+    spec.md = EVP_sha256();
+    make_cms(test_body, TEST_BODY_LEN, &spec, 1, 0, &der, &derlen);
+    sig = b64(der, derlen, 0);
+    OPENSSL_free(der);
+    before = mdm_verifier_direct(v);
+    assert_int_equal(vsig(v, sig, test_body, TEST_BODY_LEN, &x, hash),
+                     MDM_ID_OK);
+    X509_free(x);
+    assert_int_equal(mdm_verifier_direct(v), before);
+    free(sig);
+
+    /* no certificate cache: no direct path */
+    {
+        mdm_verifier_t *nc = cert_cache_verifier(0);
+
+        sig = sign_b64("dev1", EVP_sha256(), 0);
+        assert_int_equal(vsig(nc, sig, test_body, TEST_BODY_LEN, &x, hash),
+                         MDM_ID_OK);
+        X509_free(x);
+        assert_int_equal(mdm_verifier_direct(nc), 0);
+        free(sig);
+        mdm_verifier_free(nc);
+    }
+    free(body);
+    mdm_verifier_free(v);
+}
+
 int
 main(void)
 {
@@ -750,6 +823,7 @@ main(void)
         cmocka_unit_test(test_vsig_many_certs),
         cmocka_unit_test(test_vsig_bad_cert_in_set),
         cmocka_unit_test(test_vsig_threads),
+        cmocka_unit_test(test_vsig_direct),
     };
 
     return cmocka_run_group_tests(tests, identity_setup, NULL);
