@@ -33,6 +33,65 @@ add_crl_dp(X509 *x, X509V3_CTX *ctx, const char *url)
     return add_ext(x, ctx, NID_crl_distribution_points, v);
 }
 
+/*
+ * The CSR's SubjectPublicKeyInfo copied into x as it is: algorithm,
+ * parameters and key bits. X509_set_pubkey() would encode the decoded key
+ * and decode it again (OpenSSL 3 provider encoders and decoders, a tenth
+ * of an issuance); the issued certificate only needs the bytes. Its
+ * X509_get0_pubkey() stays NULL: nothing here asks for it.
+ */
+static int
+copy_spki(X509 *x, X509_REQ *csr)
+{
+    X509_PUBKEY *from = X509_REQ_get_X509_PUBKEY(csr);
+    const unsigned char *pk;
+    unsigned char *bits = NULL;
+    const ASN1_OBJECT *obj;
+    ASN1_OBJECT *o = NULL;
+    const void *pval;
+    void *v = NULL;
+    X509_ALGOR *alg;
+    int pklen, ptype;
+
+    if (from == NULL ||
+        X509_PUBKEY_get0_param(NULL, &pk, &pklen, &alg, from) != 1 ||
+        pklen <= 0) {
+        return 0;
+    }
+    X509_ALGOR_get0(&obj, &ptype, &pval, alg);
+    switch (ptype) {
+    case V_ASN1_UNDEF:
+    case V_ASN1_NULL:
+        break;
+    case V_ASN1_OBJECT: /* an EC key's named curve */
+        if ((v = OBJ_dup(pval)) == NULL) {
+            return 0;
+        }
+        break;
+    case V_ASN1_BOOLEAN:
+        return 0; /* no key algorithm has one */
+    default:      /* explicit EC parameters... held as a string */
+        if ((v = ASN1_STRING_dup(pval)) == NULL) {
+            return 0;
+        }
+        break;
+    }
+    if ((o = OBJ_dup(obj)) == NULL ||
+        (bits = OPENSSL_memdup(pk, (size_t) pklen)) == NULL ||
+        X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), o, ptype, v, bits,
+                               pklen) != 1) {
+        OPENSSL_free(bits);
+        ASN1_OBJECT_free(o);
+        if (ptype == V_ASN1_OBJECT) {
+            ASN1_OBJECT_free(v);
+        } else {
+            ASN1_STRING_free(v);
+        }
+        return 0;
+    }
+    return 1;
+}
+
 /* Sign the certificate for csr into r->cert. */
 int
 mdm_scep_issue(mdm_scep_req_t *r, X509_REQ *csr)
@@ -61,7 +120,7 @@ mdm_scep_issue(mdm_scep_req_t *r, X509_REQ *csr)
         X509_set_serialNumber(x, sn) != 1 ||
         X509_set_issuer_name(x, X509_get_subject_name(ca->ca)) != 1 ||
         X509_set_subject_name(x, X509_REQ_get_subject_name(csr)) != 1 ||
-        X509_set_pubkey(x, X509_REQ_get0_pubkey(csr)) != 1 ||
+        !copy_spki(x, csr) ||
         X509_time_adj_ex(X509_getm_notBefore(x), 0, -MDM_SCEP_SKEW, &now) ==
             NULL ||
         X509_time_adj_ex(X509_getm_notAfter(x), (int) ca->validity_days, 0,
