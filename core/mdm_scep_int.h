@@ -207,9 +207,47 @@ const EVP_MD *mdm_scep_digest_of(CMS_SignerInfo *si, int *nid);
 /** Open pkcsPKIEnvelope with the RA or CA key into out; why: a detail. */
 mdm_scep_env_rc_t mdm_scep_open_envelope(mdm_scep_req_t *r, mdm_buf_t *out,
                                          char *why, size_t whylen);
+/*
+ * A PKCS#10 request as read here: the fields of X509_REQ, its
+ * SubjectPublicKeyInfo left undecoded. d2i_X509_REQ() decodes the key
+ * through OpenSSL 3.0's provider decoders, a third of an RSA-2048 private
+ * operation; the key is nearly always the one of the request's signer
+ * certificate, already decoded with the pkiMessage.
+ */
+typedef struct {
+    X509_ALGOR *algor;
+    ASN1_BIT_STRING *key;
+} mdm_scep_spki_t;
+
+typedef struct {
+    ASN1_ENCODING enc; /* what was signed, kept as it came */
+    ASN1_INTEGER *version;
+    X509_NAME *subject;
+    mdm_scep_spki_t *spki;
+    STACK_OF(X509_ATTRIBUTE) * attributes;
+} mdm_scep_csr_info_t;
+
+typedef struct {
+    mdm_scep_csr_info_t *info;
+    X509_ALGOR *sig_alg;
+    ASN1_BIT_STRING *signature;
+} mdm_scep_csr_der_t;
+
+typedef struct {
+    mdm_scep_csr_der_t *der;
+    EVP_PKEY *pub; /* NULL: not decodable */
+    int own_pub;   /* pub decoded here, else r->signer's */
+} mdm_scep_csr_t;
+
+/** The DER request into csr (then mdm_scep_csr_free()): -1 not one. */
+int mdm_scep_csr_read(mdm_scep_req_t *r, const mdm_buf_t *data,
+                      mdm_scep_csr_t *csr);
+/** 1 when the request's self-signature verifies with its key. */
+int mdm_scep_csr_verify(const mdm_scep_csr_t *csr);
+void mdm_scep_csr_free(mdm_scep_csr_t *csr);
 /** challengePassword of the CSR, else of the pkiMessage; -1 none. */
-int mdm_scep_challenge_of(mdm_scep_req_t *r, X509_REQ *csr, char *out,
-                          size_t cap);
+int mdm_scep_challenge_of(mdm_scep_req_t *r, const mdm_scep_csr_t *csr,
+                          char *out, size_t cap);
 /** RFC 2253 text of a name, malloc'd; NULL out of memory. */
 char *mdm_scep_name_str(const X509_NAME *n);
 /** Lowercase hex without leading zeros: the one spelling of a serial. */
@@ -229,7 +267,7 @@ mdm_step_t mdm_scep_fail_rep(mdm_scep_req_t *r, int fail, const char *id,
 /* ---- issuing (mdm_scep_issue.c) ---- */
 
 /** Sign the certificate for csr into r->cert; -1 on failure. */
-int mdm_scep_issue(mdm_scep_req_t *r, X509_REQ *csr);
+int mdm_scep_issue(mdm_scep_req_t *r, const mdm_scep_csr_t *csr);
 
 /* ---- PKIOperation (mdm_scep_pki.c) ---- */
 

@@ -33,9 +33,93 @@ add_crl_dp(X509 *x, X509V3_CTX *ctx, const char *url)
     return add_ext(x, ctx, NID_crl_distribution_points, v);
 }
 
+/*
+ * The CSR's SubjectPublicKeyInfo copied into x as it is: algorithm,
+ * parameters and key bits. X509_set_pubkey() would encode the decoded key
+ * and decode it again (OpenSSL 3 provider encoders and decoders, a tenth
+ * of an issuance); the issued certificate only needs the bytes. Its
+ * X509_get0_pubkey() stays NULL: nothing here asks for it.
+ */
+static int
+copy_spki(X509 *x, const mdm_scep_spki_t *from)
+{
+    const unsigned char *pk = ASN1_STRING_get0_data(from->key);
+    int pklen = ASN1_STRING_length(from->key);
+    unsigned char *bits = NULL;
+    const ASN1_OBJECT *obj;
+    ASN1_OBJECT *o = NULL;
+    const void *pval;
+    void *v = NULL;
+    int ptype;
+
+    if (pklen <= 0) {
+        return 0;
+    }
+    X509_ALGOR_get0(&obj, &ptype, &pval, from->algor);
+    switch (ptype) {
+    case V_ASN1_UNDEF:
+    case V_ASN1_NULL:
+        break;
+    case V_ASN1_OBJECT: /* an EC key's named curve */
+        if ((v = OBJ_dup(pval)) == NULL) {
+            return 0;
+        }
+        break;
+    case V_ASN1_BOOLEAN:
+        return 0; /* no key algorithm has one */
+    default:      /* explicit EC parameters... held as a string */
+        if ((v = ASN1_STRING_dup(pval)) == NULL) {
+            return 0;
+        }
+        break;
+    }
+    if ((o = OBJ_dup(obj)) == NULL ||
+        (bits = OPENSSL_memdup(pk, (size_t) pklen)) == NULL ||
+        X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), o, ptype, v, bits,
+                               pklen) != 1) {
+        OPENSSL_free(bits);
+        ASN1_OBJECT_free(o);
+        if (ptype == V_ASN1_OBJECT) {
+            ASN1_OBJECT_free(v);
+        } else {
+            ASN1_STRING_free(v);
+        }
+        return 0;
+    }
+    return 1;
+}
+
+/* The extensions the request asks for (X509_REQ_get_extensions()):
+ * none is an empty stack, NULL unreadable. */
+static STACK_OF(X509_EXTENSION) * csr_extensions(const mdm_scep_csr_t *csr)
+{
+    const STACK_OF(X509_ATTRIBUTE) *attrs = csr->der->info->attributes;
+    const ASN1_TYPE *t = NULL;
+    const unsigned char *p;
+    int i;
+
+    i = X509at_get_attr_by_NID(attrs, NID_ext_req, -1);
+    if (i < 0) {
+        i = X509at_get_attr_by_NID(attrs, NID_ms_ext_req, -1);
+    }
+    if (i >= 0) {
+        t = X509_ATTRIBUTE_get0_type(X509at_get_attr(attrs, i), 0);
+    }
+    if (t == NULL) {
+        return sk_X509_EXTENSION_new_null();
+    }
+    if (t->type != V_ASN1_SEQUENCE) {
+        return NULL;
+    }
+    p = ASN1_STRING_get0_data(t->value.sequence);
+    return (STACK_OF(X509_EXTENSION) *) ASN1_item_d2i(
+        NULL, &p, ASN1_STRING_length(t->value.sequence),
+        ASN1_ITEM_rptr(X509_EXTENSIONS));
+}
+
 /* Sign the certificate for csr into r->cert. */
 int
-mdm_scep_issue(mdm_scep_req_t *r, X509_REQ *csr)
+mdm_scep_issue(mdm_scep_req_t *r, const mdm_scep_csr_t *csr)
 {
     const mdm_scep_ca_t *ca = r->ca;
     STACK_OF(X509_EXTENSION) *exts = NULL;
@@ -60,8 +144,8 @@ mdm_scep_issue(mdm_scep_req_t *r, X509_REQ *csr)
         (x = X509_new()) == NULL || X509_set_version(x, 2) != 1 ||
         X509_set_serialNumber(x, sn) != 1 ||
         X509_set_issuer_name(x, X509_get_subject_name(ca->ca)) != 1 ||
-        X509_set_subject_name(x, X509_REQ_get_subject_name(csr)) != 1 ||
-        X509_set_pubkey(x, X509_REQ_get0_pubkey(csr)) != 1 ||
+        X509_set_subject_name(x, csr->der->info->subject) != 1 ||
+        !copy_spki(x, csr->der->info->spki) ||
         X509_time_adj_ex(X509_getm_notBefore(x), 0, -MDM_SCEP_SKEW, &now) ==
             NULL ||
         X509_time_adj_ex(X509_getm_notAfter(x), (int) ca->validity_days, 0,
@@ -84,7 +168,7 @@ mdm_scep_issue(mdm_scep_req_t *r, X509_REQ *csr)
         goto done;
     }
     /* the payload's SubjectAltName travels as a requested extension */
-    exts = X509_REQ_get_extensions(csr);
+    exts = csr_extensions(csr);
     for (i = 0; exts && i < sk_X509_EXTENSION_num(exts); i++) {
         e = sk_X509_EXTENSION_value(exts, i);
         if (OBJ_obj2nid(X509_EXTENSION_get_object(e)) == NID_subject_alt_name &&

@@ -11,11 +11,13 @@
 #include "mdm_scep_int.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/asn1.h>
+#include <openssl/asn1t.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/objects.h>
@@ -345,16 +347,116 @@ done:
     return rc;
 }
 
+/* ---- the PKCS#10 request ---- */
+
+/* X509_REQ's templates (RFC 2986) with a SubjectPublicKeyInfo that stays
+ * bytes: the algorithm and the BIT STRING. The encoding of the info is
+ * kept: the signature is checked over the bytes received. (The macros end
+ * without a semicolon: clang-format would indent what follows.) */
+/* clang-format off */
+ASN1_SEQUENCE(mdm_scep_spki_t) = {
+    ASN1_SIMPLE(mdm_scep_spki_t, algor, X509_ALGOR),
+    ASN1_SIMPLE(mdm_scep_spki_t, key, ASN1_BIT_STRING),
+} static_ASN1_SEQUENCE_END(mdm_scep_spki_t)
+
+ASN1_SEQUENCE_enc(mdm_scep_csr_info_t, enc, 0) = {
+    ASN1_SIMPLE(mdm_scep_csr_info_t, version, ASN1_INTEGER),
+    ASN1_SIMPLE(mdm_scep_csr_info_t, subject, X509_NAME),
+    ASN1_SIMPLE(mdm_scep_csr_info_t, spki, mdm_scep_spki_t),
+    /* optional, as OpenSSL reads it: some encoders leave it out */
+    ASN1_IMP_SET_OF_OPT(mdm_scep_csr_info_t, attributes, X509_ATTRIBUTE, 0),
+} static_ASN1_SEQUENCE_END_ref(mdm_scep_csr_info_t, mdm_scep_csr_info_t)
+
+ASN1_SEQUENCE(mdm_scep_csr_der_t) = {
+    ASN1_SIMPLE(mdm_scep_csr_der_t, info, mdm_scep_csr_info_t),
+    ASN1_SIMPLE(mdm_scep_csr_der_t, sig_alg, X509_ALGOR),
+    ASN1_SIMPLE(mdm_scep_csr_der_t, signature, ASN1_BIT_STRING),
+} static_ASN1_SEQUENCE_END(mdm_scep_csr_der_t)
+
+/* The request's key: the signer certificate's when the bytes are the same
+ * (a device signs with a self-signed certificate of the key it asks a
+ * certificate for), else decoded by OpenSSL (a renewal's new key). */
+static EVP_PKEY *
+csr_key(X509 *signer, const mdm_scep_spki_t *spki, int *own)
+/* clang-format on */
+{
+    X509_ALGOR *alg;
+    const unsigned char *sk, *p;
+    unsigned char *der = NULL;
+    EVP_PKEY *k = NULL;
+    int sklen, n;
+
+    *own = 0;
+    if (signer != NULL &&
+        X509_PUBKEY_get0_param(NULL, &sk, &sklen, &alg,
+                               X509_get_X509_PUBKEY(signer)) == 1 &&
+        X509_ALGOR_cmp(alg, spki->algor) == 0 &&
+        sklen == ASN1_STRING_length(spki->key) &&
+        memcmp(sk, ASN1_STRING_get0_data(spki->key), (size_t) sklen) == 0 &&
+        (k = X509_get0_pubkey(signer)) != NULL) {
+        return k;
+    }
+    n = ASN1_item_i2d((const ASN1_VALUE *) spki, &der,
+                      ASN1_ITEM_rptr(mdm_scep_spki_t));
+    if (n > 0) {
+        p = der;
+        k = d2i_PUBKEY(NULL, &p, n);
+        *own = k != NULL;
+    }
+    OPENSSL_free(der);
+    return k;
+}
+
+int
+mdm_scep_csr_read(mdm_scep_req_t *r, const mdm_buf_t *data, mdm_scep_csr_t *csr)
+{
+    const unsigned char *p = data->ptr;
+
+    memset(csr, 0, sizeof(*csr));
+    if (data->len == 0 || data->len > LONG_MAX) {
+        return -1;
+    }
+    csr->der = (mdm_scep_csr_der_t *) ASN1_item_d2i(
+        NULL, &p, (long) data->len, ASN1_ITEM_rptr(mdm_scep_csr_der_t));
+    if (csr->der == NULL || p != data->ptr + data->len) {
+        return -1;
+    }
+    csr->pub = csr_key(r->signer, csr->der->info->spki, &csr->own_pub);
+    return 0;
+}
+
+/* X509_REQ_verify() of OpenSSL 3.0, over the bytes received */
+int
+mdm_scep_csr_verify(const mdm_scep_csr_t *csr)
+{
+    return csr->pub != NULL &&
+           ASN1_item_verify_ex(ASN1_ITEM_rptr(mdm_scep_csr_info_t),
+                               csr->der->sig_alg, csr->der->signature,
+                               csr->der->info, NULL, csr->pub, NULL, NULL) == 1;
+}
+
+void
+mdm_scep_csr_free(mdm_scep_csr_t *csr)
+{
+    ASN1_item_free((ASN1_VALUE *) csr->der, ASN1_ITEM_rptr(mdm_scep_csr_der_t));
+    if (csr->own_pub) {
+        EVP_PKEY_free(csr->pub);
+    }
+    memset(csr, 0, sizeof(*csr));
+}
+
 /* challengePassword: the CSR attribute, else (macOS mdmclient) the signed
  * attribute of the pkiMessage. */
 int
-mdm_scep_challenge_of(mdm_scep_req_t *r, X509_REQ *csr, char *out, size_t cap)
+mdm_scep_challenge_of(mdm_scep_req_t *r, const mdm_scep_csr_t *csr, char *out,
+                      size_t cap)
 {
+    const STACK_OF(X509_ATTRIBUTE) *attrs = csr->der->info->attributes;
     X509_ATTRIBUTE *a;
     const ASN1_TYPE *t = NULL;
-    int i = X509_REQ_get_attr_by_NID(csr, NID_pkcs9_challengePassword, -1);
+    int i = X509at_get_attr_by_NID(attrs, NID_pkcs9_challengePassword, -1);
 
-    if (i >= 0 && (a = X509_REQ_get_attr(csr, i)) != NULL &&
+    if (i >= 0 && (a = X509at_get_attr(attrs, i)) != NULL &&
         X509_ATTRIBUTE_count(a) == 1) {
         t = X509_ATTRIBUTE_get0_type(a, 0);
     }

@@ -98,8 +98,8 @@ static mdm_step_t
 pki_cert_request(mdm_scep_req_t *r, const mdm_buf_t *data)
 {
     const mdm_scep_ca_t *ca = r->ca;
-    const unsigned char *p = data->ptr;
-    X509_REQ *csr = NULL;
+    mdm_scep_csr_t csr;
+    X509_NAME *subject;
     EVP_PKEY *pub;
     unsigned char md[32];
     unsigned int mdlen;
@@ -107,24 +107,23 @@ pki_cert_request(mdm_scep_req_t *r, const mdm_buf_t *data)
     mdm_step_t step;
     int bits, ok, id;
 
-    if (data->len == 0 || data->len > LONG_MAX ||
-        (csr = d2i_X509_REQ(NULL, &p, (long) data->len)) == NULL ||
-        p != data->ptr + data->len) {
-        X509_REQ_free(csr);
+    if (mdm_scep_csr_read(r, data, &csr) != 0) {
+        mdm_scep_csr_free(&csr);
         return mdm_scep_fail_rep(r, FAIL_BADREQUEST, "MDM08014",
                                  "messageData is not a DER PKCS#10 request");
     }
     /* the version field is not checked: macOS 2016 sent 2 instead of 0 */
-    pub = X509_REQ_get0_pubkey(csr);
-    if (pub == NULL || X509_REQ_verify(csr, pub) != 1) {
+    pub = csr.pub;
+    subject = csr.der->info->subject;
+    if (!mdm_scep_csr_verify(&csr)) {
         step = mdm_scep_fail_rep(r, FAIL_BADMESSAGECHECK, "MDM08014",
                                  "the CSR's self-signature does not verify");
         goto done;
     }
     free(r->subject);
-    r->subject = mdm_scep_name_str(X509_REQ_get_subject_name(csr));
+    r->subject = mdm_scep_name_str(subject);
     r->vars[MDM_SCEP_VAR_SUBJECT] = r->subject;
-    if (X509_NAME_entry_count(X509_REQ_get_subject_name(csr)) == 0) {
+    if (X509_NAME_entry_count(subject) == 0) {
         step = mdm_scep_fail_rep(r, FAIL_BADREQUEST, "MDM08015",
                                  "the CSR has an empty subject");
         goto done;
@@ -150,7 +149,7 @@ pki_cert_request(mdm_scep_req_t *r, const mdm_buf_t *data)
     }
 
     if (r->msg_type == MT_PKCSREQ && ca->challenge_mode != CH_NONE) {
-        if (mdm_scep_challenge_of(r, csr, chal, sizeof(chal)) != 0) {
+        if (mdm_scep_challenge_of(r, &csr, chal, sizeof(chal)) != 0) {
             step = mdm_scep_fail_rep(r, FAIL_BADREQUEST, "MDM08017",
                                      "no challengePassword in the request");
             goto done;
@@ -193,8 +192,7 @@ pki_cert_request(mdm_scep_req_t *r, const mdm_buf_t *data)
             goto done;
         }
         /* a certificate renews itself, it does not buy another name */
-        if (X509_NAME_cmp(X509_REQ_get_subject_name(csr),
-                          X509_get_subject_name(r->signer)) != 0) {
+        if (X509_NAME_cmp(subject, X509_get_subject_name(r->signer)) != 0) {
             step = mdm_scep_fail_rep(r, FAIL_BADREQUEST, "MDM08023",
                                      "RenewalReq for another subject than the "
                                      "certificate it is signed with");
@@ -210,7 +208,7 @@ pki_cert_request(mdm_scep_req_t *r, const mdm_buf_t *data)
                           mdm_scep_msg_type_name(r->msg_type), r->txid);
         goto done;
     }
-    if (mdm_scep_issue(r, csr) != 0 ||
+    if (mdm_scep_issue(r, &csr) != 0 ||
         mdm_scep_serial_hex(X509_get0_serialNumber(r->cert), r->serial,
                             sizeof(r->serial)) != 0 ||
         mdm_cert_sha256_hex(r->cert, r->cert_hash) != 0) {
@@ -224,7 +222,7 @@ pki_cert_request(mdm_scep_req_t *r, const mdm_buf_t *data)
     step = plan_issue(r, chal);
 done:
     OPENSSL_cleanse(chal, sizeof(chal));
-    X509_REQ_free(csr);
+    mdm_scep_csr_free(&csr);
     return step;
 }
 

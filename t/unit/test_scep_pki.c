@@ -58,6 +58,66 @@ test_issue(void **state)
     assert_int_equal(ERR_peek_error(), 0);
 }
 
+/* A P-256 device key: its SubjectPublicKeyInfo has a parameter (the
+ * curve), copied as it is into the certificate. Signed with a certificate
+ * of the same key (the key is reused from it; the CertRep's envelope is
+ * then key agreement, which the PKCS#7 view of read_certrep() cannot
+ * read: the recorded certificate is checked), then with the RSA device
+ * key (the CSR's key decoded on its own). */
+static void
+test_issue_ec(void **state)
+{
+    mdm_scep_ca_t *ca = sample_ca_conf(CHALLENGE, NULL, NULL, NULL, NULL);
+    EVP_PKEY *ec = EVP_EC_gen("P-256");
+    X509 *signer, *planned;
+    req_opts_t o = {0};
+    unsigned char *csr, *m;
+    size_t clen, len;
+    mdm_scep_req_t *r;
+    mdm_step_t step;
+    certrep_t cr;
+    int i;
+
+    (void) state;
+    assert_non_null(ec);
+    csr = make_csr(ec, "device-ec", CHALLENGE, NULL, &clen);
+    o.content = csr;
+    o.content_len = clen;
+    for (i = 0; i < 2; i++) {
+        /* the signer: the same EC key, then the RSA device key */
+        o.signer_key = i == 0 ? ec : dev_key;
+        signer = make_cert(o.signer_key, "MDM SCEP SIGNER", NULL, NULL, 1,
+                           T_GEN - DAY, T_GEN + DAY);
+        o.signer = signer;
+        m = make_pkimsg(&o, &len);
+        r = post(ca, m, len, T_GEN, &step);
+        if (step != MDM_STEP_REDIS) {
+            fail_msg("%s %s", last_id, last_msg);
+        }
+        planned = planned_cert(r);
+        assert_non_null(planned);
+        assert_int_equal(feed1(r, rep_array1("OK")), MDM_STEP_DONE);
+        assert_int_equal(mdm_scep_req_response(r)->status, 200);
+        check_issued(planned, ec, "device-ec", T_GEN);
+        if (i == 1) {
+            read_certrep(mdm_scep_req_response(r), "TXID-0001", test_nonce, 16,
+                         signer, dev_key, &cr);
+            assert_int_equal(cr.status, 0);
+            assert_non_null(cr.issued);
+            assert_int_equal(X509_cmp(cr.issued, planned), 0);
+            X509_free(cr.issued);
+        }
+        X509_free(planned);
+        X509_free(signer);
+        mdm_scep_req_free(r);
+        free(m);
+    }
+    free(csr);
+    EVP_PKEY_free(ec);
+    mdm_scep_ca_free(ca);
+    assert_int_equal(ERR_peek_error(), 0);
+}
+
 static void
 test_renewal(void **state)
 {
@@ -334,6 +394,7 @@ scep_pki_tests(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_issue),
+        cmocka_unit_test(test_issue_ec),
         cmocka_unit_test(test_renewal),
         cmocka_unit_test(test_getcert_certpoll),
         cmocka_unit_test(test_issue_replies),
