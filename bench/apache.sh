@@ -1,13 +1,18 @@
 #!/bin/sh
 # HTTPS keep-alive benchmark of mod_mdm next to Apache answering a static
 # 200 to the same requests on the same TLS setup, in the same run.
-#   bench/apache.sh [BUILD_DIR] [SECONDS] [CONNECTIONS]
+#   bench/apache.sh [BUILD_DIR] [SECONDS] [CONNECTIONS] [CHILDREN] [THREADS]
+# CHILDREN (default 1) event-MPM children of THREADS (default 64) threads
+# each serve both the module and the static 200; wrk runs CHILDREN
+# threads.
 # Needs: wrk, apache2, redis-server, /usr/bin/python3 with cryptography.
 set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$src/build}" && pwd)
 secs=${2:-10}
 conns=${3:-32}
+children=${4:-1}
+threads=${5:-64}
 work=$(mktemp -d /tmp/mdm-bench-apache-XXXXXX)
 udid=BENCH-0000-4000-8000-000000000001
 topic=com.apple.mgmt.External.bench
@@ -48,10 +53,10 @@ LoadModule mdm_module $build/mod_mdm/mod_mdm.so
 User nobody
 Group nogroup
 </IfDefine>
-StartServers 1
-ServerLimit 1
-ThreadsPerChild 64
-MaxRequestWorkers 64
+StartServers $children
+ServerLimit $children
+ThreadsPerChild $threads
+MaxRequestWorkers $((children * threads))
 MaxConnectionsPerChild 0
 KeepAliveTimeout 30
 MaxKeepAliveRequests 0
@@ -109,12 +114,13 @@ for msg in authenticate tokenupdate; do
         -o /dev/null -w "%{http_code} $msg\n" "https://127.0.0.1:$port/mdm/checkin"
 done
 
-printf '\napache %s (event MPM, 1 child x 64 threads), wrk -t1 -c%s -d%ss, HTTPS keep-alive\n' \
-    "$(apache2 -v | sed -n 's/.*Apache\/\([^ ]*\).*/\1/p')" "$conns" "$secs"
+printf '\napache %s (event MPM, %s child(ren) x %s threads), wrk -t%s -c%s -d%ss, HTTPS keep-alive\n' \
+    "$(apache2 -v | sed -n 's/.*Apache\/\([^ ]*\).*/\1/p')" "$children" \
+    "$threads" "$children" "$conns" "$secs"
 printf '%-40s %10s %10s %12s\n' scenario req/s p99 child-RSS-KB
 rss0=$(rss)
 run() { # label url reqs ctype
-    out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$src/bench/wrk-mdm.lua" \
+    out=$(wrk -t"$children" -c"$conns" -d"${secs}s" --latency -s "$src/bench/wrk-mdm.lua" \
         "$2" -- "$work" "$3" "$(echo "$2" | sed 's|https://[^/]*||')" "$4")
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     p99=$(echo "$out" | awk '$1 == "99%" {print $2}')

@@ -1,13 +1,16 @@
 #!/bin/sh
 # HTTPS keep-alive benchmark of ngx_mdm next to nginx answering a static 200
 # to the same requests on the same TLS setup, in the same run.
-#   bench/nginx.sh [BUILD_DIR] [SECONDS] [CONNECTIONS]
+#   bench/nginx.sh [BUILD_DIR] [SECONDS] [CONNECTIONS] [WORKERS]
+# WORKERS (default 1) nginx workers serve both the module and the static
+# 200, and wrk runs as many threads.
 # Needs: wrk, nginx, redis-server, /usr/bin/python3 with cryptography.
 set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$src/build}" && pwd)
 secs=${2:-10}
 conns=${3:-32}
+workers=${4:-1}
 work=$(mktemp -d /tmp/mdm-bench-ngx-XXXXXX)
 udid=BENCH-0000-4000-8000-000000000001
 topic=com.apple.mgmt.External.bench
@@ -33,7 +36,7 @@ sport=$(freeport)
 mkdir -p "$work/run/logs" "$work/run/tmp"
 echo "admin:$(openssl passwd -apr1 bench)" >"$work/run/htpasswd"
 /usr/bin/python3 "$src/tools/render-conf.py" "$src/conf/nginx" "$work/run" \
-    MODULE="$build/ngx_mdm/ngx_http_mdm_module.so" WORKERS=1 \
+    MODULE="$build/ngx_mdm/ngx_http_mdm_module.so" WORKERS="$workers" \
     RUN="$work/run" CONF="$work/run" CONF_RUN="$work/run" \
     REDIS="127.0.0.1:$rport" PKI="$work/pki" PORT="$port" \
     PROXIED_PORT="$(freeport)" VERIFY_PORT="$(freeport)" \
@@ -71,12 +74,13 @@ for m in authenticate tokenupdate; do
         -o /dev/null -w "%{http_code} $m\n" "https://127.0.0.1:$port/mdm/checkin"
 done
 
-printf '\nnginx %s, wrk -t1 -c%s -d%ss, 1 worker, HTTPS keep-alive\n' \
-    "$(nginx -v 2>&1 | sed 's/.*nginx\///')" "$conns" "$secs"
+printf '\nnginx %s, wrk -t%s -c%s -d%ss, %s worker(s), HTTPS keep-alive\n' \
+    "$(nginx -v 2>&1 | sed 's/.*nginx\///')" "$workers" "$conns" "$secs" \
+    "$workers"
 printf '%-40s %10s %10s %12s\n' scenario req/s p99 worker-RSS-KB
 rss0=$(rss)
 run() { # label url reqs ctype
-    out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$src/bench/wrk-mdm.lua" \
+    out=$(wrk -t"$workers" -c"$conns" -d"${secs}s" --latency -s "$src/bench/wrk-mdm.lua" \
         "$2" -- "$work" "$3" "$(echo "$2" | sed 's|https://[^/]*||')" "$4")
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
