@@ -29,6 +29,13 @@ b64_is_std(unsigned char c)
     return c < 128 && (b64_std[c >> 6] >> (c & 63) & 1);
 }
 
+/* The same as a byte table, for the runs of digits that are most of the
+ * text: one load and one test a byte (GNU range designators). */
+static const unsigned char b64_std_tab[256] = {
+    ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1, ['0' ... '9'] = 1,
+    ['+'] = 1,         ['/'] = 1,
+};
+
 /** The class of *c under flags; a mapped character is rewritten in *c. */
 static int
 b64_class(unsigned char *c, unsigned flags)
@@ -95,7 +102,7 @@ b64_scan(const char *in, size_t len, unsigned flags, char **norm,
 
     for (;;) {
         /* a run of digits: most of the text, checked one test a byte */
-        for (run = 0; i + run < len && b64_is_std((unsigned char) in[i + run]);
+        for (run = 0; i + run < len && b64_std_tab[(unsigned char) in[i + run]];
              run++) {
         }
         if (run > 0) {
