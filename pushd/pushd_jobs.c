@@ -121,7 +121,6 @@ pushd_jobs_remove(pushd_jobs_t *t, pushd_job_t *j)
         j->cert->waiting--;
     }
     t->n--;
-    curl_slist_free_all(j->headers);
     free(j->cur.v);
     free(j->more.v);
     free(j->id);
@@ -129,8 +128,6 @@ pushd_jobs_remove(pushd_jobs_t *t, pushd_job_t *j)
     free(j->token);
     free(j->magic);
     free(j->topic);
-    free(j->url);
-    free(j->body);
     free(j);
 }
 

@@ -4,9 +4,9 @@
  *
  * Two blocking hiredis connections. "reader" carries nothing but the
  * stream read: XREADGROUP ... BLOCK is written without waiting and its
- * socket is polled next to curl's, so a new push is picked up at once and
- * the loop never sleeps in Redis. "cmd" carries everything else as short
- * pipelined calls (one write, one read per batch of pushes), bounded by a
+ * socket is polled next to the APNs connections, so a new push is picked up at
+ * once and the loop never sleeps in Redis. "cmd" carries everything else as
+ * short pipelined calls (one write, one read per batch of pushes), bounded by a
  * socket timeout. A blocking read would otherwise hold every later command
  * queued behind it on the same connection.
  */
