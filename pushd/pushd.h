@@ -22,6 +22,8 @@
  *   0  pushd_util.c    logging, counters, clock, retry back-off
  *      pushd_jobs.c    the jobs in memory: list, hash, counts per state
  *      pushd_conf.c    the configuration file
+ *      pushd_tls.c     TLS of the APNs connections: endpoint, contexts per
+ *                      certificate load, connect, handshake (pushd_tls.h)
  */
 #ifndef PUSHD_H
 #define PUSHD_H

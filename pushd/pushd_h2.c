@@ -22,13 +22,9 @@
  * its streams fails them.
  */
 #include "pushd_h2.h"
+#include "pushd_tls.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,9 +33,6 @@
 
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #define CONNECT_TIMEOUT_MS 10000
 #define BACKOFF_BASE_MS    100
@@ -94,17 +87,9 @@ typedef struct conn_s {
     uint8_t obuf[16384];
 } conn_t;
 
-typedef struct {
-    const pushd_cert_t *cert;
-    unsigned gen;
-    SSL_CTX *ctx;
-} ctx_cache_t;
-
 struct pushd_h2_s {
     const pushd_conf_t *conf;
-    char *host, *authority, *prefix;
-    char port[8];
-    int host_is_ip;
+    pushd_tls_t tls;
     conn_t *conns;
     nghttp2_session_callbacks *cbs;
     pushd_h2_done_fn done;
@@ -112,9 +97,6 @@ struct pushd_h2_s {
     int fails;
     int64_t next_connect, next_sweep;
     size_t ended; /* requests ended since the last pushd_h2_flush() */
-    unsigned rr;  /* address rotation */
-    ctx_cache_t *ctx;
-    size_t nctx;
     uint8_t rbuf[16384];
 };
 
@@ -232,22 +214,6 @@ reap(pushd_h2_t *h)
 }
 
 static void
-tls_error(char *buf, size_t len, const char *what, int rc, int err)
-{
-    unsigned long e = ERR_get_error();
-
-    if (e) {
-        snprintf(buf, len, "%s: %s", what, ERR_reason_error_string(e));
-    } else if (err == SSL_ERROR_SYSCALL && rc < 0 && errno) {
-        snprintf(buf, len, "%s: %s", what, strerror(errno));
-    } else {
-        snprintf(buf, len, "%s: connection closed by the server", what);
-    }
-    ERR_clear_error();
-}
-
-/* Write what the session has to send, in TLS records of up to 16 kB. */
-static void
 conn_flush(conn_t *c)
 {
     char why[160];
@@ -301,7 +267,7 @@ conn_flush(conn_t *c)
         if (e == SSL_ERROR_WANT_READ) {
             return;
         }
-        tls_error(why, sizeof(why), "write", rc, e);
+        pushd_tls_error(why, sizeof(why), "write", rc, e);
         conn_fail(c, why);
         return;
     }
@@ -340,7 +306,7 @@ conn_read(conn_t *c)
         if (e == SSL_ERROR_ZERO_RETURN) {
             conn_fail(c, "connection closed by the server");
         } else {
-            tls_error(why, sizeof(why), "read", rc, e);
+            pushd_tls_error(why, sizeof(why), "read", rc, e);
             conn_fail(c, why);
         }
     }
@@ -507,184 +473,33 @@ body_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
 /* ------------------------------------------------------------------ */
 /* connecting                                                         */
 
-static int
-pem_into_ctx(SSL_CTX *ctx, const pushd_cert_t *cert)
-{
-    BIO *b = BIO_new_mem_buf(cert->pem_cert, (int) cert->pem_cert_len);
-    X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-    EVP_PKEY *k = NULL;
-    int ok = 0;
-
-    if (x == NULL || SSL_CTX_use_certificate(ctx, x) != 1) {
-        goto done;
-    }
-    X509_free(x);
-    /* the rest of the file: intermediates */
-    while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
-        if (SSL_CTX_add_extra_chain_cert(ctx, x) != 1) {
-            goto done;
-        }
-    }
-    ERR_clear_error();
-    BIO_free(b);
-    b = BIO_new_mem_buf(cert->pem_key, (int) cert->pem_key_len);
-    k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
-    ok = k && SSL_CTX_use_PrivateKey(ctx, k) == 1 &&
-         SSL_CTX_check_private_key(ctx) == 1;
-done:
-    X509_free(x);
-    EVP_PKEY_free(k);
-    BIO_free(b);
-    return ok ? 0 : -1;
-}
-
-/* The TLS context of the current load of cert, made once per load. */
-static SSL_CTX *
-ctx_get(pushd_h2_t *h, const pushd_cert_t *cert)
-{
-    ctx_cache_t *e = NULL, *n;
-    SSL_CTX *ctx;
-    size_t i;
-
-    for (i = 0; i < h->nctx; i++) {
-        if (h->ctx[i].cert == cert) {
-            e = &h->ctx[i];
-            if (e->gen == cert->gen) {
-                return e->ctx;
-            }
-        }
-    }
-    ctx = SSL_CTX_new(TLS_client_method());
-    if (ctx == NULL) {
-        return NULL;
-    }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    if (SSL_CTX_set_alpn_protos(ctx, (const unsigned char *) "\x02h2", 3) !=
-            0 ||
-        pem_into_ctx(ctx, cert) != 0 ||
-        (h->conf->ca_file
-             ? SSL_CTX_load_verify_locations(ctx, h->conf->ca_file, NULL)
-             : SSL_CTX_set_default_verify_paths(ctx)) != 1) {
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    if (e == NULL) {
-        n = realloc(h->ctx, (h->nctx + 1) * sizeof(*n));
-        if (n == NULL) {
-            SSL_CTX_free(ctx);
-            return NULL;
-        }
-        h->ctx = n;
-        e = &h->ctx[h->nctx++];
-    } else {
-        SSL_CTX_free(e->ctx); /* connections keep their own reference */
-    }
-    e->cert = cert;
-    e->gen = cert->gen;
-    e->ctx = ctx;
-    return ctx;
-}
-
 static void
 conn_connect(conn_t *c)
 {
-    pushd_h2_t *h = c->h;
-    struct addrinfo hints, *res = NULL, *ai;
     char why[160];
-    SSL_CTX *ctx;
-    int rc, n = 0, one = 1;
 
     c->deadline = pushd_now_ms() + CONNECT_TIMEOUT_MS;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    rc = getaddrinfo(h->host, h->port, &hints, &res);
-    if (rc != 0) {
-        c->state = C_CONNECT;
-        snprintf(why, sizeof(why), "resolve %s: %s", h->host, gai_strerror(rc));
-        conn_fail(c, why);
-        return;
-    }
-    for (ai = res; ai; ai = ai->ai_next) {
-        n++;
-    }
-    /* a different address of the name each time */
-    for (ai = res, n = (int) (h->rr++ % (unsigned) n); n > 0; n--) {
-        ai = ai->ai_next;
-    }
     c->state = C_CONNECT;
-    c->fd =
-        socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-               ai->ai_protocol);
-    if (c->fd < 0) {
-        freeaddrinfo(res);
-        snprintf(why, sizeof(why), "socket: %s", strerror(errno));
+    if (pushd_tls_connect(&c->h->tls, c->cert, &c->fd, &c->ssl, why,
+                          sizeof(why)) != 0) {
         conn_fail(c, why);
         return;
     }
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-    rc = connect(c->fd, ai->ai_addr, ai->ai_addrlen);
-    freeaddrinfo(res);
-    if (rc != 0 && errno != EINPROGRESS) {
-        snprintf(why, sizeof(why), "connect: %s", strerror(errno));
-        conn_fail(c, why);
-        return;
-    }
-    ctx = ctx_get(h, c->cert);
-    c->ssl = ctx ? SSL_new(ctx) : NULL;
-    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
-        tls_error(why, sizeof(why), "tls setup", 0, 0);
-        conn_fail(c, why);
-        return;
-    }
-    if (h->host_is_ip) {
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), h->host);
-    } else {
-        SSL_set_tlsext_host_name(c->ssl, h->host);
-        SSL_set1_host(c->ssl, h->host);
-    }
-    SSL_set_connect_state(c->ssl);
     c->events = POLLOUT;
 }
 
 static void
 conn_handshake(conn_t *c)
 {
-    const unsigned char *alpn = NULL;
-    unsigned alpn_len = 0;
     char why[200];
-    int rc, e;
+    int rc = pushd_tls_handshake(c->ssl, &c->events, why, sizeof(why));
 
-    ERR_clear_error();
-    rc = SSL_do_handshake(c->ssl);
-    if (rc != 1) {
-        e = SSL_get_error(c->ssl, rc);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-            c->events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
-            return;
-        }
-        if (SSL_get_verify_result(c->ssl) != X509_V_OK) {
-            snprintf(
-                why, sizeof(why), "tls: server certificate: %s",
-                X509_verify_cert_error_string(SSL_get_verify_result(c->ssl)));
-            ERR_clear_error();
-        } else {
-            tls_error(why, sizeof(why), "tls", rc, e);
-        }
+    if (rc < 0) {
         conn_fail(c, why);
-        return;
+    } else if (rc > 0) {
+        c->state = C_H2;
+        conn_flush(c);
     }
-    SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
-    if (alpn_len != 2 || memcmp(alpn, "h2", 2) != 0) {
-        conn_fail(c, "no-h2");
-        return;
-    }
-    c->state = C_H2;
-    conn_flush(c);
 }
 
 static void
@@ -803,7 +618,7 @@ pushd_h2_submit(pushd_h2_t *h, const pushd_cert_t *cert, const char *path,
         }
     }
     c = best;
-    snprintf(full, sizeof(full), "%s%s", h->prefix, path);
+    snprintf(full, sizeof(full), "%s%s", h->tls.prefix, path);
 #define NV(n_, v_)                                                             \
     do {                                                                       \
         nv[n].name = (uint8_t *) (n_);                                         \
@@ -814,7 +629,7 @@ pushd_h2_submit(pushd_h2_t *h, const pushd_cert_t *cert, const char *path,
     } while (0)
     NV(":method", "POST");
     NV(":scheme", "https");
-    NV(":authority", h->authority);
+    NV(":authority", h->tls.authority);
     NV(":path", full);
     for (i = 0; i < nhdrs; i++) {
         NV(hdrs[i].name, hdrs[i].value);
@@ -963,9 +778,6 @@ pushd_h2_new(const pushd_conf_t *conf, pushd_h2_done_fn done, void *data,
              char *err, size_t errlen)
 {
     pushd_h2_t *h = calloc(1, sizeof(*h));
-    const char *p, *hs, *he, *ps;
-    struct in6_addr a6;
-    char *slash;
 
     if (h == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -974,42 +786,14 @@ pushd_h2_new(const pushd_conf_t *conf, pushd_h2_done_fn done, void *data,
     h->conf = conf;
     h->done = done;
     h->data = data;
-    if (strncmp(conf->url, "https://", 8) != 0) {
-        snprintf(err, errlen, "%s: not an https:// URL", conf->url);
-        free(h);
+    if (pushd_tls_init(&h->tls, conf->url, conf->ca_file, err, errlen) != 0) {
+        pushd_h2_free(h);
         return NULL;
     }
-    p = conf->url + 8;
-    slash = strchr(p, '/');
-    h->authority = slash ? strndup(p, (size_t) (slash - p)) : strdup(p);
-    h->prefix = strdup(slash ? slash : "");
-    if (h->authority == NULL || h->prefix == NULL) {
-        goto nomem;
-    }
-    p = h->authority;
-    if (*p == '[') { /* [v6]:port */
-        hs = p + 1;
-        he = strchr(hs, ']');
-        if (he == NULL) {
-            snprintf(err, errlen, "%s: bad IPv6 address", conf->url);
-            goto fail;
-        }
-        ps = he[1] == ':' ? he + 2 : NULL;
-    } else {
-        hs = p;
-        he = strchr(p, ':');
-        ps = he ? he + 1 : NULL;
-        he = he ? he : p + strlen(p);
-    }
-    h->host = strndup(hs, (size_t) (he - hs));
-    if (h->host == NULL) {
-        goto nomem;
-    }
-    snprintf(h->port, sizeof(h->port), "%s", ps && *ps ? ps : "443");
-    h->host_is_ip = inet_pton(AF_INET, h->host, &a6) == 1 ||
-                    inet_pton(AF_INET6, h->host, &a6) == 1;
     if (nghttp2_session_callbacks_new(&h->cbs) != 0) {
-        goto nomem;
+        snprintf(err, errlen, "out of memory");
+        pushd_h2_free(h);
+        return NULL;
     }
     nghttp2_session_callbacks_set_on_header_callback(h->cbs, on_header);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(h->cbs, on_data);
@@ -1018,18 +802,12 @@ pushd_h2_new(const pushd_conf_t *conf, pushd_h2_done_fn done, void *data,
     nghttp2_session_callbacks_set_on_frame_not_send_callback(h->cbs,
                                                              on_not_sent);
     return h;
-nomem:
-    snprintf(err, errlen, "out of memory");
-fail:
-    pushd_h2_free(h);
-    return NULL;
 }
 
 void
 pushd_h2_free(pushd_h2_t *h)
 {
     conn_t *c;
-    size_t i;
 
     if (h == NULL) {
         return;
@@ -1038,15 +816,9 @@ pushd_h2_free(pushd_h2_t *h)
         h->conns = c->next;
         conn_free(c);
     }
-    for (i = 0; i < h->nctx; i++) {
-        SSL_CTX_free(h->ctx[i].ctx);
-    }
-    free(h->ctx);
+    pushd_tls_free(&h->tls);
     if (h->cbs) {
         nghttp2_session_callbacks_del(h->cbs);
     }
-    free(h->host);
-    free(h->authority);
-    free(h->prefix);
     free(h);
 }
