@@ -179,10 +179,11 @@ typedef struct {
 } pushd_ids_t;
 
 typedef struct pushd_job_s {
-    struct pushd_job_s *next, *prev; /* all jobs */
-    struct pushd_job_s *hnext;       /* hash chain by enrollment id */
-    struct pushd_job_s *rnext;       /* ready queue of its certificate */
-    char *id;                        /* enrollment id */
+    struct pushd_job_s *next, *prev;   /* all jobs */
+    struct pushd_job_s *hnext;         /* hash chain by enrollment id */
+    struct pushd_job_s *rnext;         /* ready queue of its certificate */
+    struct pushd_job_s *fnext, *fprev; /* JOB_FINAL jobs */
+    char *id;                          /* enrollment id */
     char *rec_key;
     pushd_job_state_t state;
     pushd_ids_t cur;  /* stream entries this push answers */
@@ -211,7 +212,8 @@ typedef struct pushd_job_s {
 #define PUSHD_JOBS_HASH 16384
 
 typedef struct {
-    pushd_job_t *head; /* all jobs, newest first */
+    pushd_job_t *head;  /* all jobs, newest first */
+    pushd_job_t *fhead; /* the JOB_FINAL ones */
     pushd_job_t *hash[PUSHD_JOBS_HASH];
     size_t n;                                         /* jobs */
     size_t ninflight, nwaiting, nnew, nfinal, nready; /* jobs per state */

@@ -232,10 +232,8 @@ pushd_push_write_finals(pushd_t *d)
     if (batch == NULL) {
         return;
     }
-    for (j = d->jobs.head; j; j = j->next) {
-        if (j->state == JOB_FINAL) {
-            batch[n++] = j;
-        }
+    for (j = d->jobs.fhead; j && n < d->jobs.nfinal; j = j->fnext) {
+        batch[n++] = j;
     }
     if (pushd_redis_outcomes(&d->redis, batch, n) != 0) {
         free(batch);
