@@ -14,6 +14,9 @@
  * a slot freed early (timeout, connection gone) is never written through a
  * late callback.
  *
+ * A new connection carries one request until the server's SETTINGS have
+ * come; then up to min(conf->streams, SETTINGS_MAX_CONCURRENT_STREAMS).
+ *
  * Failures: a connection that cannot be made (connect, TLS, no h2) fails
  * the requests waiting on it and the next one waits for a back-off
  * (100 ms doubling to 5 s, reset by a working connection). GOAWAY: no new
@@ -570,7 +573,8 @@ conn_new(pushd_h2_t *h, const pushd_cert_t *cert, int64_t now)
     c->gen = cert->gen;
     c->fd = -1;
     c->pfd = -1;
-    c->limit = n;
+    /* one stream until the server's SETTINGS tell how many it takes */
+    c->limit = 1;
     c->state = C_WAIT;
     c->connect_at = h->next_connect > now ? h->next_connect : now;
     c->next = h->conns;
