@@ -645,7 +645,7 @@ def test_goaway_refused_streams_retried(rc, standin, make_pushd, topic_cert):
     others = ["GA-%d" % i for i in range(4)]
     for i in others:
         enroll(rc, i, topic)
-    standin.script[tok] = [(("goaway-refuse"), None, 0.3), 200]
+    standin.script[tok] = [("goaway-refuse", None, 0.3), 200]
     standin.default = (200, None, 0.6)
     d = make_pushd(connections=1).start()
     push(rc, UDID)
