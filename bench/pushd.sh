@@ -112,8 +112,8 @@ http {
     ssl_certificate_key $tmp/server.key;
     # APNs reads the request body before it answers; nginx's own
     # "return 200" answers first and resets the stream's upload
-    # (RST_STREAM), which libcurl 7.88 reports as a stream error. So the
-    # answer comes from a local upstream after nginx has read the body.
+    # (RST_STREAM). So, like APNs, the answer comes from a local upstream
+    # after nginx has read the body.
     upstream ok { server unix:$tmp/ngx/ok.sock; keepalive 64; }
     server {
         listen unix:$tmp/ngx/ok.sock;

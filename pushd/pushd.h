@@ -2,10 +2,11 @@
  * mdm-pushd: the APNs sidecar. Reads push requests from the Redis push
  * stream through a consumer group and sends MDM pushes over HTTP/2.
  *
- * One thread, one loop (pushd_main.c): libcurl's multi interface drives the
- * APNs transfers; Redis is used through two blocking hiredis connections
- * whose calls are short and pipelined (pushd_redis.c), except the stream
- * read, which is sent without waiting and whose socket joins curl's poll.
+ * One thread, one poll loop (pushd_main.c): the HTTP/2 client (pushd_h2.c,
+ * nghttp2 over non-blocking OpenSSL) carries the APNs requests; Redis is
+ * used through two blocking hiredis connections whose calls are short and
+ * pipelined (pushd_redis.c), except the stream read, which is sent without
+ * waiting and whose socket joins the poll.
  *
  * The files form layers: a file calls only files of lower layers, never
  * up (t/check-call-cycles.py -v pushd prints them):
@@ -14,11 +15,15 @@
  *   3  pushd_push.c    one push from request to outcome (pushd_push.h)
  *   2  pushd_redis.c   stream, records, outcomes, status hashes
  *      pushd_topics.c  the certificates in use, one per topic; reload
+ *      pushd_apns.c    one APNs request, what its answer means
  *   1  pushd_cert.c    load one certificate; its expiry
+ *      pushd_h2.c      HTTP/2 client: TLS connections, nghttp2 sessions
+ *                      (pushd_h2.h)
  *   0  pushd_util.c    logging, counters, clock, retry back-off
  *      pushd_jobs.c    the jobs in memory: list, hash, counts per state
- *      pushd_apns.c    one APNs request, what its answer means
  *      pushd_conf.c    the configuration file
+ *      pushd_tls.c     TLS of the APNs connections: endpoint, contexts per
+ *                      certificate load, connect, handshake (pushd_tls.h)
  */
 #ifndef PUSHD_H
 #define PUSHD_H
@@ -27,7 +32,6 @@
 #include <stdint.h>
 #include <time.h>
 
-#include <curl/curl.h>
 #include <hiredis.h>
 
 #define PUSHD_VERSION "0.1.0"
@@ -84,9 +88,9 @@ typedef struct pushd_cert_s {
     char *topic;
     char *subject;
     time_t not_before, not_after;
-    char *pem_cert, *pem_key; /* unencrypted PEM, handed to curl as blobs */
+    char *pem_cert, *pem_key; /* unencrypted PEM, read by pushd_h2.c */
     size_t pem_cert_len, pem_key_len;
-    unsigned gen; /* unique per load: easy handles set up for it keep it */
+    unsigned gen; /* unique per load: connections made with it keep it */
 
     int refused; /* APNs answered 403: not used until a reload */
     char refused_why[96];
@@ -175,10 +179,11 @@ typedef struct {
 } pushd_ids_t;
 
 typedef struct pushd_job_s {
-    struct pushd_job_s *next, *prev; /* all jobs */
-    struct pushd_job_s *hnext;       /* hash chain by enrollment id */
-    struct pushd_job_s *rnext;       /* ready queue of its certificate */
-    char *id;                        /* enrollment id */
+    struct pushd_job_s *next, *prev;   /* all jobs */
+    struct pushd_job_s *hnext;         /* hash chain by enrollment id */
+    struct pushd_job_s *rnext;         /* ready queue of its certificate */
+    struct pushd_job_s *fnext, *fprev; /* JOB_FINAL jobs */
+    char *id;                          /* enrollment id */
     char *rec_key;
     pushd_job_state_t state;
     pushd_ids_t cur;  /* stream entries this push answers */
@@ -191,14 +196,8 @@ typedef struct pushd_job_s {
     char *token, *magic, *topic;
     pushd_cert_t *cert;
 
-    /* transfer */
-    CURL *easy;
-    unsigned easy_gen; /* the certificate load easy was set up with */
-    struct curl_slist *headers;
-    char *url, *body;
+    /* answer */
     char apns_id[64];
-    char resp[512];
-    size_t resp_len;
 
     /* outcome */
     char result[32]; /* ok, dead, retry, failed, skipped-..., gave-up */
@@ -213,7 +212,8 @@ typedef struct pushd_job_s {
 #define PUSHD_JOBS_HASH 16384
 
 typedef struct {
-    pushd_job_t *head; /* all jobs, newest first */
+    pushd_job_t *head;  /* all jobs, newest first */
+    pushd_job_t *fhead; /* the JOB_FINAL ones */
     pushd_job_t *hash[PUSHD_JOBS_HASH];
     size_t n;                                         /* jobs */
     size_t ninflight, nwaiting, nnew, nfinal, nready; /* jobs per state */
@@ -225,7 +225,7 @@ pushd_job_t *pushd_jobs_find(const pushd_jobs_t *t, const char *id);
 pushd_job_t *pushd_jobs_add(pushd_jobs_t *t, const char *id, const char *entry);
 /** Change the state of j, keeping the counts (and its cert's waiting). */
 void pushd_jobs_set(pushd_jobs_t *t, pushd_job_t *j, pushd_job_state_t s);
-/** Unlink and free j (its easy handle must be gone already). */
+/** Unlink and free j (not on the wire any more). */
 void pushd_jobs_remove(pushd_jobs_t *t, pushd_job_t *j);
 
 /** Add a stream entry id unless present. -1: out of memory. */

@@ -3,8 +3,15 @@
 #define PUSHD_APNS_H
 
 #include "pushd.h"
+#include "pushd_h2.h"
 
-enum { PUSHD_STARTED = 0, PUSHD_BAD_TOKEN, PUSHD_BAD_MAGIC, PUSHD_NOMEM };
+enum {
+    PUSHD_STARTED = 0,
+    PUSHD_BAD_TOKEN,
+    PUSHD_BAD_MAGIC,
+    PUSHD_NOMEM,
+    PUSHD_BUSY /* every connection of the topic is full: queue it */
+};
 
 typedef enum {
     PUSHD_OK = 0, /* 200 */
@@ -14,17 +21,13 @@ typedef enum {
     PUSHD_FAILED  /* anything else: final, not retried */
 } pushd_class_t;
 
-/** Start the request of j (token, magic, cert set) on multi. */
-int pushd_apns_start(CURLM *multi, const pushd_conf_t *conf, pushd_job_t *j);
+/** Start the request of j (token, magic, cert set) on the client h2. */
+int pushd_apns_start(pushd_h2_t *h2, const pushd_conf_t *conf, pushd_job_t *j);
 
 /**
- * The transfer of j is done: classify it, fill j->http, result, reason,
- * apns_id, mark_dead; the easy handle goes back to the pool. *h2 is 0 when
- * the answer came over HTTP/1.x.
+ * The request of j ended with r: classify it, fill j->http, result,
+ * reason, apns_id, mark_dead.
  */
-pushd_class_t pushd_apns_finish(CURLM *multi, pushd_job_t *j, CURLcode code,
-                                int *h2);
-
-void pushd_apns_cleanup(void);
+pushd_class_t pushd_apns_finish(pushd_job_t *j, const pushd_h2_result_t *r);
 
 #endif

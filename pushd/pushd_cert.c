@@ -2,11 +2,12 @@
  * MDM push certificates: load (PEM, or PKCS#12 with a passphrase file),
  * read the topic from the Subject UID, track expiry.
  *
- * The certificate and key are decoded here with OpenSSL, once, and handed
- * to curl as unencrypted PEM blobs: that way PEM and PKCS#12 take one path,
- * the topic and validity come from the very bytes curl sends, and a reload
- * swaps blobs for new transfers while curl keeps its own copy for the ones
- * already on the wire.
+ * The certificate and key are decoded here with OpenSSL, once, and kept
+ * as unencrypted PEM blobs that the HTTP/2 client (pushd_h2.c) reads when
+ * it makes a connection: that way PEM and PKCS#12 take one path, the topic
+ * and validity come from the very bytes that are sent, and a reload swaps
+ * blobs for new connections while the connections already made keep
+ * their own copy for the pushes on the wire.
  */
 #include "pushd.h"
 

@@ -20,6 +20,34 @@ hash_id(const char *s)
     return h % PUSHD_JOBS_HASH;
 }
 
+/* The JOB_FINAL jobs are also in a list of their own: the loop writes
+ * them every turn, and walking all jobs for them cost more than the rest
+ * of the loop. */
+static void
+final_link(pushd_jobs_t *t, pushd_job_t *j)
+{
+    j->fprev = NULL;
+    j->fnext = t->fhead;
+    if (t->fhead) {
+        t->fhead->fprev = j;
+    }
+    t->fhead = j;
+}
+
+static void
+final_unlink(pushd_jobs_t *t, pushd_job_t *j)
+{
+    if (j->fprev) {
+        j->fprev->fnext = j->fnext;
+    } else {
+        t->fhead = j->fnext;
+    }
+    if (j->fnext) {
+        j->fnext->fprev = j->fprev;
+    }
+    j->fnext = j->fprev = NULL;
+}
+
 static void
 state_count(pushd_jobs_t *t, pushd_job_state_t s, int by)
 {
@@ -86,9 +114,17 @@ pushd_jobs_add(pushd_jobs_t *t, const char *id, const char *entry)
 void
 pushd_jobs_set(pushd_jobs_t *t, pushd_job_t *j, pushd_job_state_t s)
 {
+    if (j->state == s) {
+        return;
+    }
     state_count(t, j->state, -1);
     if (j->state == JOB_WAIT && j->cert) {
         j->cert->waiting--;
+    }
+    if (j->state == JOB_FINAL) {
+        final_unlink(t, j);
+    } else if (s == JOB_FINAL) {
+        final_link(t, j);
     }
     j->state = s;
     state_count(t, s, 1);
@@ -120,8 +156,10 @@ pushd_jobs_remove(pushd_jobs_t *t, pushd_job_t *j)
     if (j->state == JOB_WAIT && j->cert) {
         j->cert->waiting--;
     }
+    if (j->state == JOB_FINAL) {
+        final_unlink(t, j);
+    }
     t->n--;
-    curl_slist_free_all(j->headers);
     free(j->cur.v);
     free(j->more.v);
     free(j->id);
@@ -129,8 +167,6 @@ pushd_jobs_remove(pushd_jobs_t *t, pushd_job_t *j)
     free(j->token);
     free(j->magic);
     free(j->topic);
-    free(j->url);
-    free(j->body);
     free(j);
 }
 

@@ -11,7 +11,6 @@
  * its timers. What happens to one push is in pushd_push.c.
  */
 #include "pushd_push.h"
-#include "pushd_apns.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -189,14 +188,16 @@ start_drain(void)
     }
 }
 
+/* sigpipe, Redis reader, then the APNs connections */
+#define POLL_MAX (2 + 64 * 64)
+
 static int
 run(void)
 {
-    struct curl_waitfd fds[2];
-    int64_t now, due;
-    unsigned nfds;
-    int running, left, rfd;
-    CURLMsg *m;
+    static struct pollfd fds[POLL_MAX];
+    int64_t now, due, h2due;
+    size_t nfds, h2first, ended;
+    int rfd, ri;
     char buf[64];
 
     for (;;) {
@@ -244,32 +245,44 @@ run(void)
         }
     poll:
         now = pushd_now_ms();
+        /* send what the sessions hold, time out requests; requests that
+         * ended here are handled at once */
+        ended = pushd_h2_flush(D.h2, now);
         due = next_due(now);
+        h2due = pushd_h2_due(D.h2, now);
+        if (h2due < due) {
+            due = h2due;
+        }
+        if (ended > 0) {
+            due = now;
+        }
         nfds = 0;
         fds[nfds].fd = S.sigpipe[0];
-        fds[nfds].events = CURL_WAIT_POLLIN;
+        fds[nfds].events = POLLIN;
         fds[nfds++].revents = 0;
         rfd = pushd_redis_reader_fd(&D.redis);
+        ri = -1;
         if (rfd >= 0) {
+            ri = (int) nfds;
             fds[nfds].fd = rfd;
-            fds[nfds].events = CURL_WAIT_POLLIN;
+            fds[nfds].events = POLLIN;
             fds[nfds++].revents = 0;
         }
-        curl_multi_poll(D.multi, fds, nfds, (int) (due > now ? due - now : 0),
-                        NULL);
+        h2first = nfds;
+        nfds += pushd_h2_pollfds(D.h2, fds + nfds, POLL_MAX - nfds);
+        if (poll(fds, nfds, (int) (due > now ? due - now : 0)) < 0 &&
+            errno != EINTR) {
+            pushd_log(PL_ERR, "MDM09100", "poll: %s", strerror(errno));
+            break;
+        }
         if (fds[0].revents) {
             while (read(S.sigpipe[0], buf, sizeof(buf)) > 0) {
             }
         }
-        if (rfd >= 0 && fds[1].revents) {
+        if (ri >= 0 && fds[ri].revents) {
             pushd_redis_read_ready(&D.redis, pushd_push_entry, &D);
         }
-        curl_multi_perform(D.multi, &running);
-        while ((m = curl_multi_info_read(D.multi, &left)) != NULL) {
-            if (m->msg == CURLMSG_DONE) {
-                pushd_push_done(&D, m->easy_handle, m->data.result);
-            }
-        }
+        pushd_h2_io(D.h2, fds + h2first, nfds - h2first, pushd_now_ms());
         if (!D.draining) {
             pushd_push_start_ready(&D);
         }
@@ -313,15 +326,8 @@ main(int argc, char **argv)
     if (verbose || D.conf.verbose) {
         pushd_log_level = PL_DEBUG;
     }
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
-        pushd_redis_init(&D.redis, &D.conf) != 0) {
+    if (pushd_redis_init(&D.redis, &D.conf) != 0) {
         pushd_log(PL_ERR, "MDM09100", "out of memory");
-        return 1;
-    }
-    if (!(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_HTTP2)) {
-        pushd_log(PL_ERR, "MDM09100",
-                  "this libcurl has no HTTP/2 support (nghttp2): APNs "
-                  "requires HTTP/2");
         return 1;
     }
     if (pushd_topics_load(&D.topics, &D.conf, D.redis.daemon_key, err,
@@ -349,39 +355,24 @@ main(int argc, char **argv)
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
 
-    D.multi = curl_multi_init();
-    if (D.multi == NULL) {
-        pushd_log(PL_ERR, "MDM09100", "out of memory");
+    D.h2 = pushd_h2_new(&D.conf, pushd_push_done, &D, err, sizeof(err));
+    if (D.h2 == NULL) {
+        pushd_log(PL_ERR, "MDM09100", "endpoint: %s", err);
         return 1;
     }
-    curl_multi_setopt(D.multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-    /* each topic has its own client certificate, hence its own
-     * connections to the same host */
-    curl_multi_setopt(D.multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-                      D.conf.connections * (long) (D.topics.n + 1));
-    curl_multi_setopt(D.multi, CURLMOPT_MAX_CONCURRENT_STREAMS, D.conf.streams);
-    curl_multi_setopt(D.multi, CURLMOPT_MAXCONNECTS,
-                      D.conf.connections * (long) (D.topics.n + 1) * 2);
     pushd_log(PL_NOTICE, "MDM09101",
               "mdm-pushd %s started: %zu topic(s), endpoint %s, redis %s",
               PUSHD_VERSION, D.topics.n, D.conf.url, D.conf.redis);
 
     run();
 
+    pushd_h2_free(D.h2); /* requests on the wire stay pending */
     while (D.jobs.head) {
-        if (D.jobs.head->easy) {
-            curl_multi_remove_handle(D.multi, D.jobs.head->easy);
-            curl_easy_cleanup(D.jobs.head->easy);
-            D.jobs.head->easy = NULL;
-        }
         pushd_jobs_remove(&D.jobs, D.jobs.head);
     }
-    curl_multi_cleanup(D.multi);
-    pushd_apns_cleanup();
     pushd_topics_free(&D.topics);
     pushd_counters_free(&D.counters);
     pushd_redis_free(&D.redis);
     pushd_conf_free(&D.conf);
-    curl_global_cleanup();
     return 0;
 }

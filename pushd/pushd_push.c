@@ -81,6 +81,20 @@ count_outcome(pushd_t *d, pushd_job_t *j)
 }
 
 static void
+queue_ready(pushd_t *d, pushd_job_t *j)
+{
+    j->rnext = NULL;
+    if (j->cert->ready_tail) {
+        j->cert->ready_tail->rnext = j;
+    } else {
+        j->cert->ready_head = j;
+    }
+    j->cert->ready_tail = j;
+    pushd_jobs_set(&d->jobs, j, JOB_READY);
+}
+
+/* 1 when j had to wait in the queue of its topic */
+static int
 start_job(pushd_t *d, pushd_job_t *j)
 {
     time_t now = time(NULL);
@@ -92,36 +106,34 @@ start_job(pushd_t *d, pushd_job_t *j)
                   "push to %s: no certificate for its topic %s", j->id,
                   j->topic ? j->topic : "(none in the record)");
         final(d, j, "failed", "no-cert-for-topic");
-        return;
+        return 0;
     }
     if (j->cert->refused) {
         final(d, j, "failed", "cert-refused");
-        return;
+        return 0;
     }
     if (now >= j->cert->not_after) {
         final(d, j, "failed", "cert-expired");
-        return;
+        return 0;
     }
     if (now < j->cert->not_before) {
         final(d, j, "failed", "cert-not-yet-valid");
-        return;
+        return 0;
     }
-    /* curl would queue the excess itself, but its pending transfers cost
-     * memory (buffers per handle) and time (rescanned on every
-     * completion); here they are a pointer in a queue */
+    /* the pushes beyond the streams of the topic wait here, a pointer
+     * in a queue each */
     if (j->cert->inflight >=
         (unsigned) (d->conf.connections * d->conf.streams)) {
-        j->rnext = NULL;
-        if (j->cert->ready_tail) {
-            j->cert->ready_tail->rnext = j;
-        } else {
-            j->cert->ready_head = j;
-        }
-        j->cert->ready_tail = j;
-        pushd_jobs_set(&d->jobs, j, JOB_READY);
-        return;
+        queue_ready(d, j);
+        return 1;
     }
-    rc = pushd_apns_start(d->multi, &d->conf, j);
+    rc = pushd_apns_start(d->h2, &d->conf, j);
+    if (rc == PUSHD_BUSY) {
+        /* fewer streams than configured (the server's limit, a
+         * connection going away) */
+        queue_ready(d, j);
+        return 1;
+    }
     if (rc == PUSHD_BAD_TOKEN) {
         final(d, j, "failed", "bad-token-in-record");
     } else if (rc == PUSHD_BAD_MAGIC) {
@@ -138,6 +150,7 @@ start_job(pushd_t *d, pushd_job_t *j)
         pushd_count(&j->cert->counters, "sent", 1);
         pushd_jobs_set(&d->jobs, j, JOB_INFLIGHT);
     }
+    return 0;
 }
 
 /* Start queued pushes as streams free up. */
@@ -161,8 +174,10 @@ pushd_push_start_ready(pushd_t *d)
                 c->ready_tail = NULL;
             }
             j->rnext = NULL;
-            if (j->state == JOB_READY) {
-                start_job(d, j); /* checks the certificate again */
+            /* checks the certificate again; back in the queue: no
+             * stream free now */
+            if (j->state == JOB_READY && start_job(d, j)) {
+                break;
             }
         }
     }
@@ -217,10 +232,8 @@ pushd_push_write_finals(pushd_t *d)
     if (batch == NULL) {
         return;
     }
-    for (j = d->jobs.head; j; j = j->next) {
-        if (j->state == JOB_FINAL) {
-            batch[n++] = j;
-        }
+    for (j = d->jobs.fhead; j && n < d->jobs.nfinal; j = j->fnext) {
+        batch[n++] = j;
     }
     if (pushd_redis_outcomes(&d->redis, batch, n) != 0) {
         free(batch);
@@ -257,22 +270,18 @@ pushd_push_write_finals(pushd_t *d)
 }
 
 void
-pushd_push_done(pushd_t *d, CURL *e, CURLcode code)
+pushd_push_done(void *data, void *user, const pushd_h2_result_t *r)
 {
-    pushd_job_t *j = NULL;
+    pushd_t *d = data;
+    pushd_job_t *j = user;
     pushd_class_t cl;
-    int h2 = 1;
 
-    curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **) &j);
-    if (j == NULL) {
-        return;
-    }
-    cl = pushd_apns_finish(d->multi, j, code, &h2);
+    cl = pushd_apns_finish(j, r);
     j->cert->inflight--;
-    if (!h2 && !d->warned_h1) {
+    if (!r->h2 && !d->warned_h1) {
         pushd_log(PL_WARN, "MDM09133",
-                  "%s answered over HTTP/1.x: APNs requires HTTP/2 (is "
-                  "libcurl built with nghttp2?)",
+                  "%s does not speak HTTP/2 (no h2 in the TLS ALPN answer): "
+                  "APNs requires HTTP/2",
                   d->conf.url);
         d->warned_h1 = 1;
     }

@@ -4,6 +4,7 @@
 #define PUSHD_PUSH_H
 
 #include "pushd.h"
+#include "pushd_h2.h"
 
 /* The daemon: one, owned by the loop (pushd_main.c). */
 typedef struct {
@@ -11,7 +12,7 @@ typedef struct {
     pushd_topics_t topics;
     pushd_redis_t redis;
     pushd_jobs_t jobs;
-    CURLM *multi;
+    pushd_h2_t *h2;            /* the APNs connections */
     pushd_counters_t counters; /* the daemon's totals */
     int draining;              /* SIGTERM: no new sends, no retries */
     int warned_h1;
@@ -31,8 +32,9 @@ void pushd_push_start_ready(pushd_t *d);
 /** Write the outcomes of the JOB_FINAL jobs; free them, or push again for
  * requests that came in meanwhile. */
 void pushd_push_write_finals(pushd_t *d);
-/** The transfer of easy handle e ended with code. */
-void pushd_push_done(pushd_t *d, CURL *e, CURLcode code);
+/** The APNs request of job user ended with r: a pushd_h2_done_fn; data
+ * is the pushd_t. */
+void pushd_push_done(void *data, void *user, const pushd_h2_result_t *r);
 /** JOB_WAIT jobs whose back-off is over at now go back to JOB_NEW. */
 void pushd_push_retry_due(pushd_t *d, int64_t now);
 /** Draining: jobs not on the wire (new, ready, waiting) become JOB_PARKED,

@@ -113,8 +113,8 @@ pushd_topics_load(pushd_topics_t *t, const pushd_conf_t *conf,
 }
 
 /* SIGHUP: read the configuration again, but take only its certificates.
- * Transfers on the wire keep the copy curl made of the old certificate;
- * new ones use the new. */
+ * Connections already made keep the old certificate for the pushes they
+ * carry; new pushes go on new connections with the new one. */
 void
 pushd_topics_reload(pushd_topics_t *t, const char *conf_file)
 {

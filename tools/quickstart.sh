@@ -20,7 +20,7 @@ pkgs="build-essential autoconf automake libtool pkg-config openssl scep
 libssl-dev libplist-dev libhiredis-dev libjansson-dev redis-server
 libcmocka-dev python3 python3-cryptography python3-requests nginx nginx-dev
 apache2 apache2-dev
-curl libcurl4-openssl-dev nghttp2-client"
+curl libcurl4-openssl-dev nghttp2-client libnghttp2-dev"
 if [ "$what" = test ]; then
     pkgs="$pkgs clang libclang-rt-14-dev clang-format python3-pytest
 python3-redis scep python3-h2"

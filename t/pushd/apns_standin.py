@@ -17,6 +17,7 @@ import uuid
 import h2.config
 import h2.connection
 import h2.events
+import h2.settings
 
 
 def peer_uid(sslobj):
@@ -50,6 +51,11 @@ class _Proto(asyncio.Protocol):
         self.conn = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=False,
                                       header_encoding="utf-8"))
+        if self.s.max_streams is not None:
+            self.conn.local_settings = h2.settings.Settings(
+                client=False, initial_values={
+                    h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS:
+                        self.s.max_streams})
         self.conn.initiate_connection()
         self.t.write(self.conn.data_to_send())
         self.s.connections += 1
@@ -64,6 +70,10 @@ class _Proto(asyncio.Protocol):
             if isinstance(ev, h2.events.RequestReceived):
                 self.streams[ev.stream_id] = {"headers": ev.headers,
                                               "body": b""}
+                with self.s.lock:
+                    self.s.active += 1
+                    self.s.max_active = max(self.s.max_active,
+                                            self.s.active)
             elif isinstance(ev, h2.events.DataReceived):
                 st = self.streams.get(ev.stream_id)
                 if st is not None:
@@ -108,7 +118,19 @@ class _Proto(asyncio.Protocol):
             self._answer(sid, status, reason)
 
     def _answer(self, sid, status, reason):
+        with self.s.lock:
+            self.s.active -= 1
         if self.t.is_closing():
+            return
+        if status == "goaway-refuse":
+            # not processed: GOAWAY below this stream, then close
+            self.conn.close_connection(error_code=0, last_stream_id=0)
+            self._flush()
+            self.t.close()
+            return
+        if status == "reset":
+            self.conn.reset_stream(sid, error_code=2)
+            self._flush()
             return
         if status == "goaway":
             self.conn.close_connection(error_code=0)
@@ -143,8 +165,16 @@ class Standin:
     """script: token -> list of answers, each a status or (status, reason)
     or (status, reason, delay); popped in order, then `default`."""
 
-    def __init__(self, cert, key, ca, port, record=True, client_cert=True):
+    def __init__(self, cert, key, ca, port, record=True, client_cert=True,
+                 max_streams=None, alpn=("h2",)):
+        """max_streams: SETTINGS_MAX_CONCURRENT_STREAMS it announces (and
+        enforces: more streams close the connection); alpn: the protocols
+        it offers in the TLS handshake."""
         self.client_cert = client_cert
+        self.max_streams = max_streams
+        self.alpn = list(alpn)
+        self.active = 0      # requests received, not answered yet
+        self.max_active = 0
         self.cert, self.key, self.ca, self.port = cert, key, ca, port
         self.record = record
         self.lock = threading.RLock()
@@ -171,7 +201,7 @@ class Standin:
         # h2load (the benchmark's ceiling) cannot present a certificate
         ctx.verify_mode = (ssl.CERT_REQUIRED if self.client_cert
                            else ssl.CERT_NONE)
-        ctx.set_alpn_protocols(["h2"])
+        ctx.set_alpn_protocols(self.alpn)
         return ctx
 
     async def _serve(self, ready):

@@ -600,3 +600,143 @@ def test_outcome_kept_while_redis_is_down(tmp_path, standin, pki,
         if d is not None:
             d.stop()
         own.stop()
+
+
+# ------------------------------------------- the HTTP/2 client (pushd_h2.c)
+
+def own_standin(pki, **kw):
+    from conftest import free_port
+    from apns_standin import Standin
+    s = Standin(pki.server_cert, pki.server_key, pki.ca_file, free_port(),
+                **kw)
+    s.start()
+    return s
+
+
+def test_server_stream_limit_honoured(rc, pki, make_pushd, topic_cert):
+    """The server announces SETTINGS_MAX_CONCURRENT_STREAMS 2 (and closes
+    the connection on a third stream): the daemon, configured for 50
+    streams on one connection, never has more than 2 open."""
+    topic = topic_cert[0]
+    ids = ["LIM-%02d" % i for i in range(12)]
+    for i in ids:
+        enroll(rc, i, topic)
+    s = own_standin(pki, max_streams=2)
+    try:
+        s.default = (200, None, 0.15)
+        d = make_pushd(endpoint="https://127.0.0.1:%d" % s.port,
+                       connections=1, streams=50).start()
+        for i in ids:
+            push(rc, i)
+        for i in ids:
+            assert outcome(rc, i, "ok"), i
+        assert s.max_active == 2, s.max_active
+        assert len(s.requests) == len(ids)
+        assert "MDM09136" not in d.text()   # nothing had to be retried
+    finally:
+        s.stop()
+
+
+def test_goaway_refused_streams_retried(rc, standin, make_pushd, topic_cert):
+    """GOAWAY with last_stream_id 0: every stream on that connection was
+    refused unprocessed, and is sent again on a new connection."""
+    topic = topic_cert[0]
+    tok, _ = enroll(rc, UDID, topic)
+    others = ["GA-%d" % i for i in range(4)]
+    for i in others:
+        enroll(rc, i, topic)
+    standin.script[tok] = [("goaway-refuse", None, 0.3), 200]
+    standin.default = (200, None, 0.6)
+    d = make_pushd(connections=1).start()
+    push(rc, UDID)
+    assert standin.wait(lambda s: len(s.requests) == 1)
+    for i in others:
+        push(rc, i)
+    assert outcome(rc, UDID, "ok")
+    for i in others:
+        assert outcome(rc, i, "ok"), i
+    assert "stream refused" in d.text()
+    assert len(standin.for_token(tok)) == 2
+    assert wait_for(lambda: pending(rc) == 0)
+
+
+def test_rst_stream_retried(rc, standin, make_pushd, topic_cert):
+    topic = topic_cert[0]
+    tok, _ = enroll(rc, UDID, topic)
+    t2, _ = enroll(rc, "RST-OTHER", topic)
+    standin.script[tok] = ["reset", 200]
+    d = make_pushd().start()
+    push(rc, UDID)
+    push(rc, "RST-OTHER")
+    assert outcome(rc, UDID, "ok")
+    assert outcome(rc, "RST-OTHER", "ok")
+    assert "stream reset" in d.text()
+    assert len(standin.for_token(tok)) == 2
+    # the connection stayed: the reset was of one stream
+    assert standin.connections >= 1
+
+
+def test_request_timeout_retried(rc, standin, make_pushd, topic_cert):
+    topic = topic_cert[0]
+    tok, _ = enroll(rc, UDID, topic)
+    standin.script[tok] = [(200, None, 2.0), 200]
+    d = make_pushd(timeout_ms=400).start()
+    push(rc, UDID)
+    assert outcome(rc, UDID, "ok")
+    assert "timeout" in d.text()
+    assert len(standin.for_token(tok)) == 2
+
+
+def test_endpoint_without_http2(rc, pki, make_pushd, topic_cert):
+    """A server that does not select h2 in ALPN: warned once (MDM09133),
+    the pushes are retried, then given up."""
+    topic = topic_cert[0]
+    enroll(rc, UDID, topic)
+    s = own_standin(pki, alpn=("http/1.1",))
+    try:
+        d = make_pushd(endpoint="https://127.0.0.1:%d" % s.port,
+                       retry_attempts=2).start()
+        push(rc, UDID)
+        assert outcome(rc, UDID, "gave-up")
+        assert d.text().count("MDM09133") == 1
+        assert "HTTP/2" in d.text()
+        assert s.requests == []
+    finally:
+        s.stop()
+
+
+def test_server_certificate_verified(rc, pki, tmp_path, make_pushd,
+                                     topic_cert):
+    """The stand-in's certificate does not chain to ca_file: no request
+    is sent, the push is retried and given up."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    topic = topic_cert[0]
+    enroll(rc, UDID, topic)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "other CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+          .public_key(key.public_key())
+          .serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(days=1))
+          .not_valid_after(now + datetime.timedelta(days=30))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None),
+                         critical=True)
+          .sign(key, hashes.SHA256()))
+    other = tmp_path / "other-ca.pem"
+    other.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    s = own_standin(pki)
+    try:
+        d = make_pushd(endpoint="https://127.0.0.1:%d" % s.port,
+                       ca_file=str(other), retry_attempts=2).start()
+        push(rc, UDID)
+        rec = outcome(rc, UDID, "gave-up")
+        assert rec
+        assert "server certificate" in d.text()
+        assert s.requests == []
+    finally:
+        s.stop()
