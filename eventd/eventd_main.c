@@ -123,6 +123,9 @@ run(void)
             if (eventd_redis_ensure(&D.redis, D.eps, D.neps, now) != 0) {
                 goto poll;
             }
+            /* the wake read starts after the newest entry now: endpoints
+             * that were caught up read once, for what came meanwhile */
+            eventd_ep_wake_all(&D);
         }
         for (i = 0; i < D.neps; i++) {
             eventd_ep_step(&D, &D.eps[i], now);

@@ -424,28 +424,36 @@ num_str(const redisReply *v, char *out, size_t outlen)
     }
 }
 
-/* Entries after an endpoint's position deleted from the stream (trimmed
- * by MAXLEN while the endpoint was down) can never reach it: say so. */
+/* Entries after an endpoint's position that were trimmed from the stream
+ * (MAXLEN while the endpoint was down) can never reach it: say so. They
+ * were, when every entry left is after the position (first entry newer)
+ * and the group's lag (entries added after its position, Redis 7) exceeds
+ * the entries left. */
 static void
-check_trimmed(eventd_ep_t *ep, const char *last_delivered,
-              const eventd_sid_t *max_deleted)
+check_trimmed(eventd_ep_t *ep, const char *last_delivered, const char *lag,
+              const redisReply *xs)
 {
-    eventd_sid_t ld;
+    const redisReply *first = kv(xs, "first-entry"), *len = kv(xs, "length");
+    eventd_sid_t ld, f;
+    long long behind;
     int lost;
 
-    if (eventd_sid_parse(last_delivered, &ld) != 0) {
+    if (lag[0] == '\0' || first == NULL || first->type != REDIS_REPLY_ARRAY ||
+        first->elements < 1 || first->element[0]->type != REDIS_REPLY_STRING ||
+        len == NULL || len->type != REDIS_REPLY_INTEGER ||
+        eventd_sid_parse(last_delivered, &ld) != 0 ||
+        eventd_sid_parse(first->element[0]->str, &f) != 0) {
         return;
     }
-    lost = eventd_sid_cmp(max_deleted, &ld) > 0;
+    behind = strtoll(lag, NULL, 10);
+    lost = eventd_sid_cmp(&f, &ld) > 0 && behind > len->integer;
     if (lost && !ep->trimmed) {
         eventd_log(EL_WARN, "MDM12130",
-                   "endpoint %s: events after %s were trimmed from the "
-                   "stream before delivery (up to %llu-%llu): they are lost "
-                   "for this endpoint; raise the web servers' events_maxlen "
-                   "to cover longer outages",
-                   ep->conf->name, last_delivered,
-                   (unsigned long long) max_deleted->ms,
-                   (unsigned long long) max_deleted->seq);
+                   "endpoint %s: %lld event(s) after %s were trimmed from "
+                   "the stream before delivery: they are lost for this "
+                   "endpoint; raise the web servers' events_maxlen to cover "
+                   "longer outages",
+                   ep->conf->name, behind - len->integer, last_delivered);
     }
     ep->trimmed = lost;
 }
@@ -460,8 +468,6 @@ eventd_redis_status(eventd_redis_t *r, eventd_ep_t *eps, size_t neps,
     const char *groups[] = {"XINFO", "GROUPS", r->stream};
     const char *stream[] = {"XINFO", "STREAM", r->stream};
     redisReply *xg = NULL, *xs = NULL, *x;
-    eventd_sid_t max_deleted = {0, 0};
-    const redisReply *md;
     size_t i, g, k, nsent = 0;
     int rc = 0;
 
@@ -474,10 +480,6 @@ eventd_redis_status(eventd_redis_t *r, eventd_ep_t *eps, size_t neps,
         }
         eventd_redis_fail(r, "XINFO");
         return -1;
-    }
-    md = kv(xs, "max-deleted-entry-id");
-    if (md && md->type == REDIS_REPLY_STRING) {
-        eventd_sid_parse(md->str, &max_deleted);
     }
     for (i = 0; i < neps; i++) {
         eventd_ep_t *ep = &eps[i];
@@ -498,7 +500,7 @@ eventd_redis_status(eventd_redis_t *r, eventd_ep_t *eps, size_t neps,
             }
         }
         if (last[0]) {
-            check_trimmed(ep, last, &max_deleted);
+            check_trimmed(ep, last, lag, xs);
         }
         snprintf(n[0], sizeof(n[0]), "%lld", ep->delivered);
         snprintf(n[1], sizeof(n[1]), "%lld", ep->posts);
