@@ -14,13 +14,13 @@
  * The files form layers: a file calls only files of lower layers, never
  * up (t/check-call-cycles.py -v eventd prints them):
  *
- *   3  eventd_main.c      start and stop, signals, the poll loop, timers
- *   2  eventd_endpoint.c  one endpoint: read a batch, deliver, ack, retry
+ *   4  eventd_main.c      start and stop, signals, the poll loop, timers
+ *   3  eventd_endpoint.c  one endpoint: read a batch, deliver, ack, retry
+ *   2  eventd_http.c      one delivery on curl multi; its outcome
  *   1  eventd_redis.c     the stream, the groups, acks, status hashes
- *      eventd_http.c      one delivery on curl multi; its outcome
- *      eventd_conf.c      the configuration file, the secret files
- *   0  eventd_util.c      logging, clock, back-off, stream ids
  *      eventd_payload.c   the JSON body, the signature
+ *   0  eventd_util.c      logging, clock, back-off, stream ids
+ *      eventd_conf.c      the configuration file, the secret files
  */
 #ifndef EVENTD_H
 #define EVENTD_H
@@ -276,6 +276,8 @@ void eventd_ep_wake_all(eventd_t *d);
 void eventd_ep_park(eventd_t *d);
 /** SIGHUP: read the secret files again (an unreadable one keeps the old). */
 void eventd_ep_reload_secrets(eventd_t *d);
+/** Endpoints caught up, waiting for a new event. */
+int eventd_ep_idle(const eventd_t *d);
 /** Endpoints with a delivery on the wire or an acknowledgement to make. */
 int eventd_ep_busy(const eventd_t *d);
 /** Earliest time an endpoint needs the loop (now, a back-off), or limit. */

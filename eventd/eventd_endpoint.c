@@ -356,6 +356,19 @@ eventd_ep_park(eventd_t *d)
 }
 
 int
+eventd_ep_idle(const eventd_t *d)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < d->neps; i++) {
+        if (d->eps[i].state == EP_IDLE) {
+            n++;
+        }
+    }
+    return (int) n;
+}
+
+int
 eventd_ep_busy(const eventd_t *d)
 {
     size_t i, n = 0;

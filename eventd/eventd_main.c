@@ -134,7 +134,11 @@ run(void)
             status_flush();
             S.next_status = now + D.conf.status_interval_ms;
         }
-        if (D.redis.cmd && !D.draining && !D.redis.waking) {
+        /* only for endpoints that are caught up: the others read on their
+         * own, and a wake read while none waits would step through a
+         * backlog one entry at a time */
+        if (D.redis.cmd && !D.draining && !D.redis.waking &&
+            eventd_ep_idle(&D) > 0) {
             eventd_redis_wake_start(&D.redis);
         }
     poll:

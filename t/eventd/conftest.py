@@ -246,10 +246,11 @@ class Eventd:
                     line += " %s %s" % (k, v)
                 f.write(line + "\n")
 
-    def start(self, wait=True):
+    def start(self, wait=True, env=None):
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen([eventd_bin(), "-c", self.conf, "-v"],
-                                     stdout=self.logf, stderr=self.logf)
+                                     stdout=self.logf, stderr=self.logf,
+                                     env=env)
         if wait:
             assert self.wait_log("Redis %s" % self.opts["redis"]), \
                 self.text()

@@ -15,6 +15,11 @@ UDID = "0000FE00-8D5F0D6BC4A1E4AB"
 GROUP = "mdm-eventd:"
 
 
+def sanitized():
+    with open(eventd_bin(), "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 def pending(rc, name):
     return rc.xpending(PREFIX + "events", GROUP + name)["pending"]
 
@@ -290,7 +295,12 @@ def test_tls_verify_off_warns(rc, make_receiver, make_eventd):
 
 def test_bounded_memory_while_down(rc, make_receiver, make_eventd):
     r = make_receiver(start=False)
-    d = make_eventd([("hook", r.url, {"batch": 100})]).start()
+    # in the sanitizer build, ASan's quarantine of freed memory (256 MB by
+    # default) would count as RSS: keep it small, it is not the daemon's
+    env = dict(os.environ)
+    env["ASAN_OPTIONS"] = ":".join(
+        x for x in (env.get("ASAN_OPTIONS"), "quarantine_size_mb=4") if x)
+    d = make_eventd([("hook", r.url, {"batch": 100})]).start(env=env)
     checkin(rc, UDID)
     assert d.wait_log("MDM12141")
     time.sleep(0.5)
@@ -315,7 +325,12 @@ def test_bounded_memory_while_down(rc, make_receiver, make_eventd):
     got = [s for s, _ in r.events()]
     assert len(set(got)) == n + 1
     assert got == sorted(got, key=sid_key)
-    assert d.rss_kb() - before < 8192
+    # delivering: jansson and hiredis buffers of a batch, reused; ASan's
+    # allocator keeps more per size class
+    after = d.rss_kb()
+    print("RSS kB: before %d, while down %d, after %d" % (before, during,
+                                                         after))
+    assert after - before < (24576 if sanitized() else 8192), (before, after)
 
 
 def test_trimmed_before_delivery_is_reported(rc, make_receiver, make_eventd):
