@@ -159,6 +159,7 @@ typedef struct {
     char *status_key;
     eventd_ep_state_t state;
     int recovered; /* own pending entries (an earlier run's) done */
+    int had_group; /* the group existed (or was created) in this run */
     int trimmed;   /* warned that events were trimmed before delivery */
 
     /* the batch */

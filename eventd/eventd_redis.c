@@ -125,15 +125,15 @@ eventd_redis_saw(eventd_redis_t *r, const char *sid)
     return 1;
 }
 
+/* A group this run already had and finds gone (a FLUSHALL, a stream
+ * deleted, XGROUP DESTROY) is created again at the stream's start: the
+ * events appended since then are the ones it must not miss. */
 static int
-create_group(eventd_redis_t *r, const eventd_ep_t *ep)
+create_group(eventd_redis_t *r, eventd_ep_t *ep)
 {
-    const char *grp[] = {"XGROUP",
-                         "CREATE",
-                         r->stream,
-                         ep->group,
-                         r->conf->start_all ? "0" : "$",
-                         "MKSTREAM"};
+    const char *from = r->conf->start_all || ep->had_group ? "0" : "$";
+    const char *grp[] = {"XGROUP",  "CREATE", r->stream,
+                         ep->group, from,     "MKSTREAM"};
     redisReply *x;
     int created;
 
@@ -149,13 +149,20 @@ create_group(eventd_redis_t *r, const eventd_ep_t *ep)
     }
     created = x->type != REDIS_REPLY_ERROR;
     freeReplyObject(x);
-    eventd_log(EL_INFO, "MDM12123",
-               "endpoint %s: group %s on %s %s, consumer %s", ep->conf->name,
-               ep->group, r->stream,
-               created ? (r->conf->start_all ? "created at the stream's start"
-                                             : "created at the stream's end")
-                       : "resumes where it stopped",
-               r->conf->consumer);
+    if (created || !ep->had_group) {
+        eventd_log(EL_INFO, "MDM12123",
+                   "endpoint %s: group %s on %s %s, consumer %s",
+                   ep->conf->name, ep->group, r->stream,
+                   !created         ? "resumes where it stopped"
+                   : from[0] == '0' ? "created at the stream's start"
+                                    : "created at the stream's end",
+                   r->conf->consumer);
+    }
+    if (created && ep->had_group) {
+        /* our pending entries went with the old group */
+        ep->recovered = 1;
+    }
+    ep->had_group = 1;
     return 0;
 }
 
@@ -186,7 +193,9 @@ eventd_redis_ensure(eventd_redis_t *r, eventd_ep_t *eps, size_t neps,
         }
     }
     /* the wake read starts after the newest entry: everything up to it is
-     * found by the endpoints' own group reads */
+     * found by the endpoints' own group reads (and a stream created again
+     * after a FLUSHALL starts from its own newest entry) */
+    r->seen.ms = r->seen.seq = 0;
     x = call(r->cmd, 6, last);
     if (x == NULL || x->type != REDIS_REPLY_ARRAY) {
         if (x) {

@@ -365,6 +365,19 @@ def test_redis_restart(rc, redis_server, receiver, make_eventd):
     assert receiver.events()[1][0] == sid
 
 
+def test_flushall_recreates_the_group(rc, receiver, make_eventd):
+    d = make_eventd([("hook", receiver.url, {})]).start()
+    checkin(rc, UDID)
+    assert receiver.wait(lambda r: len(r.events()) == 1)
+    rc.flushall()
+    sids = [checkin(rc, UDID, "TokenUpdate"), report(rc, UDID, "u-1")]
+    # the group is gone: created again at the stream's start, so the events
+    # written since are delivered
+    assert receiver.wait(lambda r: len(r.events()) == 3, 15), d.text()
+    assert [s for s, _ in receiver.events()][1:] == sids
+    assert "created at the stream's start" in d.text()
+
+
 def test_sighup_reloads_secret(rc, receiver, make_eventd):
     d = make_eventd([("hook", receiver.url, {})]).start()
     checkin(rc, UDID)
