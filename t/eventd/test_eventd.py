@@ -193,7 +193,7 @@ def test_sigterm_drains_restart_nothing_twice(rc, receiver, make_eventd):
     d = make_eventd([("hook", receiver.url, {"batch": 5})]).start()
     written = write_mixed(rc, 30)
     assert receiver.wait(lambda r: len(r.requests) >= 1)
-    d.signal = d.proc.send_signal(signal.SIGTERM)
+    d.proc.send_signal(signal.SIGTERM)
     assert d.proc.wait(10) == 0
     assert "MDM12107" in d.text() and "MDM12109" in d.text()
     n = len(receiver.events())
@@ -472,7 +472,7 @@ def test_example_configuration_parses(tmp_path):
     assert p.returncode == 0, p.stderr
 
 
-def test_status_json_is_valid_json(rc, receiver, make_eventd):
+def test_non_utf8_value_gives_valid_json(rc, receiver, make_eventd):
     """Bodies are valid JSON even for values that are not UTF-8."""
     d = make_eventd([("hook", receiver.url, {})]).start()
     rc.execute_command("XADD", PREFIX + "events", "*", "kind", "checkin",
