@@ -153,6 +153,28 @@ for dir in build build-asan; do
     [ -n "$p" ] || fail=$((fail + 1))
 done
 
+# pytest-3: mdm-eventd against python3 http.server webhook receivers
+# (plain and TLS) and a real redis-server, in both builds (the daemon runs
+# sanitized in the second)
+for dir in build build-asan; do
+    echo "== eventd ($dir)"
+    if ASAN_OPTIONS=detect_leaks=1 sh t/eventd/run.sh "$top/$dir" \
+        >"$dir/eventd.out" 2>&1; then
+        tail -1 "$dir/eventd.out"
+    else
+        status=1
+        tail -60 "$dir/eventd.out"
+    fi
+    last=$(tail -1 "$dir/eventd.out")
+    p=$(echo "$last" | grep -Eo '[0-9]+ passed' | cut -d' ' -f1)
+    for f in $(echo "$last" | grep -Eo '[0-9]+ (failed|errors?)' |
+        cut -d' ' -f1); do
+        fail=$((fail + f))
+    done
+    pass=$((pass + ${p:-0}))
+    [ -n "$p" ] || fail=$((fail + 1))
+done
+
 echo "== fuzz (bounded)"
 if sh t/fuzz/run.sh "$top/build-fuzz" "${MDM_FUZZ_SECONDS:-30}"; then
     pass=$((pass + 1))
