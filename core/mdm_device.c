@@ -675,7 +675,7 @@ device_feed(mdm_tx_t *tx, struct redisReply *const *replies, size_t n)
         return mdm_tx_storage_failed(&r->base, rep);
     }
     s = rep->element[0]->str;
-    if (strcmp(s, "OK") == 0) {
+    if (strcmp(s, "OK") == 0 || strcmp(s, "NODECL") == 0) {
         return respond(r, rep);
     }
     if (strcmp(s, "RETRO") == 0 && r->state == ST_SCRIPT) {
