@@ -3,6 +3,7 @@
  * round trip -> HTTP response. Message ids (MDM0nnnn) are stable: tests
  * and operators match on them. See README "Status codes and log ids".
  */
+#include "mdm_ddm.h"
 #include "mdm_tx.h"
 
 #include <stdarg.h>
@@ -36,14 +37,17 @@ typedef struct {
     int state;
     char next_uuid[256];
     char event_id[64]; /* id of the event this request appended */
+    size_t event_cmd;  /* index of its XADD in the plan, 0: none */
+    size_t read_cmd;   /* DeclarativeManagement: the catalog read, 0: none */
+    mdm_ddm_dev_t ddm;
 } mdm_device_t;
 
 static const char ct_xml[] = "application/xml; charset=UTF-8";
-static const char ct_json[] = "application/json";
 
 static mdm_step_t device_start(mdm_tx_t *tx);
 static mdm_step_t device_feed(mdm_tx_t *tx, struct redisReply *const *rep,
                               size_t n);
+static mdm_step_t refuse_stored(mdm_device_t *r, mdm_step_t step);
 
 static void
 device_free(mdm_tx_t *tx)
@@ -54,6 +58,7 @@ device_free(mdm_tx_t *tx)
     free(r->subject);
     mdm_msg_clear(&r->msg);
     mdm_keys_clear(&r->keys);
+    mdm_ddm_dev_clear(&r->ddm);
 }
 
 static const mdm_tx_ops_t device_ops = {"device", device_start, device_feed,
@@ -160,7 +165,12 @@ script_head(mdm_device_t *r, mdm_lua_t which, int claimed)
     int mode = r->base.conf->identity ? r->base.conf->binding : MDM_BIND_OFF;
 
     mdm_tx_evalsha(&r->base, which);
-    mdm_keys_push(&r->base.pb, &r->keys, 0);
+    if (which == MDM_LUA_DDM) {
+        mdm_keys_push_more(&r->base.pb, &r->keys, 0, 4);
+        mdm_ddm_push_keys(&r->base, &r->keys);
+    } else {
+        mdm_keys_push(&r->base.pb, &r->keys, 0);
+    }
     mdm_planb_str(&r->base.pb, modes[mode]);
     mdm_planb_str(&r->base.pb, r->cert_hash);
     mdm_planb_str(&r->base.pb, claimed ? "1" : "0");
@@ -175,8 +185,15 @@ plan_event(mdm_device_t *r)
     if (c->events_maxlen == 0) {
         return;
     }
+    r->event_cmd = r->base.pb.ncmds;
     mdm_planb_xadd(&r->base.pb, c->events_key, c->events_maxlen_s);
-    if (m->type == MDM_MSG_REPORT) {
+    if (m->type == MDM_MSG_DECLARATIVE_MANAGEMENT &&
+        r->ddm.ep == MDM_DDM_STATUS) {
+        /* for webhooks: the status report itself */
+        field(r, "kind", "ddm-status");
+        field(r, "id", m->id);
+        mdm_ddm_plan_event(&r->base, &r->ddm);
+    } else if (m->type == MDM_MSG_REPORT) {
         field(r, "kind", "report");
         field(r, "id", m->id);
         field(r, "status", m->status_str);
@@ -295,6 +312,10 @@ plan_script(mdm_device_t *r, int claimed)
         mdm_planb_str(&r->base.pb, r->keys.res);
         mdm_planb_str(&r->base.pb, r->base.conf->results_ttl_s);
         break;
+    case MDM_MSG_DECLARATIVE_MANAGEMENT:
+        script_head(r, MDM_LUA_DDM, claimed);
+        mdm_ddm_plan_args(&r->base, &r->ddm);
+        break;
     default:
         script_head(r, MDM_LUA_TOUCH, claimed);
         break;
@@ -303,6 +324,12 @@ plan_script(mdm_device_t *r, int claimed)
      * script; its id comes back so that a refusal can take it out. */
     if (!claimed) {
         plan_event(r);
+    }
+    /* a declaration: read from the catalog in the same round trip, served
+     * if the script finds it is this enrollment's */
+    if (r->ddm.ep == MDM_DDM_DECL && !r->ddm.have_decl) {
+        r->read_cmd = r->base.pb.ncmds;
+        mdm_ddm_plan_decl_read(&r->base, &r->ddm);
     }
     r->base.plan = mdm_planb_finish(&r->base.pb, r->base.pb.ncmds);
     if (r->base.plan == NULL) {
@@ -376,14 +403,23 @@ check_local(mdm_device_t *r)
                              "configured for this service type",
                              m->token_service_type, m->id);
     }
-    if (m->type == MDM_MSG_DECLARATIVE_MANAGEMENT &&
-        strcmp(m->endpoint, "tokens") != 0 &&
-        strcmp(m->endpoint, "declaration-items") != 0 &&
-        strcmp(m->endpoint, "status") != 0) {
-        return mdm_tx_refuse(&r->base, 404, MDM_LOG_NOTICE, "MDM01008",
-                             "DeclarativeManagement endpoint \"%s\" from %s: "
-                             "no declarations are served",
-                             m->endpoint, m->id);
+    if (m->type == MDM_MSG_DECLARATIVE_MANAGEMENT) {
+        const char *why = NULL;
+
+        if (mdm_ddm_endpoint(m->endpoint, &r->ddm) != 0) {
+            return mdm_tx_refuse(&r->base, 404, MDM_LOG_NOTICE, "MDM01008",
+                                 "DeclarativeManagement endpoint \"%.300s\" "
+                                 "from %s is not served",
+                                 m->endpoint, m->id);
+        }
+        if (r->ddm.ep == MDM_DDM_STATUS &&
+            mdm_ddm_status_parse(m->ddm_data.ptr, m->ddm_data.len,
+                                 &r->ddm.status, &why) != 0) {
+            return mdm_tx_refuse(&r->base, 400, MDM_LOG_WARN, "MDM01009",
+                                 "DeclarativeManagement status report from "
+                                 "%s refused: %s",
+                                 m->id, why);
+        }
     }
     return MDM_STEP_REDIS;
 }
@@ -533,22 +569,20 @@ respond(mdm_device_t *r, const redisReply *rep)
             plist_new_data((char *) c->get_token.ptr, c->get_token.len));
         return reply_plist(r, d);
 
-    case MDM_MSG_DECLARATIVE_MANAGEMENT:
-        /* No declarations yet: a stable empty set the device accepts. */
-        if (strcmp(m->endpoint, "tokens") == 0) {
-            return mdm_tx_reply_str(&r->base, 200, ct_json,
-                                    "{\"SyncTokens\":{\"DeclarationsToken\":"
-                                    "\"empty\",\"Timestamp\":"
-                                    "\"2024-01-01T00:00:00Z\"}}");
+    case MDM_MSG_DECLARATIVE_MANAGEMENT: {
+        int not_found;
+        mdm_step_t step = mdm_ddm_respond(&r->base, &r->ddm, rep, &not_found);
+
+        if (!not_found) {
+            return step;
         }
-        if (strcmp(m->endpoint, "declaration-items") == 0) {
-            return mdm_tx_reply_str(&r->base, 200, ct_json,
-                                    "{\"Declarations\":{\"Activations\":[],"
-                                    "\"Assets\":[],\"Configurations\":[],"
-                                    "\"Management\":[]},\"DeclarationsToken\":"
-                                    "\"empty\"}");
-        }
-        return mdm_tx_reply(&r->base, 200, NULL, NULL);
+        return refuse_stored(
+            r, mdm_tx_refuse(
+                   &r->base, 404, MDM_LOG_NOTICE, "MDM01010",
+                   "DeclarativeManagement %s from %s: %s", m->endpoint, m->id,
+                   r->ddm.have_decl ? "not a declaration of this enrollment"
+                                    : "no such declaration"));
+    }
 
     default:
         return mdm_tx_reply(&r->base, 200, NULL, NULL);
@@ -599,11 +633,18 @@ device_feed(mdm_tx_t *tx, struct redisReply *const *replies, size_t n)
     if (rep == NULL) {
         return mdm_tx_storage_failed(&r->base, NULL);
     }
-    if (r->state == ST_SCRIPT && n > 1 && replies[1] &&
-        replies[1]->type == REDIS_REPLY_STRING && r->event_id[0] == '\0' &&
-        replies[1]->len < sizeof(r->event_id)) {
-        memcpy(r->event_id, replies[1]->str, replies[1]->len);
-        r->event_id[replies[1]->len] = '\0';
+    if (r->state == ST_SCRIPT && r->event_cmd && n > r->event_cmd &&
+        replies[r->event_cmd] &&
+        replies[r->event_cmd]->type == REDIS_REPLY_STRING &&
+        r->event_id[0] == '\0' &&
+        replies[r->event_cmd]->len < sizeof(r->event_id)) {
+        memcpy(r->event_id, replies[r->event_cmd]->str,
+               replies[r->event_cmd]->len);
+        r->event_id[replies[r->event_cmd]->len] = '\0';
+    }
+    if (r->state == ST_SCRIPT && r->read_cmd && n > r->read_cmd &&
+        mdm_ddm_keep_decl(&r->ddm, replies[r->read_cmd]) != 0) {
+        return mdm_tx_oom(&r->base);
     }
     if (r->state == ST_CLAIM || r->state == ST_RETRO_CLAIM) {
         if (rep->type == REDIS_REPLY_NIL ||
@@ -634,7 +675,7 @@ device_feed(mdm_tx_t *tx, struct redisReply *const *replies, size_t n)
         return mdm_tx_storage_failed(&r->base, rep);
     }
     s = rep->element[0]->str;
-    if (strcmp(s, "OK") == 0) {
+    if (strcmp(s, "OK") == 0 || strcmp(s, "NODECL") == 0) {
         return respond(r, rep);
     }
     if (strcmp(s, "RETRO") == 0 && r->state == ST_SCRIPT) {

@@ -74,6 +74,8 @@ typedef enum {
     MDM_LUA_REVOKE,
     MDM_LUA_SCEP_ISSUE,  /* mdm_scep.c */
     MDM_LUA_SCEP_REVOKE, /* mdm_scep.c */
+    MDM_LUA_DDM,         /* mdm_ddm.c: DeclarativeManagement check-ins */
+    MDM_LUA_DDM_SYNC,    /* mdm_ddm_admin.c: materialize, queue command */
     MDM_LUA_COUNT
 } mdm_lua_t;
 
@@ -141,6 +143,10 @@ void mdm_keys_clear(mdm_keys_t *k);
 /** Push the six standard KEYS of a device script into the plan; copy
  * when k does not outlive the plan. */
 void mdm_keys_push(mdm_planb_t *b, const mdm_keys_t *k, int copy);
+/** The same with a key count of 6 + extra: the caller pushes the extra
+ * keys right after. */
+void mdm_keys_push_more(mdm_planb_t *b, const mdm_keys_t *k, int copy,
+                        int extra);
 
 /* ---- transaction types: constructors for mdm_req.c (mdm_tx.h) ---- */
 

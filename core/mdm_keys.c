@@ -57,10 +57,20 @@ mdm_keys_clear(mdm_keys_t *k)
 void
 mdm_keys_push(mdm_planb_t *b, const mdm_keys_t *k, int copy)
 {
+    mdm_keys_push_more(b, k, copy, 0);
+}
+
+void
+mdm_keys_push_more(mdm_planb_t *b, const mdm_keys_t *k, int copy, int extra)
+{
     const char *keys[] = {k->devrec, k->rec, k->q, k->cmd, k->nn, k->users};
     size_t i;
 
-    mdm_planb_str(b, "6");
+    if (extra == 0) {
+        mdm_planb_str(b, "6"); /* the hot path: no formatting */
+    } else {
+        mdm_planb_fmt(b, "%d", 6 + extra);
+    }
     for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         if (copy) {
             mdm_planb_fmt(b, "%s", keys[i]);

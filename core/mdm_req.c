@@ -4,6 +4,7 @@
  * mdm_req_feed() runs that type's ops through the transaction layer
  * (mdm_tx.c). The types never call back up here.
  */
+#include "mdm_ddm.h"
 #include "mdm_scep.h"
 #include "mdm_tx.h"
 #include "mdm_text.h"
@@ -140,6 +141,89 @@ scep_admin(const mdm_conf_t *c, int is_post, const char *path, size_t plen,
     return r;
 }
 
+/*
+ * The admin API's /ddm/... routes (dec: the decoded segments after "ddm"):
+ *   POST   /ddm/declarations             store a declaration (body)
+ *   GET    /ddm/declarations[/ID]        list, or one declaration
+ *   DELETE /ddm/declarations/ID
+ *   POST   /ddm/sets/NAME                replace its members (body)
+ *   GET    /ddm/sets[/NAME]              list, or one set
+ *   DELETE /ddm/sets/NAME
+ *   POST   /ddm/sets/NAME/ID             add a member
+ *   DELETE /ddm/sets/NAME/ID             remove a member
+ *   POST   /ddm/assign/IDS, /ddm/unassign/IDS  (body: sets, declarations)
+ *   GET    /ddm/enrollments/ID           assignments, effective set, token
+ *   GET    /ddm/status/ID                the stored status report
+ *   POST   /ddm/sync/IDS                 recompute
+ */
+static mdm_req_t *
+ddm_admin(const mdm_conf_t *c, const char *method, size_t mlen,
+          char *const *dec, size_t n, const char *query, size_t qlen,
+          const unsigned char *body, size_t blen)
+{
+    mdm_ddm_admin_args_t a;
+    int get = method_is(method, mlen, "GET");
+    int post = method_is(method, mlen, "POST");
+    int del = method_is(method, mlen, "DELETE");
+    const char *want = NULL;
+
+#define IS(i, s) (n > (i) && strcmp(dec[i], s) == 0)
+    memset(&a, 0, sizeof(a));
+    a.body = body;
+    a.body_len = blen;
+    a.nopush = mdm_query_flag(query, qlen, "nopush");
+    a.name = n > 1 ? dec[1] : NULL;
+    if (IS(0, "declarations") && n <= 2) {
+        want = n == 1 ? "GET, POST" : "GET, DELETE";
+        a.op = n == 1 ? (get    ? MDM_DDM_LIST_DECLS
+                         : post ? MDM_DDM_PUT_DECL
+                                : 0)
+                      : (get   ? MDM_DDM_GET_DECL
+                         : del ? MDM_DDM_DEL_DECL
+                               : 0);
+    } else if (IS(0, "sets") && n <= 3) {
+        want = n == 1 ? "GET" : n == 2 ? "GET, POST, DELETE" : "POST, DELETE";
+        if (n == 1) {
+            a.op = get ? MDM_DDM_LIST_SETS : 0;
+        } else if (n == 2) {
+            a.op = get    ? MDM_DDM_GET_SET
+                   : post ? MDM_DDM_PUT_SET
+                   : del  ? MDM_DDM_DEL_SET
+                          : 0;
+        } else {
+            a.member = dec[2];
+            a.op = post ? MDM_DDM_ADD_MEMBER : del ? MDM_DDM_DEL_MEMBER : 0;
+        }
+    } else if ((IS(0, "assign") || IS(0, "unassign") || IS(0, "sync") ||
+                IS(0, "enrollments") || IS(0, "status")) &&
+               n == 2) {
+        a.name = NULL;
+        a.ids = dec[1];
+        if (IS(0, "enrollments") || IS(0, "status")) {
+            want = "GET";
+            a.op = !get                   ? 0
+                   : IS(0, "enrollments") ? MDM_DDM_SHOW
+                                          : MDM_DDM_STATUS_GET;
+        } else {
+            want = "POST";
+            a.op = !post               ? 0
+                   : IS(0, "assign")   ? MDM_DDM_ASSIGN
+                   : IS(0, "unassign") ? MDM_DDM_UNASSIGN
+                                       : MDM_DDM_SYNC;
+        }
+    } else {
+        return refused(c, 404, "MDM05010", 1, "no such admin endpoint");
+    }
+#undef IS
+    if (a.op == 0) {
+        char msg[96];
+
+        snprintf(msg, sizeof(msg), "method not allowed here; use %s", want);
+        return refused(c, 405, "MDM05011", 1, msg);
+    }
+    return mdm_ddm_admin_new(c, &a);
+}
+
 /* The admin API's routes (mdm.h). */
 mdm_req_t *
 mdm_req_new_admin_http(const mdm_conf_t *c, const char *method, size_t mlen,
@@ -182,6 +266,12 @@ mdm_req_new_admin_http(const mdm_conf_t *c, const char *method, size_t mlen,
             r = refused(c, 400, "MDM05002", 1, "bad percent-encoding");
             goto done;
         }
+    }
+    if (segl[0] == 3 && memcmp(seg[0], "ddm", 3) == 0) {
+        r = nseg > 1 ? ddm_admin(c, method, mlen, dec, nseg - 1, query, qlen,
+                                 body, blen)
+                     : refused(c, 404, "MDM05010", 1, "no such admin endpoint");
+        goto done;
     }
     if (segl[0] == 4 && memcmp(seg[0], "scep", 4) == 0) {
         r = scep_admin(c, is_post, seg[0] + 4, path + plen - (seg[0] + 4),

@@ -42,7 +42,27 @@ static const char usage[] =
     "                     request on\n"
     "                     (both need the CA: --ca DIR, or --ca-cert FILE\n"
     "                     --ca-key FILE [--ca-key-pass-file "
-    "FILE])\n" MDMCTL_CERT_USAGE "\n"
+    "FILE])\n" MDMCTL_CERT_USAGE
+    "  ddm put FILE       store a declaration (JSON; '-' = stdin)\n"
+    "  ddm get [ID]       list the declarations, or show one\n"
+    "  ddm delete ID      delete a declaration (from its sets and\n"
+    "                     enrollments too)\n"
+    "  ddm set NAME [ID...]\n"
+    "                     create a set or replace its declarations\n"
+    "  ddm set-add NAME ID, ddm set-remove NAME ID\n"
+    "                     add or remove one declaration of a set\n"
+    "  ddm sets [NAME]    list the sets, or show one\n"
+    "  ddm set-delete NAME\n"
+    "  ddm assign ID[,ID...] [set:NAME | declaration:ID]...\n"
+    "  ddm unassign ID[,ID...] [set:NAME | declaration:ID]...\n"
+    "                     (un)assign sets and declarations to enrollments;\n"
+    "                     the affected ones get a DeclarativeManagement\n"
+    "                     command and a push\n"
+    "  ddm show ID        an enrollment's sets, declarations, token\n"
+    "  ddm status ID      its last declarative status report\n"
+    "  ddm sync ID[,ID...]\n"
+    "                     recompute enrollments' declarations\n"
+    "\n"
     "  --redis ADDR       host:port, or a unix socket path\n"
     "                     (default 127.0.0.1:6379, or $MDM_REDIS)\n"
     "  --prefix P         key prefix (default mdm:)\n"
@@ -225,6 +245,118 @@ push_status(redisContext *rc, const char *prefix)
     return 0;
 }
 
+/* Percent-encode what the admin router would decode or split on. */
+static void
+path_add(char *path, size_t size, const char *seg)
+{
+    size_t n = strlen(path);
+
+    if (n + 1 < size) {
+        path[n++] = '/';
+    }
+    for (; *seg && n + 4 < size; seg++) {
+        if (*seg == '%' || *seg == '?' || *seg == '#') {
+            n += (size_t) snprintf(path + n, size - n, "%%%02X",
+                                   (unsigned char) *seg);
+        } else {
+            path[n++] = *seg;
+        }
+    }
+    path[n] = '\0';
+}
+
+/*
+ * mdmctl ddm ...: through the admin API's router (/ddm/...), the same
+ * answers as over HTTP. Fills method, path and the body (malloc'd).
+ */
+static int
+ddm_args(int argc, char **argv, const char **method, char *path, size_t size,
+         char **body, size_t *blen)
+{
+    const char *sub = argc > 0 ? argv[0] : "";
+    json_t *j, *sets, *decls;
+    int i;
+
+    *method = "GET";
+    snprintf(path, size, "/ddm");
+    if (strcmp(sub, "put") == 0 && argc == 2) {
+        *method = "POST";
+        path_add(path, size, "declarations");
+        *body = read_all(argv[1], blen);
+        return *body ? 0 : 2;
+    } else if ((strcmp(sub, "get") == 0 || strcmp(sub, "delete") == 0) &&
+               argc <= 2 && (argc == 2 || sub[0] == 'g')) {
+        *method = sub[0] == 'g' ? "GET" : "DELETE";
+        path_add(path, size, "declarations");
+        if (argc == 2) {
+            path_add(path, size, argv[1]);
+        }
+    } else if (strcmp(sub, "set") == 0 && argc >= 2) {
+        *method = "POST";
+        path_add(path, size, "sets");
+        path_add(path, size, argv[1]);
+        decls = json_array();
+        for (i = 2; i < argc; i++) {
+            json_array_append_new(decls, json_string(argv[i]));
+        }
+        j = json_pack("{s:o}", "declarations", decls);
+        *body = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        *blen = *body ? strlen(*body) : 0;
+    } else if ((strcmp(sub, "set-add") == 0 ||
+                strcmp(sub, "set-remove") == 0) &&
+               argc == 3) {
+        *method = sub[4] == 'a' ? "POST" : "DELETE";
+        path_add(path, size, "sets");
+        path_add(path, size, argv[1]);
+        path_add(path, size, argv[2]);
+    } else if ((strcmp(sub, "sets") == 0 && argc <= 2) ||
+               (strcmp(sub, "set-delete") == 0 && argc == 2)) {
+        *method = sub[3] == '-' ? "DELETE" : "GET";
+        path_add(path, size, "sets");
+        if (argc == 2) {
+            path_add(path, size, argv[1]);
+        }
+    } else if ((strcmp(sub, "assign") == 0 || strcmp(sub, "unassign") == 0) &&
+               argc >= 3) {
+        *method = "POST";
+        path_add(path, size, sub);
+        path_add(path, size, argv[1]);
+        sets = json_array();
+        decls = json_array();
+        for (i = 2; i < argc; i++) {
+            if (strncmp(argv[i], "set:", 4) == 0) {
+                json_array_append_new(sets, json_string(argv[i] + 4));
+            } else if (strncmp(argv[i], "declaration:", 12) == 0) {
+                json_array_append_new(decls, json_string(argv[i] + 12));
+            } else {
+                fprintf(stderr,
+                        "mdmctl: ddm %s: \"%s\" is neither set:NAME nor "
+                        "declaration:ID\n",
+                        sub, argv[i]);
+                json_decref(sets);
+                json_decref(decls);
+                return 2;
+            }
+        }
+        j = json_pack("{s:o,s:o}", "sets", sets, "declarations", decls);
+        *body = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        *blen = *body ? strlen(*body) : 0;
+    } else if ((strcmp(sub, "show") == 0 || strcmp(sub, "status") == 0 ||
+                strcmp(sub, "sync") == 0) &&
+               argc == 2) {
+        *method = strcmp(sub, "sync") == 0 ? "POST" : "GET";
+        path_add(path, size, sub[1] == 'h' ? "enrollments" : sub);
+        path_add(path, size, argv[1]);
+    } else {
+        fprintf(stderr, "mdmctl: ddm: unknown or incomplete command\n\n%s",
+                usage);
+        return 2;
+    }
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -237,6 +369,9 @@ main(int argc, char **argv)
     const mdm_response_t *resp;
     char err[512], *body = NULL, *op;
     char ca_cert[1024] = "", ca_key[1024] = "", scep_path[128];
+    char ddm_path[2048];
+    const char *ddm_method = NULL;
+    size_t ddm_blen = 0;
     const char *ca_pass = NULL;
     int i, status;
 
@@ -308,6 +443,13 @@ main(int argc, char **argv)
         a.nopush = 1;
         argc--;
     }
+    if (strcmp(op, "ddm") == 0) {
+        status = ddm_args(argc, argv, &ddm_method, ddm_path, sizeof(ddm_path),
+                          &body, &ddm_blen);
+        if (status != 0) {
+            return status;
+        }
+    }
 
 #define NEED(n)                                                                \
     if (argc != (n)) {                                                         \
@@ -315,7 +457,7 @@ main(int argc, char **argv)
                 usage);                                                        \
         return 2;                                                              \
     }
-    if (strcmp(op, "scep") == 0) {
+    if (strcmp(op, "scep") == 0 || ddm_method != NULL) {
         /* through the admin API's router: the same answers as over HTTP */
         a.op = 0;
     } else if (strcmp(op, "enqueue") == 0) {
@@ -364,7 +506,9 @@ main(int argc, char **argv)
         return 2;
     }
     a.ids = ids;
-    a.nids = split_ids(argv[0], ids, sizeof(ids) / sizeof(ids[0]));
+    if (ddm_method == NULL) {
+        a.nids = split_ids(argv[0], ids, sizeof(ids) / sizeof(ids[0]));
+    }
 
     conf = mdm_conf_new();
     if (conf == NULL ||
@@ -404,6 +548,11 @@ main(int argc, char **argv)
         }
         r = mdm_req_new_admin_http(conf, "POST", 4, scep_path,
                                    strlen(scep_path), q, strlen(q), NULL, 0);
+    } else if (ddm_method != NULL) {
+        r = mdm_req_new_admin_http(conf, ddm_method, strlen(ddm_method),
+                                   ddm_path, strlen(ddm_path),
+                                   a.nopush ? "nopush=1" : "", a.nopush ? 8 : 0,
+                                   (const unsigned char *) body, ddm_blen);
     } else {
         r = mdm_req_new_admin(conf, &a);
     }

@@ -51,3 +51,18 @@ local function mdm_touch(key, t)
         redis.call('HSET', key, 'last', t)
     end
 end
+
+-- HSET key with the field, value pairs ARGV[first..], in chunks (unpack
+-- has a limit).
+local function mdm_hset_from(key, first)
+    local i = first
+    while i < #ARGV do
+        local chunk = {}
+        while i < #ARGV and #chunk < 1000 do
+            chunk[#chunk + 1] = ARGV[i]
+            chunk[#chunk + 1] = ARGV[i + 1]
+            i = i + 2
+        end
+        redis.call('HSET', key, unpack(chunk))
+    end
+end

@@ -42,11 +42,13 @@ build fuzz_scep core/mdm_scep.c core/mdm_scep_ca.c \
     core/mdm_plan.c \
     core/mdm_util.c core/mdm_script.c core/mdm_query.c t/fuzz/fuzz_scep.c \
     -- "$out/mdm_lua.c" $ssl $plist $hiredis $jansson
+# declarative management: status reports and declarations (JSON only)
+build fuzz_ddm core/mdm_ddm_json.c t/fuzz/fuzz_ddm.c -- $jansson $ssl
 MDM_SAMPLES=$src/t/samples
 export MDM_SAMPLES
 
 status=0
-for t in msg signature scep; do
+for t in msg signature scep ddm; do
     rm -rf "$out/corpus-$t"
     mkdir -p "$out/corpus-$t"
     cp "$src/t/fuzz/corpus/$t/"* "$out/corpus-$t/"
