@@ -213,3 +213,19 @@ def test_metrics_format(server, pki):
     assert s.post(server.base_url + "/mdm/metrics",
                   timeout=10).status_code == 405
 
+
+
+def test_metrics_survive_reload(server, pki):
+    """nginx reload (same zone name and size) and Apache graceful restart
+    keep the counters."""
+    d = Device(server, pki)
+    d.enroll()
+    key = req("TokenUpdate", 200)
+    before = settle(server, pki, {}, {})
+    assert before.get(key, 0) >= 1
+    server.reload()
+    after = scrape(server, pki)
+    assert after.get(key, 0) >= before[key], (before.get(key), after.get(key))
+    assert d.token_update().status_code == 200
+    got = settle(server, pki, after, {key: 1})
+    assert got.get(key) == 1
