@@ -153,6 +153,10 @@ mdm_metrics_log(request_rec *r)
         return DECLINED;
     }
     if (h == NULL || strncmp(h, "mdm-", 4) != 0) {
+        /* a request refused while it was read may have no section */
+        if (r->per_dir_config == NULL) {
+            return DECLINED;
+        }
         d = ap_get_module_config(r->per_dir_config, &mdm_module);
         if (d == NULL || d->verify != 1) {
             return DECLINED;
