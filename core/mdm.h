@@ -249,6 +249,19 @@ mdm_req_t *mdm_req_new_admin_http(const mdm_conf_t *c, const char *method,
  */
 int mdm_conf_admin_key_ok(const mdm_conf_t *c, const char *key, size_t len);
 
+/** Identity checks of one configuration in this process (for metrics). */
+typedef struct {
+    unsigned long cache_hits;   /* chain checks answered by the cache */
+    unsigned long cache_misses; /* chain checks done in full */
+    unsigned long direct;       /* Mdm-Signatures verified directly */
+} mdm_identity_stats_t;
+
+/**
+ * The counters since the configuration was finished; they only grow.
+ * All zero for a configuration without identity checks. Thread-safe.
+ */
+void mdm_conf_identity_stats(const mdm_conf_t *c, mdm_identity_stats_t *st);
+
 /* ------------------------------------------------------------------ */
 /* Enrollment: the SCEP CA and the enrollment profile                 */
 

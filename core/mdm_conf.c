@@ -344,3 +344,16 @@ mdm_conf_admin_key_ok(const mdm_conf_t *c, const char *key, size_t len)
     }
     return d == 0 && len == klen;
 }
+
+void
+mdm_conf_identity_stats(const mdm_conf_t *c, mdm_identity_stats_t *st)
+{
+    st->cache_hits = 0;
+    st->cache_misses = 0;
+    st->direct = 0;
+    if (c == NULL || c->verifier == NULL) {
+        return;
+    }
+    mdm_verifier_stats(c->verifier, &st->cache_hits, &st->cache_misses, NULL);
+    st->direct = mdm_verifier_direct(c->verifier);
+}

@@ -5,6 +5,7 @@
  */
 #include "mod_mdm.h"
 
+#include "http_protocol.h"
 #include "http_request.h"
 
 static void
@@ -12,6 +13,7 @@ mdm_child_init(apr_pool_t *p, server_rec *s)
 {
     mdm_confs_init(p);
     mdm_redis_child_init(p, s);
+    mdm_metrics_child_init(p);
 }
 
 static void
@@ -19,6 +21,9 @@ mdm_register_hooks(apr_pool_t *p)
 {
     (void) p;
     ap_hook_handler(mdm_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(mdm_metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(mdm_metrics_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_log_transaction(mdm_metrics_log, NULL, NULL, APR_HOOK_MIDDLE);
     /* before mod_headers' fixup, which reads the MDM_* variables */
     ap_hook_fixups(mdm_verify_fixup, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_child_init(mdm_child_init, NULL, NULL, APR_HOOK_MIDDLE);

@@ -5,8 +5,8 @@
  *
  * The files form layers, each calling only files below it, as
  * t/check-call-cycles.py -v mod_mdm prints them:
- *   layer 0: mod_mdm_directives.c mod_mdm_redis.c
- *   layer 1: mod_mdm_conf.c
+ *   layer 0: mod_mdm_directives.c mod_mdm_metrics.c
+ *   layer 1: mod_mdm_conf.c mod_mdm_redis.c
  *   layer 2: mod_mdm_handler.c
  *   layer 3: mod_mdm.c
  */
@@ -25,6 +25,7 @@ typedef struct {
     const char *unix_path;
     int connect_timeout; /* ms */
     int timeout;         /* ms */
+    int metrics;         /* MDMMetrics (main server): -1 unset (on) */
 } mdm_srv_conf_t;
 
 typedef struct {
@@ -81,6 +82,22 @@ const mdm_conf_t *mdm_dir_mdm_conf(request_rec *r, const mdm_dir_conf_t *d,
 void mdm_redis_child_init(apr_pool_t *p, server_rec *s);
 /** Run a started transaction to the end on a pooled connection. */
 void mdm_redis_run(request_rec *r, mdm_req_t *req);
+
+/* mod_mdm_metrics.c */
+/** post_config: the shared counters (made once, kept across restarts). */
+int mdm_metrics_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                            apr_pool_t *ptemp, server_rec *s);
+void mdm_metrics_child_init(apr_pool_t *p);
+/** A request's wait for Redis (all its round trips), when it got replies. */
+void mdm_metrics_redis(apr_interval_time_t waited);
+/** A Redis failure of kind mdm_metrics_err_t (tools/mdm_metrics.h). */
+void mdm_metrics_redis_error(int kind);
+/** Publish what conf's identity caches counted since the last call. */
+void mdm_metrics_identity(const mdm_conf_t *conf);
+/** log_transaction hook: count requests at MDM locations. */
+int mdm_metrics_log(request_rec *r);
+/** SetHandler mdm-metrics: the Prometheus text exposition. */
+int mdm_metrics_handler(request_rec *r);
 
 /* mod_mdm_handler.c */
 int mdm_handler(request_rec *r);

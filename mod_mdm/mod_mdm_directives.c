@@ -20,6 +20,7 @@ mdm_create_srv_conf(apr_pool_t *p, server_rec *s)
     (void) s;
     c->connect_timeout = -1;
     c->timeout = -1;
+    c->metrics = -1;
     return c;
 }
 
@@ -37,6 +38,22 @@ mdm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
                  : base->timeout >= 0 ? base->timeout
                                       : 2000;
     return c;
+}
+
+/* MDMMetrics On|Off: one set of counters per server, so main server only */
+static const char *
+mdm_set_metrics(cmd_parms *cmd, void *dummy, int on)
+{
+    mdm_srv_conf_t *c =
+        ap_get_module_config(cmd->server->module_config, &mdm_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void) dummy;
+    if (err) {
+        return err;
+    }
+    c->metrics = on;
+    return NULL;
 }
 
 static const char *
@@ -347,6 +364,8 @@ mdm_set_verify(cmd_parms *cmd, void *dv, int on)
 }
 
 const command_rec mdm_cmds[] = {
+    AP_INIT_FLAG("MDMMetrics", mdm_set_metrics, NULL, RSRC_CONF,
+                 "On (default): count requests for SetHandler mdm-metrics"),
     AP_INIT_TAKE1("MDMRedis", mdm_set_redis, NULL, RSRC_CONF,
                   "Redis for MDM: IP:PORT or unix:PATH"),
     AP_INIT_TAKE1("MDMRedisConnectTimeout", mdm_set_ms, NULL, RSRC_CONF,

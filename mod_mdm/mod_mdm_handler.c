@@ -44,6 +44,14 @@ mdm_log(void *data, mdm_log_level_t level, const char *id, const char *msg)
     ap_log_rerror(APLOG_MARK, lvl, 0, r, "%s %s", id, msg);
 }
 
+/* A refusal of the module's own: its id for the log and the metrics. */
+static void
+mdm_refused(request_rec *r, const char *id)
+{
+    apr_table_setn(r->notes, "MDM_ERROR", id);
+    apr_table_setn(r->subprocess_env, "MDM_ERROR", id);
+}
+
 static apr_status_t
 mdm_req_cleanup(void *data)
 {
@@ -85,6 +93,7 @@ mdm_read_body(request_rec *r, apr_bucket_brigade **keep, char **buf,
                           "MDM07005 request body larger than "
                           "LimitRequestBody (%" APR_OFF_T_FMT " bytes)",
                           limit);
+            mdm_refused(r, "MDM07005");
             return HTTP_REQUEST_ENTITY_TOO_LARGE;
         }
         while (!APR_BRIGADE_EMPTY(bb)) {
@@ -227,6 +236,7 @@ mdm_enroll_handler(request_rec *r, int scep)
                           "MDM06002 method %s not allowed on a SCEP "
                           "endpoint (GET or POST)",
                           r->method);
+            mdm_refused(r, "MDM06002");
             return HTTP_METHOD_NOT_ALLOWED;
         }
     } else {
@@ -236,6 +246,7 @@ mdm_enroll_handler(request_rec *r, int scep)
                           "MDM06003 method %s not allowed on the enrollment "
                           "profile (GET)",
                           r->method);
+            mdm_refused(r, "MDM06003");
             return HTTP_METHOD_NOT_ALLOWED;
         }
     }
@@ -317,6 +328,7 @@ mdm_handler(request_rec *r)
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                           "MDM05011 method %s not allowed on the admin API",
                           r->method);
+            mdm_refused(r, "MDM05011");
             return HTTP_METHOD_NOT_ALLOWED;
         }
     } else {
@@ -326,6 +338,7 @@ mdm_handler(request_rec *r)
                           "MDM06001 method %s not allowed on an MDM endpoint "
                           "(devices use PUT)",
                           r->method);
+            mdm_refused(r, "MDM06001");
             return HTTP_METHOD_NOT_ALLOWED;
         }
     }
@@ -348,6 +361,7 @@ mdm_handler(request_rec *r)
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                           "MDM05012 admin API call with a %s X-API-Key",
                           key ? "wrong" : "missing");
+            mdm_refused(r, "MDM05012");
             r->status = HTTP_FORBIDDEN;
             ap_set_content_type(r, "application/json");
             ap_set_content_length(r, sizeof(msg) - 1);
@@ -379,6 +393,9 @@ mdm_handler(request_rec *r)
                               apr_pool_cleanup_null);
     if (mdm_req_start(req) == MDM_STEP_REDIS) {
         mdm_redis_run(r, req);
+    }
+    if (!admin) {
+        mdm_metrics_identity(conf);
     }
     return mdm_respond(r, req);
 }
@@ -473,6 +490,7 @@ mdm_verify_fixup(request_rec *r)
     mdm_req_set_body(req, (const unsigned char *) body, len);
     mdm_identity_input(r, d, req);
     mdm_req_start(req);
+    mdm_metrics_identity(conf);
     mdm_export(r, req);
     return mdm_req_response(req)->status == 200 ? DECLINED : HTTP_BAD_REQUEST;
 }

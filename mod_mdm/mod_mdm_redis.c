@@ -5,14 +5,17 @@
  * away when it broke.
  */
 #include "mod_mdm.h"
+#include "mdm_metrics.h"
 #include "mdm_sync.h"
 
 #include "http_log.h"
 #include "ap_mpm.h"
 #include "apr_reslist.h"
 
+#include <errno.h>
 #include <hiredis.h>
 #include <poll.h>
+#include <string.h>
 
 APLOG_USE_MODULE(mdm);
 
@@ -123,22 +126,37 @@ mdm_redis_stale(redisContext *rc)
     return poll(&pfd, 1, 0) != 0;
 }
 
+/*
+ * A blocking hiredis 0.14 context that timed out reports an I/O error
+ * with the text of EAGAIN (its errno is gone by now).
+ */
+static int
+mdm_redis_timed_out(const redisContext *rc)
+{
+    return rc->err == REDIS_ERR_IO &&
+           (strcmp(rc->errstr, strerror(EAGAIN)) == 0 ||
+            strcmp(rc->errstr, strerror(ETIMEDOUT)) == 0);
+}
+
 void
 mdm_redis_run(request_rec *r, mdm_req_t *req)
 {
     redisContext *rc;
     void *res;
     apr_status_t rv;
+    apr_time_t t0;
 
     if (mdm_pool == NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "MDM07002 no Redis configured (MDMRedis)");
+        mdm_metrics_redis_error(MDM_METRICS_ERR_CONNECT);
         mdm_req_feed(req, NULL, 0);
         return;
     }
     for (;;) {
         rv = apr_reslist_acquire(mdm_pool->pool, &res);
         if (rv != APR_SUCCESS) {
+            mdm_metrics_redis_error(MDM_METRICS_ERR_CONNECT);
             mdm_req_feed(req, NULL, 0); /* 503 + Retry-After, logged */
             return;
         }
@@ -149,11 +167,16 @@ mdm_redis_run(request_rec *r, mdm_req_t *req)
         /* closed while idle (Redis restarted): take another one */
         apr_reslist_invalidate(mdm_pool->pool, rc);
     }
+    t0 = apr_time_now();
     mdm_exec_sync(rc, req);
     if (rc->err) {
+        mdm_metrics_redis_error(mdm_redis_timed_out(rc)
+                                    ? MDM_METRICS_ERR_TIMEOUT
+                                    : MDM_METRICS_ERR_IO);
         /* broken or timed out: never hand it to another request */
         apr_reslist_invalidate(mdm_pool->pool, rc);
     } else {
+        mdm_metrics_redis(apr_time_now() - t0);
         apr_reslist_release(mdm_pool->pool, rc);
     }
 }

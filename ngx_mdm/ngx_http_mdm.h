@@ -6,8 +6,8 @@
  * The files form layers, each calling only files below it (the Redis
  * adapter hands replies back through the caller's callback), as
  * t/check-call-cycles.py -v ngx_mdm prints them:
- *   layer 0: ngx_http_mdm_conf.c ngx_http_mdm_redis.c
- *            ngx_http_mdm_variables.c
+ *   layer 0: ngx_http_mdm_conf.c ngx_http_mdm_metrics.c
+ *            ngx_http_mdm_redis.c ngx_http_mdm_variables.c
  *   layer 1: ngx_http_mdm_handler.c
  *   layer 2: ngx_http_mdm_directives.c
  *   layer 3: ngx_http_mdm_module.c
@@ -30,7 +30,8 @@ typedef enum {
     NGX_HTTP_MDM_SERVER,
     NGX_HTTP_MDM_ADMIN,
     NGX_HTTP_MDM_SCEP,
-    NGX_HTTP_MDM_PROFILE
+    NGX_HTTP_MDM_PROFILE,
+    NGX_HTTP_MDM_METRICS /* the exposition, no libmdm configuration */
 } ngx_http_mdm_kind_e;
 
 typedef struct {
@@ -40,7 +41,8 @@ typedef struct {
     ngx_str_t unix_path; /* NUL-terminated */
     ngx_msec_t connect_timeout;
     ngx_msec_t timeout;
-    ngx_flag_t used; /* some location needs Redis */
+    ngx_flag_t used;              /* some location needs Redis */
+    ngx_shm_zone_t *metrics_zone; /* mdm_metrics_zone; NULL: no metrics */
 } ngx_http_mdm_main_conf_t;
 
 typedef struct {
@@ -58,6 +60,8 @@ typedef struct {
     ngx_str_t admin_key;
     ngx_array_t *opts; /* of ngx_keyval_t: scep.* and profile.* options */
     mdm_conf_t *mdm;   /* built when the location handles MDM */
+    /* this worker's identity counters of mdm already in the metrics */
+    mdm_identity_stats_t id_published;
 } ngx_http_mdm_loc_conf_t;
 
 typedef struct ngx_http_mdm_batch_s ngx_http_mdm_batch_t;
@@ -70,6 +74,9 @@ typedef struct {
     ngx_http_mdm_batch_t *batch; /* Redis replies being awaited */
     ngx_event_t timer;
     ngx_int_t verify_status; /* mdm_verify: access phase result */
+    uint64_t redis_sent;     /* metrics: when the plan went out (us) */
+    uint64_t redis_usec;     /* metrics: time spent waiting for Redis */
+    unsigned redis_ok : 1;   /* metrics: some replies arrived */
     unsigned done : 1;
     unsigned verify : 1;
 } ngx_http_mdm_ctx_t;
@@ -115,6 +122,17 @@ ngx_http_mdm_batch_t *ngx_http_mdm_redis_send(ngx_http_mdm_main_conf_t *mcf,
 void ngx_http_mdm_redis_detach(ngx_http_mdm_batch_t *b);
 ngx_int_t ngx_http_mdm_redis_init_process(ngx_cycle_t *cycle);
 void ngx_http_mdm_redis_exit_process(ngx_cycle_t *cycle);
+
+/* ngx_http_mdm_metrics.c */
+char *ngx_http_mdm_metrics_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_mdm_metrics_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_mdm_metrics_handler(ngx_http_request_t *r);
+/** Monotonic microseconds; 0 when there is no metrics zone. */
+uint64_t ngx_http_mdm_metrics_clock(ngx_http_request_t *r);
+/** A Redis failure of kind mdm_metrics_err_t (tools/mdm_metrics.h). */
+void ngx_http_mdm_metrics_redis_error(ngx_http_request_t *r, ngx_uint_t kind);
+/** A refusal the module itself made (the core's are counted anyway). */
+void ngx_http_mdm_metrics_refusal(ngx_http_request_t *r, const char *id);
 
 /* ngx_http_mdm_variables.c */
 ngx_int_t ngx_http_mdm_add_variables(ngx_conf_t *cf);

@@ -58,6 +58,13 @@ ngx_command_t ngx_http_mdm_commands[] = {
      ngx_http_mdm_handler_set, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MDM_ADMIN,
      NULL},
 
+    {ngx_string("mdm_metrics_zone"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE12,
+     ngx_http_mdm_metrics_zone, NGX_HTTP_MAIN_CONF_OFFSET, 0, NULL},
+
+    {ngx_string("mdm_metrics"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+     ngx_http_mdm_handler_set, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MDM_METRICS,
+     NULL},
+
     {ngx_string("mdm_verify"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
      ngx_http_mdm_handler_set, NGX_HTTP_LOC_CONF_OFFSET, (ngx_uint_t) -1, NULL},
 
@@ -439,6 +446,9 @@ ngx_http_mdm_handler_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     case NGX_HTTP_MDM_PROFILE:
         clcf->handler = ngx_http_mdm_profile_handler;
         break;
+    case NGX_HTTP_MDM_METRICS:
+        clcf->handler = ngx_http_mdm_metrics_handler;
+        break;
     default:
         clcf->handler = ngx_http_mdm_device_handler;
     }
@@ -722,7 +732,16 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    if (conf->kind == NGX_HTTP_MDM_OFF && !conf->verify) {
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mdm_module);
+    if (conf->kind == NGX_HTTP_MDM_METRICS && mcf->metrics_zone == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"mdm_metrics\" needs \"mdm_metrics_zone\" in "
+                           "the http block");
+        return NGX_CONF_ERROR;
+    }
+    if ((conf->kind == NGX_HTTP_MDM_OFF ||
+         conf->kind == NGX_HTTP_MDM_METRICS) &&
+        !conf->verify) {
         return NGX_CONF_OK;
     }
 
@@ -731,8 +750,7 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (ngx_http_mdm_conf_build(cf, conf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
-    if (conf->kind != NGX_HTTP_MDM_OFF) {
-        mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mdm_module);
+    if (conf->kind != NGX_HTTP_MDM_OFF && conf->kind != NGX_HTTP_MDM_METRICS) {
         if (mcf->redis.data == NULL) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "MDM handlers need \"mdm_redis\" in the "

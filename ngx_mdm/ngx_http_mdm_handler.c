@@ -4,6 +4,8 @@
  */
 #include "ngx_http_mdm.h"
 
+#include "mdm_metrics.h"
+
 static void ngx_http_mdm_device_body(ngx_http_request_t *r);
 static void ngx_http_mdm_admin_body(ngx_http_request_t *r);
 static void ngx_http_mdm_verify_body(ngx_http_request_t *r);
@@ -271,6 +273,14 @@ ngx_http_mdm_redis_done(void *data, redisReply **replies, size_t n)
     ngx_connection_t *c = r->connection;
 
     ctx->batch = NULL;
+    if (replies) {
+        if (ctx->redis_sent) {
+            ctx->redis_usec += ngx_http_mdm_metrics_clock(r) - ctx->redis_sent;
+            ctx->redis_ok = 1;
+        }
+    } else {
+        ngx_http_mdm_metrics_redis_error(r, MDM_METRICS_ERR_IO);
+    }
     ngx_http_mdm_replies(r, ctx, replies, n);
     ngx_http_run_posted_requests(c);
 }
@@ -286,6 +296,7 @@ ngx_http_mdm_timeout(ngx_event_t *ev)
 
     ngx_http_mdm_redis_detach(ctx->batch);
     ctx->batch = NULL;
+    ngx_http_mdm_metrics_redis_error(r, MDM_METRICS_ERR_TIMEOUT);
     ngx_http_mdm_replies(r, ctx, NULL, 0);
     ngx_http_run_posted_requests(c);
 }
@@ -301,12 +312,14 @@ ngx_http_mdm_step(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
         ctx->batch = ngx_http_mdm_redis_send(mcf, mdm_req_plan(ctx->req),
                                              ngx_http_mdm_redis_done, ctx);
         if (ctx->batch) {
+            ctx->redis_sent = ngx_http_mdm_metrics_clock(r);
             ctx->timer.handler = ngx_http_mdm_timeout;
             ctx->timer.data = r->connection;
             ctx->timer.log = r->connection->log;
             ngx_add_timer(&ctx->timer, mcf->timeout);
             return;
         }
+        ngx_http_mdm_metrics_redis_error(r, MDM_METRICS_ERR_CONNECT);
         step = mdm_req_feed(ctx->req, NULL, 0); /* 503 */
     }
     if (ctx->verify) {
@@ -351,6 +364,7 @@ ngx_http_mdm_device_handler(ngx_http_request_t *r)
                       "MDM06001 method %V not allowed on an MDM endpoint "
                       "(devices use PUT)",
                       &r->method_name);
+        ngx_http_mdm_metrics_refusal(r, "MDM06001");
         return NGX_HTTP_NOT_ALLOWED;
     }
     return ngx_http_mdm_read_body(r, ngx_http_mdm_device_body);
@@ -391,6 +405,7 @@ ngx_http_mdm_admin_handler(ngx_http_request_t *r)
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "MDM05011 method %V not allowed on the admin API",
                       &r->method_name);
+        ngx_http_mdm_metrics_refusal(r, "MDM05011");
         return NGX_HTTP_NOT_ALLOWED;
     }
     return ngx_http_mdm_read_body(r, ngx_http_mdm_admin_body);
@@ -426,6 +441,7 @@ ngx_http_mdm_admin_body(ngx_http_request_t *r)
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "MDM05012 admin API call with a %s X-API-Key",
                       key ? "wrong" : "missing");
+        ngx_http_mdm_metrics_refusal(r, "MDM05012");
         r->headers_out.status = NGX_HTTP_FORBIDDEN;
         r->headers_out.content_length_n = sizeof(msg) - 1;
         ngx_str_set(&r->headers_out.content_type, "application/json");
@@ -488,6 +504,7 @@ ngx_http_mdm_scep_handler(ngx_http_request_t *r)
                       "MDM06002 method %V not allowed on a SCEP endpoint "
                       "(GET or POST)",
                       &r->method_name);
+        ngx_http_mdm_metrics_refusal(r, "MDM06002");
         return NGX_HTTP_NOT_ALLOWED;
     }
     return ngx_http_mdm_read_body(r, ngx_http_mdm_scep_body);
@@ -528,6 +545,7 @@ ngx_http_mdm_profile_handler(ngx_http_request_t *r)
                       "MDM06003 method %V not allowed on the enrollment "
                       "profile (GET)",
                       &r->method_name);
+        ngx_http_mdm_metrics_refusal(r, "MDM06003");
         return NGX_HTTP_NOT_ALLOWED;
     }
     rc = ngx_http_discard_request_body(r);

@@ -54,7 +54,7 @@ ngx_http_mdm_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
     *h = ngx_http_mdm_access_handler;
-    return NGX_OK;
+    return ngx_http_mdm_metrics_init(cf);
 }
 
 static ngx_int_t

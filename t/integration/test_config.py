@@ -171,6 +171,36 @@ BROKEN = {
         "apache": ("mdm-vhost.conf", "MDMProfileTopic {TOPIC0}\n",
                    "MDMProfileTopic not.a.topic\n", "MDMProfileTopic"),
     },
+    "metrics-zone-small": {
+        "nginx": ("nginx.conf", "mdm_metrics_zone mdm_metrics 64k;",
+                  "mdm_metrics_zone mdm_metrics 4k;", "mdm_metrics_zone"),
+    },
+    "metrics-flag": {
+        "apache": ("httpd.conf", "MDMMetrics On\n", "MDMMetrics Sometimes\n",
+                   "MDMMetrics"),
+    },
+    "metrics-zone-size-word": {
+        "nginx": ("nginx.conf", "mdm_metrics_zone mdm_metrics 64k;",
+                  "mdm_metrics_zone mdm_metrics big;", "mdm_metrics_zone"),
+    },
+    "metrics-zone-twice": {
+        "nginx": ("nginx.conf", "mdm_metrics_zone mdm_metrics 64k;",
+                  "mdm_metrics_zone mdm_metrics 64k; "
+                  "mdm_metrics_zone other 64k;", "mdm_metrics_zone"),
+    },
+    # the counters are per server: not in a virtual host
+    "metrics-in-vhost": {
+        "apache": ("mdm-vhost.conf", "MDMBinding strict\n",
+                   "MDMBinding strict\n    MDMMetrics Off\n", "MDMMetrics"),
+    },
+    "metrics-argument": {
+        "nginx": ("mdm-server.conf", "mdm_metrics;", "mdm_metrics all;",
+                  "mdm_metrics"),
+    },
+    "metrics-without-zone": {
+        "nginx": ("nginx.conf", "mdm_metrics_zone mdm_metrics 64k;", "",
+                  "mdm_metrics_zone"),
+    },
     "redis-unset": {
         "nginx": ("nginx.conf", "mdm_redis 127.0.0.1:{REDISPORT};", "",
                   "mdm_redis"),
