@@ -107,6 +107,14 @@ openssl cms -encrypt -aes256 -in "$work/plain" -outform PEM -out "$work/token.pe
     "$k/dep.pem" 2>/dev/null
 check 0 "token-decrypt PEM" $bin dep token-decrypt $D --in "$work/token.pem" \
     --out "$work/t3.json"
+base64 "$work/token.der" >"$work/token.b64"
+check 0 "token-decrypt bare base64" $bin dep token-decrypt $D --in "$work/token.b64" \
+    --out "$work/t4.json"
+cmp -s "$work/t4.json" "$work/token.json" && ok || bad "base64 token differs"
+token "$work/frac" '{"consumer_key":"CK_1","consumer_secret":"CS_1","access_token":"AT_1","access_secret":"AS_1","access_token_expiry":"2099-01-01T00:00:00.000Z"}'
+openssl smime -encrypt -aes256 -in "$work/frac" -out "$work/frac.p7m" "$k/dep.pem" 2>/dev/null
+check 0 "token-decrypt, expiry with fractions" $bin dep token-decrypt $D \
+    --in "$work/frac.p7m" --out "$work/t5.json"
 
 # refusals, each writes nothing
 n=0

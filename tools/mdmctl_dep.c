@@ -159,7 +159,7 @@ dep_keypair(int argc, char **argv)
     }
     key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t) 2048);
     x = key ? make_cert(key, cn, days) : NULL;
-    kb = BIO_new(BIO_s_mem());
+    kb = BIO_new(BIO_s_secmem()); /* the private key */
     cb = BIO_new(BIO_s_mem());
     if (x == NULL || kb == NULL || cb == NULL ||
         PEM_write_bio_PrivateKey(kb, key, NULL, NULL, 0, NULL, NULL) != 1 ||
@@ -288,6 +288,9 @@ check_token(const char *json, size_t len, time_t *expiry)
     e = json_string_value(json_object_get(o, "access_token_expiry"));
     memset(&tm, 0, sizeof(tm));
     end = strptime(e, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (end != NULL && *end == '.') { /* fractions of a second */
+        end += 1 + strspn(end + 1, "0123456789");
+    }
     if (end == NULL || (strcmp(end, "Z") != 0 && strcmp(end, "") != 0)) {
         fprintf(stderr,
                 "mdmctl: the token's access_token_expiry \"%.40s\" is not "

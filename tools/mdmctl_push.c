@@ -177,7 +177,7 @@ push_csr(int argc, char **argv)
         mdmctl_ossl_error("certificate request");
         goto out;
     }
-    kb = BIO_new(BIO_s_mem());
+    kb = BIO_new(BIO_s_secmem()); /* the private key */
     cb = BIO_new(BIO_s_mem());
     dlen = i2d_X509_REQ(req, &der);
     if (kb == NULL || cb == NULL || dlen <= 0 ||
