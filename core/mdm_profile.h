@@ -127,6 +127,18 @@ int mdm_profile_build_xml(const mdm_profile_conf_t *p, const char *challenge,
                           unsigned char **out, size_t *outlen);
 
 /**
+ * The TLS trust certificates (option trust_cert, every file in order) as
+ * the "anchor_certs" value of an Automated Device Enrollment (DEP)
+ * profile: a JSON array of strings, each the base64 of one certificate's
+ * DER ("[]" when there is none). Also the body of an MDMServiceConfig
+ * dep_anchor_certs_url. Works on an unfinished configuration too (the
+ * certificates are read when trust_cert is set). *json is malloc'd and
+ * NUL-terminated (free()); returns -1 out of memory.
+ */
+int mdm_profile_anchor_certs(const mdm_profile_conf_t *p, char **json,
+                             size_t *len);
+
+/**
  * The push topic of a certificate file (PEM or DER): the subject's UID
  * (0.9.2342.19200300.100.1.1), which must start "com.apple.mgmt.".
  * *topic is malloc'd (free()). Returns -1 with a message in err.

@@ -240,3 +240,46 @@ mdm_profile_take_certs(STACK_OF(X509) * *dst, STACK_OF(X509) * src, int max)
     sk_X509_free(src);
     return 0;
 }
+
+int
+mdm_profile_anchor_certs(const mdm_profile_conf_t *p, char **json, size_t *len)
+{
+    int i, n = p->trust ? sk_X509_num(p->trust) : 0, dlen;
+    size_t cap = 3, used = 0;
+    unsigned char *der;
+    char *out, *b64;
+
+    *json = NULL;
+    *len = 0;
+    /* base64 is 4/3 of the DER, plus quotes and a comma each */
+    for (i = 0; i < n; i++) {
+        dlen = i2d_X509(sk_X509_value(p->trust, i), NULL);
+        if (dlen <= 0) {
+            return -1;
+        }
+        cap += 4 * (((size_t) dlen + 2) / 3) + 3;
+    }
+    out = malloc(cap);
+    if (out == NULL) {
+        return -1;
+    }
+    out[used++] = '[';
+    for (i = 0; i < n; i++) {
+        der = NULL;
+        dlen = i2d_X509(sk_X509_value(p->trust, i), &der);
+        b64 = dlen > 0 ? mdm_b64(der, (size_t) dlen) : NULL;
+        OPENSSL_free(der);
+        if (b64 == NULL) {
+            free(out);
+            return -1;
+        }
+        used += (size_t) snprintf(out + used, cap - used, "%s\"%s\"",
+                                  i ? "," : "", b64);
+        free(b64);
+    }
+    out[used++] = ']';
+    out[used] = '\0';
+    *json = out;
+    *len = used;
+    return 0;
+}

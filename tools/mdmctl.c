@@ -16,6 +16,8 @@
 #include "mdm.h"
 #include "mdm_sync.h"
 #include "mdmctl_cert.h"
+#include "mdmctl_dep.h"
+#include "mdmctl_push.h"
 
 static const char usage[] =
     "usage: mdmctl [--redis ADDR] [--prefix P] COMMAND ARGS\n"
@@ -61,15 +63,16 @@ static const char usage[] =
     "  ddm show ID        an enrollment's sets, declarations, token\n"
     "  ddm status ID      its last declarative status report\n"
     "  ddm sync ID[,ID...]\n"
-    "                     recompute enrollments' declarations\n"
-    "\n"
+    "                     recompute enrollments' "
+    "declarations\n" MDMCTL_PUSH_USAGE MDMCTL_DEP_USAGE "\n"
     "  --redis ADDR       host:port, or a unix socket path\n"
     "                     (default 127.0.0.1:6379, or $MDM_REDIS)\n"
     "  --prefix P         key prefix (default mdm:)\n"
     "\n"
     "Prints the JSON answer; exits 0 on success, 1 when the operation was\n"
     "refused (unknown enrollment, duplicate uuid...), 2 on usage or\n"
-    "connection errors. ca and profile work offline (no Redis).\n";
+    "connection errors. ca, profile, push csr|vendor-sign|check and dep\n"
+    "work offline (no Redis; dep token-decrypt --redis excepted).\n";
 
 static redisContext *
 connect_redis(const char *addr)
@@ -414,6 +417,12 @@ main(int argc, char **argv)
     }
     if (strcmp(op, "profile") == 0) {
         return mdmctl_profile(argc, argv);
+    }
+    if (strcmp(op, "push") == 0 && argc > 0 && mdmctl_push_offline(argv[0])) {
+        return mdmctl_push(argc, argv);
+    }
+    if (strcmp(op, "dep") == 0) {
+        return mdmctl_dep(argc, argv);
     }
     if (strcmp(op, "scep") == 0) {
         if (argc < 1 || (strcmp(argv[0], "challenge") == 0 && argc > 2) ||

@@ -387,6 +387,65 @@ test_threads(void **state)
     mdm_profile_conf_free(p);
 }
 
+/* anchor_certs for a DEP profile: the trust_cert certificates in file
+ * order, each the base64 of its DER, as a JSON array */
+static void
+test_anchor_certs(void **state)
+{
+    mdm_profile_conf_t *p = mdm_profile_conf_new();
+    STACK_OF(X509) *sk = NULL;
+    char *json = NULL, *expect, *b64;
+    unsigned char *der;
+    size_t len = 0, used;
+    BIO *bio;
+    X509 *x;
+    int i, dlen;
+
+    (void) state;
+    /* none: an empty array, unfinished configuration */
+    assert_int_equal(mdm_profile_anchor_certs(p, &json, &len), 0);
+    assert_string_equal(json, "[]");
+    assert_int_equal(len, 2);
+    free(json);
+    set_ok(p, "trust_cert", pki("cafile.pem"));
+    set_ok(p, "trust_cert", pki("root.pem"));
+    assert_int_equal(mdm_profile_anchor_certs(p, &json, &len), 0);
+    assert_int_equal(strlen(json), len);
+
+    sk = sk_X509_new_null();
+    bio = BIO_new_file(pki("cafile.pem"), "r");
+    assert_non_null(bio);
+    while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        sk_X509_push(sk, x);
+    }
+    BIO_free(bio);
+    ERR_clear_error();
+    sk_X509_push(sk, load_cert(pki("root.pem")));
+    assert_int_equal(sk_X509_num(sk), 3);
+    expect = calloc(1, 65536);
+    assert_non_null(expect);
+    used = 0;
+    expect[used++] = '[';
+    for (i = 0; i < sk_X509_num(sk); i++) {
+        der = NULL;
+        dlen = i2d_X509(sk_X509_value(sk, i), &der);
+        assert_true(dlen > 0);
+        b64 = calloc(1, 4 * ((size_t) dlen + 2) / 3 + 1);
+        assert_non_null(b64);
+        EVP_EncodeBlock((unsigned char *) b64, der, dlen);
+        used += (size_t) snprintf(expect + used, 65536 - used, "%s\"%s\"",
+                                  i ? "," : "", b64);
+        free(b64);
+        OPENSSL_free(der);
+    }
+    expect[used++] = ']';
+    assert_string_equal(json, expect);
+    free(expect);
+    free(json);
+    sk_X509_pop_free(sk, X509_free);
+    mdm_profile_conf_free(p);
+}
+
 int
 main(void)
 {
@@ -397,6 +456,7 @@ main(void)
         cmocka_unit_test(test_challenges),
         cmocka_unit_test(test_chain_in_sign_cert_file),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_anchor_certs),
     };
 
     return cmocka_run_group_tests(tests, profile_setup, profile_teardown);
