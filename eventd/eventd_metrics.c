@@ -70,18 +70,24 @@ void
 eventd_metrics_failed(eventd_mtable_t *t, const char *reason, long status)
 {
     size_t i;
+    int pass;
 
-    for (i = 0; i < t->n; i++) {
-        if (t->v[i].status == status && strcmp(t->v[i].reason, reason) == 0) {
-            t->v[i].n++;
-            return;
+    for (pass = 0; pass < 2; pass++) {
+        for (i = 0; i < t->n; i++) {
+            if (t->v[i].status == status &&
+                strcmp(t->v[i].reason, reason) == 0) {
+                t->v[i].n++;
+                return;
+            }
         }
+        if (t->n < EVENTD_MTABLE_MAX - 1) {
+            break;
+        }
+        /* statuses come from the receiver: the last set takes the rest */
+        reason = "other";
+        status = 0;
     }
     if (t->n == EVENTD_MTABLE_MAX) {
-        /* statuses come from the receiver: the last set takes the rest */
-        t->v[t->n - 1].n++;
-        snprintf(t->v[t->n - 1].reason, sizeof(t->v[0].reason), "other");
-        t->v[t->n - 1].status = 0;
         return;
     }
     snprintf(t->v[t->n].reason, sizeof(t->v[0].reason), "%s", reason);

@@ -39,6 +39,7 @@ pushd_metrics_add(pushd_mtable_t *t, const char *result, const char *reason,
 {
     char r[sizeof(t->v[0].reason)];
     size_t i;
+    int pass;
 
     /* an answer without a status (connection, TLS, timeout): its kind,
      * not the text of the error */
@@ -46,17 +47,23 @@ pushd_metrics_add(pushd_mtable_t *t, const char *result, const char *reason,
     if (status == 0) {
         r[strcspn(r, ":")] = '\0';
     }
-    for (i = 0; i < t->n; i++) {
-        if (t->v[i].status == status && strcmp(t->v[i].reason, r) == 0 &&
-            strcmp(t->v[i].result, result) == 0) {
-            t->v[i].n++;
-            return;
+    for (pass = 0; pass < 2; pass++) {
+        for (i = 0; i < t->n; i++) {
+            if (t->v[i].status == status && strcmp(t->v[i].reason, r) == 0 &&
+                strcmp(t->v[i].result, result) == 0) {
+                t->v[i].n++;
+                return;
+            }
         }
+        if (t->n < PUSHD_MTABLE_MAX - 1) {
+            break;
+        }
+        /* reasons come from the server: the last set takes the rest */
+        result = "other";
+        snprintf(r, sizeof(r), "other");
+        status = 0;
     }
     if (t->n == PUSHD_MTABLE_MAX) {
-        /* reasons come from the server: the last set takes the rest */
-        t->v[t->n - 1].n++;
-        snprintf(t->v[t->n - 1].reason, sizeof(t->v[0].reason), "other");
         return;
     }
     snprintf(t->v[t->n].result, sizeof(t->v[0].result), "%s", result);

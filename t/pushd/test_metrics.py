@@ -220,3 +220,26 @@ def test_metrics_listen_refused(tmp_path, pki, redis_server):
         s.close()
     assert p.returncode == 1 and "metrics_listen" in p.stderr, p.stderr
     assert "in use" in p.stderr, p.stderr
+
+
+def test_metrics_label_sets_bounded(rc, standin, make_pushd, topic_cert):
+    """Reasons come from the server: 70 distinct ones give 63 label sets
+    and one "other" holding the rest; nothing is lost."""
+    topic = topic_cert[0]
+    port = free_port()
+    make_pushd(metrics_listen="127.0.0.1:%d" % port).start()
+    for i in range(70):
+        t, _ = enroll(rc, "R-%d" % i, topic)
+        standin.script[t] = [(400, "Reason%02d" % i)]
+        push(rc, "R-%d" % i)
+    for i in range(70):
+        assert outcome(rc, "R-%d" % i, "failed")
+    s = wait_for(lambda: (lambda x: x if sum(
+        v for (n, _), v in x.items()
+        if n == "mdm_pushd_pushes_failed_total") == 70 else None)(
+        scrape(port)))
+    assert s, scrape(port)
+    sets = [k for k in s if k[0] == "mdm_pushd_pushes_failed_total"]
+    assert len(sets) == 64
+    assert val(s, "mdm_pushd_pushes_failed_total", result="other",
+               reason="other", status=0) == 7
