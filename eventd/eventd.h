@@ -19,14 +19,17 @@
  *   2  eventd_http.c      one delivery on curl multi; its outcome
  *   1  eventd_redis.c     the stream, the groups, acks, status hashes
  *      eventd_payload.c   the JSON body, the signature
- *   0  eventd_util.c      logging, clock, back-off, stream ids
+ *      eventd_metrics.c   failures by reason; the GET /metrics listener
+ *                         (eventd_metrics.h)
  *      eventd_conf.c      the configuration file, the secret files
+ *   0  eventd_util.c      logging, clock, back-off, stream ids, IP:port
  */
 #ifndef EVENTD_H
 #define EVENTD_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -64,6 +67,13 @@ int eventd_sid_parse(const char *s, eventd_sid_t *out);
 /** <0, 0, >0 as a is before, equal to, after b. */
 int eventd_sid_cmp(const eventd_sid_t *a, const eventd_sid_t *b);
 
+/**
+ * "IPv4:port" or "[IPv6]:port" (numeric only, no host names) into ss.
+ * -1 if it is neither.
+ */
+int eventd_parse_ipport(const char *v, struct sockaddr_storage *ss,
+                        socklen_t *len);
+
 /* ------------------------------------------------------------------ */
 /* configuration (eventd_conf.c)                                      */
 
@@ -97,6 +107,7 @@ typedef struct {
     long max_attempts; /* 0: retry forever */
     long status_interval_ms;
     long drain_ms;
+    char *metrics_listen; /* IP:port of GET /metrics; NULL: off */
     int verbose;
     eventd_ep_conf_t *eps;
     size_t neps;
@@ -153,6 +164,20 @@ typedef enum {
 
 #define EVENTD_SID_LEN 48
 
+/* failed deliveries of an endpoint by reason and HTTP status */
+#define EVENTD_MTABLE_MAX 32
+
+typedef struct {
+    char reason[24];
+    long status;
+    long long n;
+} eventd_mcount_t;
+
+typedef struct {
+    eventd_mcount_t v[EVENTD_MTABLE_MAX];
+    size_t n;
+} eventd_mtable_t;
+
 typedef struct {
     const eventd_ep_conf_t *conf;
     char *group;
@@ -180,10 +205,14 @@ typedef struct {
     size_t resp_len;
     long retry_after; /* seconds, from the answer */
 
-    /* counters and gauges for the status hash */
+    /* counters and gauges for the status hash and the metrics */
     long long delivered, posts, failures, dropped;
+    long long batches;     /* deliveries answered 2xx */
+    eventd_mtable_t fails; /* failures by reason and status */
     time_t last_ok, last_fail;
     char last_error[160];
+    int lag_known, pending_known; /* the group, at the last status */
+    long long group_lag, group_pending;
 } eventd_ep_t;
 
 /* ------------------------------------------------------------------ */
@@ -251,6 +280,15 @@ int eventd_http_start(CURLM *multi, eventd_ep_t *ep, const char *consumer);
 int eventd_http_done(CURLM *multi, eventd_ep_t *ep, CURLcode rc, char *why,
                      size_t whylen);
 void eventd_http_cleanup(CURLM *multi, eventd_ep_t *ep);
+
+/* ------------------------------------------------------------------ */
+/* failures by reason (eventd_metrics.c)                              */
+
+/** The reason label of a failed transfer: http (an answer), connect,
+ * timeout, tls, connection-lost or other. */
+const char *eventd_metrics_reason(CURLcode rc);
+/** Count a failed delivery under reason and HTTP status (0: none). */
+void eventd_metrics_failed(eventd_mtable_t *t, const char *reason, long status);
 
 /* ------------------------------------------------------------------ */
 /* the daemon                                                         */

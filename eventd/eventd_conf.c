@@ -347,6 +347,24 @@ one(eventd_conf_t *c, char **tok, int ntok, char *err, size_t errlen)
             snprintf(err, errlen, "start: new or all");
             return -1;
         }
+    } else if (strcmp(k, "metrics_listen") == 0) {
+        struct sockaddr_storage ss;
+        socklen_t sl;
+
+        if (strcmp(v, "off") == 0) {
+            free(c->metrics_listen);
+            c->metrics_listen = NULL;
+            return 0;
+        }
+        if (eventd_parse_ipport(v, &ss, &sl) != 0) {
+            snprintf(err, errlen,
+                     "metrics_listen: \"%s\" is not IP:PORT (an IPv4 "
+                     "address or [IPv6] address, no host name; port "
+                     "1-65535), e.g. 127.0.0.1:9102",
+                     v);
+            return -1;
+        }
+        return set_str(&c->metrics_listen, v);
     } else if (strcmp(k, "log") == 0) {
         if (strcmp(v, "info") == 0) {
             c->verbose = 0;
@@ -426,6 +444,7 @@ eventd_conf_free(eventd_conf_t *c)
     free(c->prefix);
     free(c->group_prefix);
     free(c->consumer);
+    free(c->metrics_listen);
     for (i = 0; i < c->neps; i++) {
         eventd_ep_conf_t *e = &c->eps[i];
         free(e->name);

@@ -272,6 +272,7 @@ eventd_ep_step(eventd_t *d, eventd_ep_t *ep, int64_t now)
                 return;
             }
             if (eventd_http_start(d->multi, ep, d->conf.consumer) != 0) {
+                eventd_metrics_failed(&ep->fails, "start", 0);
                 retry_later(d, ep, "cannot start the request");
                 return;
             }
@@ -306,9 +307,11 @@ eventd_ep_done(eventd_t *d, CURL *easy, CURLcode rc)
     ok = eventd_http_done(d->multi, ep, rc, why, sizeof(why));
     ep->posts++;
     if (!ok) {
+        eventd_metrics_failed(&ep->fails, eventd_metrics_reason(rc), ep->http);
         retry_later(d, ep, why);
         return;
     }
+    ep->batches++;
     ep->delivered += (long long) ep->nevents;
     ep->last_ok = time(NULL);
     if (ep->attempts > 0) {

@@ -9,6 +9,7 @@
  * its timers. What happens to one endpoint is in eventd_endpoint.c.
  */
 #include "eventd.h"
+#include "eventd_metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +27,7 @@ static const char usage[] =
     "Signals: HUP reads the secret files again, TERM/INT drain and exit.\n";
 
 static eventd_t D;
+static eventd_metrics_t M;
 
 static struct {
     const char *conf_file;
@@ -90,9 +92,9 @@ start_drain(void)
 static void
 run(void)
 {
-    struct curl_waitfd fds[2];
+    struct curl_waitfd fds[3 + EVENTD_METRICS_CONN];
     int64_t now, due;
-    unsigned nfds;
+    unsigned nfds, mfirst;
     int running, left, wfd;
     size_t i;
     CURLMsg *m;
@@ -151,6 +153,7 @@ run(void)
             due = S.next_status;
         }
         due = eventd_ep_next_due(&D, now, due);
+        due = eventd_metrics_due(&M, due);
         nfds = 0;
         fds[nfds].fd = S.sigpipe[0];
         fds[nfds].events = CURL_WAIT_POLLIN;
@@ -161,8 +164,12 @@ run(void)
             fds[nfds].events = CURL_WAIT_POLLIN;
             fds[nfds++].revents = 0;
         }
+        mfirst = nfds;
+        nfds += (unsigned) eventd_metrics_pollfds(
+            &M, fds + nfds, sizeof(fds) / sizeof(fds[0]) - nfds);
         curl_multi_poll(D.multi, fds, nfds, (int) (due > now ? due - now : 0),
                         NULL);
+        eventd_metrics_io(&M, fds + mfirst, nfds - mfirst, eventd_now_ms());
         if (fds[0].revents) {
             while (read(S.sigpipe[0], buf, sizeof(buf)) > 0) {
             }
@@ -236,6 +243,13 @@ main(int argc, char **argv)
         return 1;
     }
     S.started = time(NULL);
+    eventd_metrics_init(&M, &D, S.started);
+    if (D.conf.metrics_listen &&
+        eventd_metrics_listen(&M, D.conf.metrics_listen, err, sizeof(err)) !=
+            0) {
+        eventd_log(EL_ERR, "MDM12100", "%s", err);
+        return 1;
+    }
     srandom((unsigned) (S.started ^ getpid()));
     if (pipe(S.sigpipe) != 0 || fcntl(S.sigpipe[0], F_SETFL, O_NONBLOCK) != 0 ||
         fcntl(S.sigpipe[1], F_SETFL, O_NONBLOCK) != 0) {
@@ -267,12 +281,14 @@ main(int argc, char **argv)
     }
     eventd_log(EL_NOTICE, "MDM12101",
                "mdm-eventd %s started: %zu endpoint(s), redis %s, stream "
-               "%s, consumer %s",
+               "%s, consumer %s%s%s",
                EVENTD_VERSION, D.neps, D.conf.redis, D.redis.stream,
-               D.conf.consumer);
+               D.conf.consumer, D.conf.metrics_listen ? ", metrics on " : "",
+               D.conf.metrics_listen ? D.conf.metrics_listen : "");
 
     run();
 
+    eventd_metrics_close(&M);
     eventd_ep_free(&D);
     curl_multi_cleanup(D.multi);
     eventd_redis_free(&D.redis);

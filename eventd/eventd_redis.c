@@ -511,6 +511,10 @@ eventd_redis_status(eventd_redis_t *r, eventd_ep_t *eps, size_t neps,
         if (last[0]) {
             check_trimmed(ep, last, lag, xs);
         }
+        ep->pending_known = pending[0] != '\0';
+        ep->group_pending = strtoll(pending, NULL, 10);
+        ep->lag_known = lag[0] != '\0';
+        ep->group_lag = strtoll(lag, NULL, 10);
         snprintf(n[0], sizeof(n[0]), "%lld", ep->delivered);
         snprintf(n[1], sizeof(n[1]), "%lld", ep->posts);
         snprintf(n[2], sizeof(n[2]), "%lld", ep->failures);

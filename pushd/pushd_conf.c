@@ -178,6 +178,23 @@ one(pushd_conf_t *c, char **tok, int ntok, char *err, size_t errlen)
             return -1;
         }
         c->priority = atoi(v);
+    } else if (strcmp(k, "metrics_listen") == 0) {
+        struct sockaddr_storage ss;
+        socklen_t sl;
+
+        if (strcmp(v, "off") == 0) {
+            free(c->metrics_listen);
+            c->metrics_listen = NULL;
+        } else if (pushd_parse_ipport(v, &ss, &sl) != 0) {
+            snprintf(err, errlen,
+                     "metrics_listen: \"%s\" is not IP:PORT (an IPv4 "
+                     "address or [IPv6] address, no host name; port "
+                     "1-65535), e.g. 127.0.0.1:9101",
+                     v);
+            return -1;
+        } else {
+            set_str(&c->metrics_listen, v);
+        }
     } else if (strcmp(k, "log") == 0) {
         if (strcmp(v, "info") == 0) {
             c->verbose = 0;
@@ -250,6 +267,7 @@ pushd_conf_free(pushd_conf_t *c)
     free(c->consumer);
     free(c->url);
     free(c->ca_file);
+    free(c->metrics_listen);
     for (i = 0; i < c->ncerts; i++) {
         free(c->certs[i].cert_file);
         free(c->certs[i].key_file);

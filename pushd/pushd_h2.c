@@ -764,6 +764,20 @@ pushd_h2_due(const pushd_h2_t *h, int64_t now)
     return t;
 }
 
+size_t
+pushd_h2_connections(const pushd_h2_t *h)
+{
+    const conn_t *c;
+    size_t n = 0;
+
+    for (c = h->conns; c; c = c->next) {
+        if (c->state == C_H2) {
+            n++;
+        }
+    }
+    return n;
+}
+
 void
 pushd_h2_io(pushd_h2_t *h, const struct pollfd *fds, size_t n, int64_t now)
 {

@@ -73,6 +73,8 @@ size_t pushd_h2_flush(pushd_h2_t *h, int64_t now);
 size_t pushd_h2_pollfds(pushd_h2_t *h, struct pollfd *fds, size_t max);
 /** The next time pushd_h2_flush() has something to do (monotonic ms). */
 int64_t pushd_h2_due(const pushd_h2_t *h, int64_t now);
+/** Connections with a running HTTP/2 session. */
+size_t pushd_h2_connections(const pushd_h2_t *h);
 /** After the poll: the same fds (and n) pushd_h2_pollfds() filled. */
 void pushd_h2_io(pushd_h2_t *h, const struct pollfd *fds, size_t n,
                  int64_t now);

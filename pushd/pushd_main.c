@@ -84,8 +84,13 @@ status_flush(void)
     for (i = 0; i < D.topics.n; i++) {
         pushd_cert_check_expiry(D.topics.v[i], time(NULL));
     }
-    pushd_redis_status(&D.redis, D.topics.v, D.topics.n, &D.counters, fv,
-                       sizeof(fv) / sizeof(fv[0]));
+    if (pushd_redis_status(&D.redis, D.topics.v, D.topics.n, &D.counters, fv,
+                           sizeof(fv) / sizeof(fv[0])) == 0 &&
+        D.metrics.lfd >= 0 && D.redis.cmd &&
+        pushd_metrics_queue(&D.metrics, D.redis.cmd, D.redis.stream,
+                            D.conf.group) != 0) {
+        pushd_redis_fail(&D.redis, "metrics");
+    }
 }
 
 /* Keep the entries we hold (waiting for a retry) from looking idle to the
@@ -188,15 +193,16 @@ start_drain(void)
     }
 }
 
-/* sigpipe, Redis reader, then the APNs connections */
-#define POLL_MAX (2 + 64 * 64)
+/* sigpipe, Redis reader, the metrics listener and its clients, then the
+ * APNs connections */
+#define POLL_MAX (2 + 1 + PUSHD_METRICS_CONN + 64 * 64)
 
 static int
 run(void)
 {
     static struct pollfd fds[POLL_MAX];
     int64_t now, due, h2due;
-    size_t nfds, h2first, ended;
+    size_t nfds, h2first, mfirst, ended;
     int rfd, ri;
     char buf[64];
 
@@ -256,6 +262,7 @@ run(void)
         if (ended > 0) {
             due = now;
         }
+        due = pushd_metrics_due(&D.metrics, due);
         nfds = 0;
         fds[nfds].fd = S.sigpipe[0];
         fds[nfds].events = POLLIN;
@@ -268,6 +275,8 @@ run(void)
             fds[nfds].events = POLLIN;
             fds[nfds++].revents = 0;
         }
+        mfirst = nfds;
+        nfds += pushd_metrics_pollfds(&D.metrics, fds + nfds, POLL_MAX - nfds);
         h2first = nfds;
         nfds += pushd_h2_pollfds(D.h2, fds + nfds, POLL_MAX - nfds);
         if (poll(fds, nfds, (int) (due > now ? due - now : 0)) < 0 &&
@@ -283,6 +292,8 @@ run(void)
             pushd_redis_read_ready(&D.redis, pushd_push_entry, &D);
         }
         pushd_h2_io(D.h2, fds + h2first, nfds - h2first, pushd_now_ms());
+        pushd_metrics_io(&D.metrics, fds + mfirst, h2first - mfirst,
+                         pushd_now_ms());
         if (!D.draining) {
             pushd_push_start_ready(&D);
         }
@@ -340,6 +351,17 @@ main(int argc, char **argv)
         return 0;
     }
     S.started = time(NULL);
+    pushd_metrics_init(&D.metrics);
+    D.metrics.started = S.started;
+    D.metrics.jobs = &D.jobs;
+    D.metrics.topics = &D.topics;
+    D.metrics.redis = &D.redis;
+    if (D.conf.metrics_listen &&
+        pushd_metrics_listen(&D.metrics, D.conf.metrics_listen, err,
+                             sizeof(err)) != 0) {
+        pushd_log(PL_ERR, "MDM09100", "%s", err);
+        return 1;
+    }
     srandom((unsigned) (S.started ^ getpid()));
     if (pipe(S.sigpipe) != 0 || fcntl(S.sigpipe[0], F_SETFL, O_NONBLOCK) != 0 ||
         fcntl(S.sigpipe[1], F_SETFL, O_NONBLOCK) != 0) {
@@ -360,12 +382,16 @@ main(int argc, char **argv)
         pushd_log(PL_ERR, "MDM09100", "endpoint: %s", err);
         return 1;
     }
+    D.metrics.h2 = D.h2;
     pushd_log(PL_NOTICE, "MDM09101",
-              "mdm-pushd %s started: %zu topic(s), endpoint %s, redis %s",
-              PUSHD_VERSION, D.topics.n, D.conf.url, D.conf.redis);
+              "mdm-pushd %s started: %zu topic(s), endpoint %s, redis %s%s%s",
+              PUSHD_VERSION, D.topics.n, D.conf.url, D.conf.redis,
+              D.conf.metrics_listen ? ", metrics on " : "",
+              D.conf.metrics_listen ? D.conf.metrics_listen : "");
 
     run();
 
+    pushd_metrics_close(&D.metrics);
     pushd_h2_free(D.h2); /* requests on the wire stay pending */
     while (D.jobs.head) {
         pushd_jobs_remove(&D.jobs, D.jobs.head);

@@ -25,6 +25,7 @@ pushd_push_entry(void *data, const pushd_entry_t *e)
             return; /* claimed back what we already hold */
         }
         pushd_count(&d->counters, "coalesced", 1);
+        d->metrics.coalesced++;
         /* a push already on its way may reach the device before the
          * command behind this request was queued: this one needs a push
          * of its own; a push not sent yet covers it */
@@ -41,6 +42,7 @@ pushd_push_entry(void *data, const pushd_entry_t *e)
     }
     j->rec_key = pushd_rec_key(d->conf.prefix, e->id);
     pushd_count(&d->counters, "requests", 1);
+    d->metrics.requests++;
 }
 
 static void
@@ -63,6 +65,13 @@ count_outcome(pushd_t *d, pushd_job_t *j)
                               j->cert ? &j->cert->counters : NULL};
     size_t i;
 
+    if (strcmp(j->result, "ok") == 0) {
+        d->metrics.succeeded++;
+    } else if (strcmp(j->result, "skipped") == 0) {
+        pushd_metrics_add(&d->metrics.skipped, "", j->reason, 0);
+    } else {
+        pushd_metrics_add(&d->metrics.failed, j->result, j->reason, j->http);
+    }
     for (i = 0; i < 2; i++) {
         if (c[i] == NULL) {
             continue;
@@ -147,6 +156,7 @@ start_job(pushd_t *d, pushd_job_t *j)
         j->sent_ms = pushd_now_ms();
         j->cert->inflight++;
         pushd_count(&d->counters, "sent", 1);
+        d->metrics.sent++;
         pushd_count(&j->cert->counters, "sent", 1);
         pushd_jobs_set(&d->jobs, j, JOB_INFLIGHT);
     }
@@ -309,6 +319,7 @@ pushd_push_done(void *data, void *user, const pushd_h2_result_t *r)
     case PUSHD_RETRY:
         pushd_count(&d->counters, "retries", 1);
         pushd_count(&j->cert->counters, "retries", 1);
+        pushd_metrics_add(&d->metrics.retries, "", j->reason, j->http);
         if (d->draining) {
             /* left pending in the stream: the next run sends it */
             pushd_jobs_set(&d->jobs, j, JOB_PARKED);

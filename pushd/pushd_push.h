@@ -5,6 +5,7 @@
 
 #include "pushd.h"
 #include "pushd_h2.h"
+#include "pushd_metrics.h"
 
 /* The daemon: one, owned by the loop (pushd_main.c). */
 typedef struct {
@@ -14,6 +15,7 @@ typedef struct {
     pushd_jobs_t jobs;
     pushd_h2_t *h2;            /* the APNs connections */
     pushd_counters_t counters; /* the daemon's totals */
+    pushd_metrics_t metrics;   /* counters since start, GET /metrics */
     int draining;              /* SIGTERM: no new sends, no retries */
     int warned_h1;
 } pushd_t;
