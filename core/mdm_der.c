@@ -46,6 +46,23 @@ tlv_read(const unsigned char *p, const unsigned char *end, tlv_t *t)
     return 0;
 }
 
+/* tlv_read(), and the length in its shortest form (DER, X.690 10.1). */
+static int
+der_read(const unsigned char *p, const unsigned char *end, tlv_t *t)
+{
+    if (tlv_read(p, end, t) != 0) {
+        return -1;
+    }
+    if (p[1] & 0x80) {
+        size_t i = p[1] & 0x7f;
+
+        if (t->len < 0x80 || p[2] == 0 || (i < 4 && t->len >> (8 * i)) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static size_t
 hdr_len(size_t len)
 {
@@ -197,12 +214,12 @@ alg_read(const tlv_t *alg, mdm_der_span_t *oid)
     const unsigned char *end = alg->val + alg->len;
     tlv_t id, par;
 
-    if (alg->tag != 0x30 || tlv_read(alg->val, end, &id) != 0 ||
+    if (alg->tag != 0x30 || der_read(alg->val, end, &id) != 0 ||
         id.tag != 0x06 || id.len == 0) {
         return -1;
     }
     if (id.val + id.len != end &&
-        (tlv_read(id.val + id.len, end, &par) != 0 || par.tag != 0x05 ||
+        (der_read(id.val + id.len, end, &par) != 0 || par.tag != 0x05 ||
          par.len != 0 || par.val != end)) {
         return -1;
     }
@@ -221,13 +238,13 @@ attrs_read(const tlv_t *set, mdm_cms_signed_t *out)
                                           0xf7, 0x0d, 0x01, 0x09};
     const unsigned char *p = set->val, *end = set->val + set->len;
     tlv_t attr, oid, vals, v;
-    int nct = 0, nmd = 0;
+    int nct = 0, nmd = 0, nst = 0, ncap = 0;
 
     for (; p < end; p += attr.tlv_len) {
-        if (tlv_read(p, end, &attr) != 0 || attr.tag != 0x30 ||
-            tlv_read(attr.val, attr.val + attr.len, &oid) != 0 ||
+        if (der_read(p, end, &attr) != 0 || attr.tag != 0x30 ||
+            der_read(attr.val, attr.val + attr.len, &oid) != 0 ||
             oid.tag != 0x06 ||
-            tlv_read(oid.val + oid.len, attr.val + attr.len, &vals) != 0 ||
+            der_read(oid.val + oid.len, attr.val + attr.len, &vals) != 0 ||
             vals.tag != 0x31 || vals.val + vals.len != attr.val + attr.len) {
             return -1;
         }
@@ -241,12 +258,23 @@ attrs_read(const tlv_t *set, mdm_cms_signed_t *out)
              oid.val[sizeof(pkcs9)] != 5 && oid.val[sizeof(pkcs9)] != 15)) {
             return -1;
         }
-        if (oid.val[sizeof(pkcs9)] == 5 || oid.val[sizeof(pkcs9)] == 15) {
-            continue;
-        }
-        if (tlv_read(vals.val, vals.val + vals.len, &v) != 0 ||
+        if (der_read(vals.val, vals.val + vals.len, &v) != 0 ||
             v.tlv_len != vals.len) {
             return -1; /* not exactly one value */
+        }
+        /* as OpenSSL's attribute checks (RFC 5652 11): one signingTime,
+         * a Time; one smimeCapabilities, a SEQUENCE */
+        if (oid.val[sizeof(pkcs9)] == 5) {
+            if ((v.tag != 0x17 && v.tag != 0x18) || nst++) {
+                return -1;
+            }
+            continue;
+        }
+        if (oid.val[sizeof(pkcs9)] == 15) {
+            if (v.tag != 0x30 || ncap++) {
+                return -1;
+            }
+            continue;
         }
         if (oid.val[sizeof(pkcs9)] == 3) {
             if (v.tag != 0x06 || nct++) {
@@ -272,14 +300,14 @@ signer_read(const tlv_t *si, mdm_cms_signed_t *out)
     tlv_t ver, sid, name, serial, dalg, attrs, salg, sig, rest;
 
     /* version 1: sid is issuerAndSerialNumber */
-    if (tlv_read(p, end, &ver) != 0 || ver.tag != 0x02 || ver.len != 1 ||
+    if (der_read(p, end, &ver) != 0 || ver.tag != 0x02 || ver.len != 1 ||
         ver.val[0] != 1) {
         return -1;
     }
     p += ver.tlv_len;
-    if (tlv_read(p, end, &sid) != 0 || sid.tag != 0x30 ||
-        tlv_read(sid.val, sid.val + sid.len, &name) != 0 || name.tag != 0x30 ||
-        tlv_read(name.val + name.len, sid.val + sid.len, &serial) != 0 ||
+    if (der_read(p, end, &sid) != 0 || sid.tag != 0x30 ||
+        der_read(sid.val, sid.val + sid.len, &name) != 0 || name.tag != 0x30 ||
+        der_read(name.val + name.len, sid.val + sid.len, &serial) != 0 ||
         serial.tag != 0x02 || serial.len == 0 ||
         serial.val + serial.len != sid.val + sid.len) {
         return -1;
@@ -289,33 +317,30 @@ signer_read(const tlv_t *si, mdm_cms_signed_t *out)
     out->serial.ptr = serial.val;
     out->serial.len = serial.len;
     p += sid.tlv_len;
-    if (tlv_read(p, end, &dalg) != 0 || alg_read(&dalg, &out->digest_alg)) {
+    if (der_read(p, end, &dalg) != 0 || alg_read(&dalg, &out->digest_alg)) {
         return -1;
     }
     p += dalg.tlv_len;
-    if (tlv_read(p, end, &attrs) != 0 || attrs.tag != 0xa0 ||
+    if (der_read(p, end, &attrs) != 0 || attrs.tag != 0xa0 ||
         attrs_read(&attrs, out) != 0) {
         return -1;
     }
     out->signed_attrs.ptr = attrs.tlv;
     out->signed_attrs.len = attrs.tlv_len;
     p += attrs.tlv_len;
-    if (tlv_read(p, end, &salg) != 0 || alg_read(&salg, &out->sig_alg)) {
+    if (der_read(p, end, &salg) != 0 || alg_read(&salg, &out->sig_alg)) {
         return -1;
     }
     p += salg.tlv_len;
-    if (tlv_read(p, end, &sig) != 0 || sig.tag != 0x04 || sig.len == 0) {
+    if (der_read(p, end, &sig) != 0 || sig.tag != 0x04 || sig.len == 0) {
         return -1;
     }
     out->signature.ptr = sig.val;
     out->signature.len = sig.len;
     p += sig.tlv_len;
-    /* unsignedAttrs may follow; nothing else */
-    if (p != end && (tlv_read(p, end, &rest) != 0 || rest.tag != 0xa1 ||
-                     rest.val + rest.len != end)) {
-        return -1;
-    }
-    return 0;
+    /* unsignedAttrs: OpenSSL checks them too; the CMS path decides */
+    (void) rest;
+    return p == end ? 0 : -1;
 }
 
 int
@@ -327,39 +352,39 @@ mdm_cms_parse_signed(const unsigned char *in, size_t len, mdm_cms_signed_t *out)
     const unsigned char *p, *end;
 
     memset(out, 0, sizeof(*out));
-    if (tlv_read(in, in + len, &ci) != 0 || ci.tag != 0x30 ||
-        ci.tlv_len != len || tlv_read(ci.val, ci.val + ci.len, &oid) != 0 ||
+    if (der_read(in, in + len, &ci) != 0 || ci.tag != 0x30 ||
+        ci.tlv_len != len || der_read(ci.val, ci.val + ci.len, &oid) != 0 ||
         oid.tlv_len != sizeof(oid_signed) ||
         memcmp(oid.tlv, oid_signed, sizeof(oid_signed)) != 0 ||
-        tlv_read(oid.val + oid.len, ci.val + ci.len, &exp) != 0 ||
+        der_read(oid.val + oid.len, ci.val + ci.len, &exp) != 0 ||
         exp.tag != 0xa0 || exp.val + exp.len != ci.val + ci.len ||
-        tlv_read(exp.val, exp.val + exp.len, &sd) != 0 || sd.tag != 0x30 ||
+        der_read(exp.val, exp.val + exp.len, &sd) != 0 || sd.tag != 0x30 ||
         sd.tlv_len != exp.len) {
         return -1;
     }
     p = sd.val;
     end = sd.val + sd.len;
     /* version, digestAlgorithms (checked by mdm_cms_digests_ok()) */
-    if (tlv_read(p, end, &ver) != 0 || ver.tag != 0x02 ||
-        tlv_read(p + ver.tlv_len, end, &algs) != 0 || algs.tag != 0x31) {
+    if (der_read(p, end, &ver) != 0 || ver.tag != 0x02 ||
+        der_read(p + ver.tlv_len, end, &algs) != 0 || algs.tag != 0x31) {
         return -1;
     }
     p += ver.tlv_len + algs.tlv_len;
     /* encapContentInfo: eContentType alone (detached) */
-    if (tlv_read(p, end, &eci) != 0 || eci.tag != 0x30 ||
-        tlv_read(eci.val, eci.val + eci.len, &ect) != 0 || ect.tag != 0x06 ||
+    if (der_read(p, end, &eci) != 0 || eci.tag != 0x30 ||
+        der_read(eci.val, eci.val + eci.len, &ect) != 0 || ect.tag != 0x06 ||
         ect.tlv_len != eci.len) {
         return -1;
     }
     out->econtent_type.ptr = ect.val;
     out->econtent_type.len = ect.len;
     p += eci.tlv_len;
-    if (tlv_read(p, end, &certs) != 0 || certs.tag != 0xa0) {
+    if (der_read(p, end, &certs) != 0 || certs.tag != 0xa0) {
         return -1;
     }
     for (el.tlv_len = 0, p = certs.val; p < certs.val + certs.len;
          p += el.tlv_len) {
-        if (tlv_read(p, certs.val + certs.len, &el) != 0 || el.tag != 0x30 ||
+        if (der_read(p, certs.val + certs.len, &el) != 0 || el.tag != 0x30 ||
             out->ncerts == MDM_CMS_MAX_CERTS) {
             return -1;
         }
@@ -369,9 +394,9 @@ mdm_cms_parse_signed(const unsigned char *in, size_t len, mdm_cms_signed_t *out)
     }
     p = certs.val + certs.len;
     /* no crls [1]: signerInfos, with exactly one SignerInfo */
-    if (out->ncerts == 0 || tlv_read(p, end, &sis) != 0 || sis.tag != 0x31 ||
+    if (out->ncerts == 0 || der_read(p, end, &sis) != 0 || sis.tag != 0x31 ||
         sis.val + sis.len != end ||
-        tlv_read(sis.val, sis.val + sis.len, &si) != 0 || si.tag != 0x30 ||
+        der_read(sis.val, sis.val + sis.len, &si) != 0 || si.tag != 0x30 ||
         si.tlv_len != sis.len) {
         return -1;
     }

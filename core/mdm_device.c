@@ -101,9 +101,9 @@ identify(mdm_device_t *r)
     if ((c->identity & MDM_ID_SIGNATURE) && r->base.in.sig_len) {
         src = "Mdm-Signature";
         id = "MDM02002";
-        rc = mdm_verifier_signature(
+        rc = mdm_verifier_signature_ex(
             c->verifier, r->base.in.sig, r->base.in.sig_len, r->base.in.body,
-            r->base.in.body_len, &r->cert, r->cert_hash, &why);
+            r->base.in.body_len, &r->cert, r->cert_hash, &r->subject, &why);
     } else if ((c->identity & MDM_ID_TLS) && r->base.in.tls_len) {
         src = "TLS client certificate";
         id = "MDM02003";
@@ -129,7 +129,9 @@ identify(mdm_device_t *r)
         return MDM_STEP_DONE;
     }
     r->base.vars[MDM_VAR_CERT_SHA256] = r->cert_hash;
-    r->subject = mdm_cert_subject(r->cert);
+    if (r->subject == NULL) {
+        r->subject = mdm_cert_subject(r->cert);
+    }
     r->base.vars[MDM_VAR_CERT_SUBJECT] = r->subject;
 
     rc = mdm_verifier_check(c->verifier, r->cert, r->cert_hash, time(NULL),

@@ -95,6 +95,17 @@ mdm_id_rc_t mdm_verifier_signature(mdm_verifier_t *v, const char *b64,
                                    size_t b64len, const unsigned char *body,
                                    size_t bodylen, X509 **signer, char hash[65],
                                    const char **why);
+
+/**
+ * mdm_verifier_signature(), and the signer's subject (RFC 2253, malloc'd,
+ * the caller frees it) when it comes for free from the decoded-certificate
+ * cache; *subject is NULL otherwise (then use mdm_cert_subject()).
+ */
+mdm_id_rc_t mdm_verifier_signature_ex(mdm_verifier_t *v, const char *b64,
+                                      size_t b64len, const unsigned char *body,
+                                      size_t bodylen, X509 **signer,
+                                      char hash[65], char **subject,
+                                      const char **why);
 mdm_id_rc_t mdm_verifier_cert(mdm_verifier_t *v, const unsigned char *data,
                               size_t len, X509 **cert, char hash[65],
                               const char **why);

@@ -94,32 +94,9 @@ mdm_cert_sha256_hex(X509 *cert, char out[65])
     return 0;
 }
 
-/*
- * The subject of a certificate in the decoded-certificate cache is kept
- * with it (ex_data, set before the certificate is shared), so a request
- * copies a string instead of printing a name (~14,000 instructions).
- */
-static int subject_idx = -1;
-static pthread_once_t subject_once = PTHREAD_ONCE_INIT;
-
-static void
-subject_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-             void *argp)
-{
-    (void) parent;
-    (void) ad;
-    (void) idx;
-    (void) argl;
-    (void) argp;
-    free(ptr);
-}
-
-static void
-subject_index(void)
-{
-    subject_idx = X509_get_ex_new_index(0, NULL, NULL, NULL, subject_free);
-}
-
+/* The subject of a certificate, RFC 2253 on one line (malloc'd). The
+ * decoded-certificate cache keeps it with the certificate (printing it
+ * costs ~14,000 instructions). */
 static char *
 subject_print(X509 *cert)
 {
@@ -156,33 +133,10 @@ done:
     return s;
 }
 
-/* Attach the subject to a certificate nobody else holds yet. */
-static void
-subject_keep(X509 *cert)
-{
-    char *s;
-
-    pthread_once(&subject_once, subject_index);
-    if (subject_idx < 0 || X509_get_ex_data(cert, subject_idx) != NULL ||
-        (s = subject_print(cert)) == NULL) {
-        return;
-    }
-    if (X509_set_ex_data(cert, subject_idx, s) != 1) {
-        free(s);
-    }
-}
-
 char *
 mdm_cert_subject(X509 *cert)
 {
-    const char *kept;
-
-    if (cert == NULL) {
-        return NULL;
-    }
-    pthread_once(&subject_once, subject_index);
-    kept = subject_idx >= 0 ? X509_get_ex_data(cert, subject_idx) : NULL;
-    return kept ? strdup(kept) : subject_print(cert);
+    return cert ? subject_print(cert) : NULL;
 }
 
 int
@@ -197,6 +151,7 @@ mdm_verifier_set_cert_cache(mdm_verifier_t *v, size_t size)
     for (size_t i = 0; i < v->certs_size; i++) {
         X509_free(v->certs[i].x);
         free(v->certs[i].der);
+        free(v->certs[i].subject);
     }
     free(v->certs);
     v->certs = c;
@@ -249,7 +204,7 @@ fast_hash(const unsigned char *p, size_t n)
  */
 mdm_id_rc_t
 mdm_id_parse_cached(mdm_verifier_t *v, const unsigned char *der, size_t len,
-                    X509 **cert, char *hash, const char **why)
+                    X509 **cert, char *hash, char **subject, const char **why)
 {
     unsigned char md[32];
     unsigned int n = 0;
@@ -258,7 +213,7 @@ mdm_id_parse_cached(mdm_verifier_t *v, const unsigned char *der, size_t len,
     size_t i, home = 0;
     time_t now = time(NULL);
     unsigned char *copy;
-    char canon[65];
+    char canon[65], *subj = NULL;
     mdm_id_rc_t rc;
 
     if (len == 0) {
@@ -277,6 +232,9 @@ mdm_id_parse_cached(mdm_verifier_t *v, const unsigned char *der, size_t len,
                 *cert = e->x;
                 if (hash) {
                     memcpy(hash, e->hash, sizeof(e->hash));
+                }
+                if (subject) {
+                    *subject = e->subject ? strdup(e->subject) : NULL;
                 }
                 pthread_mutex_unlock(&v->lock);
                 return MDM_ID_OK;
@@ -313,7 +271,10 @@ mdm_id_parse_cached(mdm_verifier_t *v, const unsigned char *der, size_t len,
         return MDM_ID_OK;
     }
     memcpy(copy, der, len);
-    subject_keep(*cert);
+    subj = subject_print(*cert);
+    if (subject && subj) {
+        *subject = strdup(subj);
+    }
     pthread_mutex_lock(&v->lock);
     for (i = 0; i < MDM_CACHE_PROBE && i < v->certs_size; i++) {
         e = &v->certs[(home + i) % v->certs_size];
@@ -333,6 +294,9 @@ mdm_id_parse_cached(mdm_verifier_t *v, const unsigned char *der, size_t len,
     if (slot && X509_up_ref(*cert) == 1) {
         X509_free(slot->x);
         free(slot->der);
+        free(slot->subject);
+        slot->subject = subj;
+        subj = NULL;
         slot->key = key;
         slot->der = copy;
         slot->der_len = len;
@@ -343,5 +307,6 @@ mdm_id_parse_cached(mdm_verifier_t *v, const unsigned char *der, size_t len,
     }
     pthread_mutex_unlock(&v->lock);
     free(copy);
+    free(subj);
     return MDM_ID_OK;
 }

@@ -51,6 +51,7 @@ typedef struct {
     unsigned char *der; /* malloc'd copy of the bytes as received */
     size_t der_len;
     X509 *x;
+    char *subject; /* RFC 2253, printed once (malloc'd) */
     time_t used;
     char hash[65]; /* SHA-256 of the canonical DER: the binding key */
 } mdm_cert_entry_t;
@@ -105,6 +106,6 @@ int mdm_id_no_password(char *buf, int size, int rwflag, void *u);
  */
 mdm_id_rc_t mdm_id_parse_cached(mdm_verifier_t *v, const unsigned char *der,
                                 size_t len, X509 **cert, char *hash,
-                                const char **why);
+                                char **subject, const char **why);
 
 #endif

@@ -141,7 +141,7 @@ span_eq(const mdm_der_span_t *a, const mdm_der_span_t *b)
 static int
 mdm_signature_direct(mdm_verifier_t *v, const unsigned char *der, size_t derlen,
                      const unsigned char *body, size_t bodylen, X509 **signer,
-                     char *hash)
+                     char *hash, char **subject)
 {
     /* 1.2.840.113549.1.7.1 id-data */
     static const unsigned char id_data[] = {0x2a, 0x86, 0x48, 0x86, 0xf7,
@@ -165,18 +165,34 @@ mdm_signature_direct(mdm_verifier_t *v, const unsigned char *der, size_t derlen,
         return -1;
     }
     for (i = 0; i < s.ncerts; i++) {
+        /* every certificate must decode, as on the CMS path (cached) */
         if (mdm_cert_issuer_serial(s.cert[i].ptr, s.cert[i].len, &issuer,
-                                   &serial) == 0 &&
-            span_eq(&issuer, &s.issuer) && span_eq(&serial, &s.serial)) {
-            if (found != MDM_CMS_MAX_CERTS) {
-                return -1; /* two candidates: let OpenSSL say */
-            }
-            found = i;
+                                   &serial) != 0 ||
+            mdm_id_parse_cached(v, s.cert[i].ptr, s.cert[i].len, &x, NULL, NULL,
+                                NULL) != MDM_ID_OK) {
+            return -1;
         }
+        X509_free(x);
+        x = NULL;
+        /* the same serial twice: OpenSSL matches issuers by
+         * X509_NAME_cmp() and takes the first, let it say */
+        if (span_eq(&serial, &s.serial)) {
+            if (found != MDM_CMS_MAX_CERTS) {
+                return -1;
+            }
+            if (span_eq(&issuer, &s.issuer)) {
+                found = i;
+            } else {
+                found = MDM_CMS_MAX_CERTS + 1;
+            }
+        }
+    }
+    if (found > MDM_CMS_MAX_CERTS) {
+        return -1;
     }
     if (found == MDM_CMS_MAX_CERTS ||
         mdm_id_parse_cached(v, s.cert[found].ptr, s.cert[found].len, &x, h,
-                            NULL) != MDM_ID_OK) {
+                            subject, NULL) != MDM_ID_OK) {
         return -1;
     }
     pk = X509_get0_pubkey(x);
@@ -206,6 +222,10 @@ done:
         free(attrs);
     }
     if (!ok) {
+        if (subject) {
+            free(*subject);
+            *subject = NULL;
+        }
         X509_free(x);
         return -1;
     }
@@ -223,7 +243,7 @@ done:
 static mdm_id_rc_t
 mdm_signature_impl(mdm_verifier_t *v, const char *b64, size_t b64len,
                    const unsigned char *body, size_t bodylen, X509 **signer,
-                   char *hash, const char **why)
+                   char *hash, char **subject, const char **why)
 {
     mdm_cms_split_t split = {0};
     STACK_OF(X509) *certs = NULL;
@@ -253,8 +273,8 @@ mdm_signature_impl(mdm_verifier_t *v, const char *b64, size_t b64len,
         mdm_set_why(why, "signature too large");
         goto done;
     }
-    if (mdm_signature_direct(v, der, derlen, body, bodylen, signer, hash) ==
-        0) {
+    if (mdm_signature_direct(v, der, derlen, body, bodylen, signer, hash,
+                             subject) == 0) {
         rc = MDM_ID_OK;
         mdm_set_why(why, "ok");
         goto done;
@@ -274,7 +294,7 @@ mdm_signature_impl(mdm_verifier_t *v, const char *b64, size_t b64len,
         }
         for (i = 0; i < split.ncerts; i++) {
             rc = mdm_id_parse_cached(v, split.cert[i], split.cert_len[i], &x,
-                                     hashes[i], why);
+                                     hashes[i], NULL, why);
             if (rc != MDM_ID_OK) {
                 goto done;
             }
@@ -416,7 +436,7 @@ mdm_identity_from_signature(const char *b64, size_t b64len,
                             X509 **signer, const char **why)
 {
     return mdm_signature_impl(NULL, b64, b64len, body, bodylen, signer, NULL,
-                              why);
+                              NULL, why);
 }
 
 mdm_id_rc_t
@@ -424,5 +444,17 @@ mdm_verifier_signature(mdm_verifier_t *v, const char *b64, size_t b64len,
                        const unsigned char *body, size_t bodylen, X509 **signer,
                        char hash[65], const char **why)
 {
-    return mdm_signature_impl(v, b64, b64len, body, bodylen, signer, hash, why);
+    return mdm_signature_impl(v, b64, b64len, body, bodylen, signer, hash, NULL,
+                              why);
+}
+
+mdm_id_rc_t
+mdm_verifier_signature_ex(mdm_verifier_t *v, const char *b64, size_t b64len,
+                          const unsigned char *body, size_t bodylen,
+                          X509 **signer, char hash[65], char **subject,
+                          const char **why)
+{
+    *subject = NULL;
+    return mdm_signature_impl(v, b64, b64len, body, bodylen, signer, hash,
+                              subject, why);
 }

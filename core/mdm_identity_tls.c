@@ -60,7 +60,8 @@ mdm_pem_cached(mdm_verifier_t *v, const unsigned char *data, size_t len,
     mdm_id_rc_t rc = mdm_pem_to_der(data, len, &der, &derlen, why);
 
     if (rc == MDM_ID_OK) {
-        rc = mdm_id_parse_cached(v, der, (size_t) derlen, cert, hash, why);
+        rc =
+            mdm_id_parse_cached(v, der, (size_t) derlen, cert, hash, NULL, why);
     }
     OPENSSL_free(der);
     return rc;
@@ -81,7 +82,7 @@ mdm_cert_impl(mdm_verifier_t *v, const unsigned char *data, size_t len,
     if (mdm_is_pem(data, len)) {
         rc = mdm_pem_cached(v, data, len, cert, hash, why);
     } else {
-        rc = mdm_id_parse_cached(v, data, len, cert, hash, why);
+        rc = mdm_id_parse_cached(v, data, len, cert, hash, NULL, why);
     }
     if (rc == MDM_ID_OK) {
         mdm_set_why(why, "ok");
@@ -164,7 +165,7 @@ mdm_header_impl(mdm_verifier_t *v, const char *value, size_t len, X509 **cert,
         rc = mdm_id_b64_rc(mdm_b64_decode(value + 1, len - 2, 0, &buf, &buflen),
                            len - 2, why);
         if (rc == MDM_ID_OK) {
-            rc = mdm_id_parse_cached(v, buf, buflen, cert, hash, why);
+            rc = mdm_id_parse_cached(v, buf, buflen, cert, hash, NULL, why);
         }
     } else {
         rc = mdm_percent_decode(value, len, &buf, &buflen, why);

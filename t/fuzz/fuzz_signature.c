@@ -255,12 +255,15 @@ mdm_fuzz_cached(int mode, const uint8_t *in, size_t len, size_t hlen,
 static void
 mdm_fuzz_verifier(int mode, const uint8_t *in, size_t len, size_t hlen)
 {
+    unsigned long direct;
     mdm_fuzz_res_t a, b;
     const char *why = NULL;
     mdm_id_rc_t rc;
     X509 *x = NULL;
 
+    direct = mdm_verifier_direct(mdm_fuzz_v);
     mdm_fuzz_cached(mode, in, len, hlen, &a);
+    direct = mdm_verifier_direct(mdm_fuzz_v) - direct;
     /* the second time from the cache: the same answer */
     mdm_fuzz_cached(mode, in, len, hlen, &b);
     if (a.rc != b.rc ||
@@ -283,6 +286,10 @@ mdm_fuzz_verifier(int mode, const uint8_t *in, size_t len, size_t hlen)
         break;
     }
     mdm_fuzz_contract(rc, x, why);
+    /* what the direct path accepted, the CMS path accepts too */
+    if (direct > 0 && rc != MDM_ID_OK) {
+        abort();
+    }
     if (rc != a.rc) {
         /*
          * Known: mdm_cms_split() lifts a certificate set from anywhere in
