@@ -27,6 +27,8 @@ store_setup(void **state)
         return -1;
     }
     rc = redis_fixture_connect(&fx);
+    /* the transaction's record is read from Redis, not made up */
+    post_autocheck = 0;
     return rc ? 0 : -1;
 }
 
@@ -38,6 +40,7 @@ store_teardown(void **state)
         redisFree(rc);
     }
     redis_fixture_stop(&fx);
+    post_autocheck = 1;
     return 0;
 }
 
@@ -164,9 +167,9 @@ test_store_dynamic(void **state)
     /* the challenge is spent: a second request with it gets nothing and
      * leaves nothing */
     dbsize = redis_int("DBSIZE", NULL);
-    m2 = pkcsreq(chal, NULL, NULL, &signer2, &len2);
+    m2 = pkcsreq_tx(chal, "device-0002", "TXID-0002", NULL, &signer2, &len2);
     r = run(ca, m2, len2);
-    read_certrep(mdm_scep_req_response(r), "TXID-0001", test_nonce, 16, signer2,
+    read_certrep(mdm_scep_req_response(r), "TXID-0002", test_nonce, 16, signer2,
                  NULL, &cr);
     assert_int_equal(cr.fail, 2);
     assert_string_equal(last_id, "MDM08017");
@@ -293,15 +296,16 @@ test_store_dynamic(void **state)
     /* static mode records too */
     free(m);
     X509_free(signer);
-    m = pkcsreq(CHALLENGE, NULL, NULL, &signer, &len);
+    m = pkcsreq_tx(CHALLENGE, "device-0001", "TXID-STATIC", NULL, &signer,
+                   &len);
     dbsize = redis_int("DBSIZE", NULL);
     r = run(st, m, len);
-    read_certrep(mdm_scep_req_response(r), "TXID-0001", test_nonce, 16, signer,
-                 NULL, &cr);
+    read_certrep(mdm_scep_req_response(r), "TXID-STATIC", test_nonce, 16,
+                 signer, NULL, &cr);
     assert_int_equal(cr.status, 0);
     mdm_scep_req_free(r);
-    /* one more record; the transaction key is overwritten */
-    assert_int_equal(redis_int("DBSIZE", NULL), dbsize + 1);
+    /* one more record, and the transaction's */
+    assert_int_equal(redis_int("DBSIZE", NULL), dbsize + 2);
 
     X509_free(signer);
     free(m);
