@@ -12,7 +12,8 @@
  * } resp = mdm_scep_req_response(r); mdm_scep_req_free(r);
  *
  * GetCACaps and GetCACert never need Redis. A PKIOperation that issues a
- * certificate is one round trip: the certificate is signed first, then one
+ * certificate is two round trips: the transaction's record is read (a
+ * request seen before is answered from it), the certificate signed, then one
  * script consumes the one-time challenge (dynamic mode) and records the
  * certificate; only if the script says so does the device get it.
  *

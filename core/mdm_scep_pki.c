@@ -382,9 +382,10 @@ pending_rep(mdm_scep_req_t *r, const char *id, const char *what)
 
     if (r->base.resp.status == 200) {
         mdm_tx_log(&r->base, MDM_LOG_INFO, id,
-                   "SCEP %s (transaction %s) for \"%s\": %s",
+                   "SCEP %s (transaction %s)%s%s%s: %s",
                    mdm_scep_msg_type_name(r->msg_type), r->txid,
-                   r->subject ? r->subject : "", what);
+                   r->subject ? " for \"" : "", r->subject ? r->subject : "",
+                   r->subject ? "\"" : "", what);
     }
     return step;
 }
