@@ -72,10 +72,11 @@ typedef enum {
     MDM_LUA_ENQUEUE,
     MDM_LUA_DEQUEUE,
     MDM_LUA_REVOKE,
-    MDM_LUA_SCEP_ISSUE,  /* mdm_scep.c */
-    MDM_LUA_SCEP_REVOKE, /* mdm_scep.c */
-    MDM_LUA_DDM,         /* mdm_ddm.c: DeclarativeManagement check-ins */
-    MDM_LUA_DDM_SYNC,    /* mdm_ddm_admin.c: materialize, queue command */
+    MDM_LUA_SCEP_ISSUE,   /* mdm_scep.c */
+    MDM_LUA_SCEP_REVOKE,  /* mdm_scep.c */
+    MDM_LUA_SCEP_PENDING, /* mdm_scep_admin.c: list, reject */
+    MDM_LUA_DDM,          /* mdm_ddm.c: DeclarativeManagement check-ins */
+    MDM_LUA_DDM_SYNC,     /* mdm_ddm_admin.c: materialize, queue command */
     MDM_LUA_COUNT
 } mdm_lua_t;
 

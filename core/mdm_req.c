@@ -97,13 +97,55 @@ pct_decode(const char *p, size_t n)
 }
 
 /*
+ * /scep/pending[/TXID/approve|reject]: the requests of a CA with approval
+ * manual (dec: the decoded segments after "scep").
+ */
+static mdm_req_t *
+scep_pending(const mdm_conf_t *c, int is_get, int is_post, char *const *dec,
+             size_t n)
+{
+    mdm_scep_admin_op_t op;
+    mdm_req_t *r;
+
+    if (n == 1) {
+        if (!is_get) {
+            return refused(c, 405, "MDM05011", 1,
+                           "method not allowed here; use GET");
+        }
+        op = MDM_SCEP_ADMIN_PENDING;
+    } else if (n == 3 && (strcmp(dec[2], "approve") == 0 ||
+                          strcmp(dec[2], "reject") == 0)) {
+        if (!is_post) {
+            return refused(c, 405, "MDM05011", 1,
+                           "method not allowed here; use POST");
+        }
+        op = dec[2][0] == 'a' ? MDM_SCEP_ADMIN_APPROVE : MDM_SCEP_ADMIN_REJECT;
+    } else {
+        return refused(c, 404, "MDM05010", 1, "no such admin endpoint");
+    }
+    if (c->scep == NULL) {
+        return refused(c, 404, "MDM08090", 1,
+                       "no SCEP CA is configured for this location");
+    }
+    r = (mdm_req_t *) mdm_scep_req_new_admin(c->scep, op,
+                                             n == 3 ? dec[1] : NULL, 0);
+    if (r) {
+        r->conf = c;
+    }
+    return r;
+}
+
+/*
  * The admin API's /scep/... routes (path after "/scep"):
  *   POST /scep/challenges[?ttl=N]  a one-time challenge (SCEP transaction)
  *   POST /scep/revoke/SERIAL       revoke at the CA, then the device
+ *   GET  /scep/pending             requests awaiting approval
+ *   POST /scep/pending/TXID/approve, /scep/pending/TXID/reject
  */
 static mdm_req_t *
-scep_admin(const mdm_conf_t *c, int is_post, const char *path, size_t plen,
-           const char *query, size_t qlen)
+scep_admin(const mdm_conf_t *c, int is_get, int is_post, const char *path,
+           size_t plen, const char *query, size_t qlen, char *const *dec,
+           size_t ndec)
 {
     mdm_req_t *r;
     char ttl[24] = "", *serial;
@@ -111,6 +153,9 @@ scep_admin(const mdm_conf_t *c, int is_post, const char *path, size_t plen,
     size_t vl;
     int chall = plen == 11 && memcmp(path, "/challenges", 11) == 0;
 
+    if (ndec >= 1 && strcmp(dec[0], "pending") == 0) {
+        return scep_pending(c, is_get, is_post, dec, ndec);
+    }
     if (!chall && !(plen > 8 && memcmp(path, "/revoke/", 8) == 0 &&
                     memchr(path + 8, '/', plen - 8) == NULL)) {
         return refused(c, 404, "MDM05010", 1, "no such admin endpoint");
@@ -274,8 +319,8 @@ mdm_req_new_admin_http(const mdm_conf_t *c, const char *method, size_t mlen,
         goto done;
     }
     if (segl[0] == 4 && memcmp(seg[0], "scep", 4) == 0) {
-        r = scep_admin(c, is_post, seg[0] + 4, path + plen - (seg[0] + 4),
-                       query, qlen);
+        r = scep_admin(c, is_get, is_post, seg[0] + 4,
+                       path + plen - (seg[0] + 4), query, qlen, dec, nseg - 1);
         goto done;
     }
     memset(&a, 0, sizeof(a));

@@ -1,8 +1,9 @@
 /*
- * mdm_scep: a SCEP CA (RFC 8894) in the core. GetCACaps, GetCACert and
- * PKIOperation (PKCSReq, RenewalReq, CertPoll, GetCert); CertRep SUCCESS
- * or FAILURE with failInfo. Sans-IO: Redis work is planned (one round
- * trip) and its replies fed back, as for mdm_req_*.
+ * mdm_scep: a SCEP CA (RFC 8894) in the core. GetCACaps, GetCACert,
+ * GetNextCACert and PKIOperation (PKCSReq, RenewalReq, CertPoll, GetCert);
+ * CertRep SUCCESS, PENDING (approval manual) or FAILURE with failInfo. Sans-IO:
+ * Redis work is planned (one round trip) and its replies fed back, as for
+ * mdm_req_*.
  *
  * This file is the top of the SCEP files (their layers: mdm_scep_int.h):
  * the HTTP routing of a SCEP request, its transaction type, and the
@@ -37,6 +38,17 @@ http_start(mdm_scep_req_t *r)
             return mdm_tx_oom(&r->base);
         }
         return mdm_tx_reply(&r->base, 200, r->ca->cacert_ctype, &b);
+    case OP_NEXTCACERT:
+        if (r->ca->next_ca == NULL) {
+            return mdm_tx_refuse(&r->base, 404, MDM_LOG_NOTICE, "MDM08005",
+                                 "SCEP GetNextCACert: no next CA is "
+                                 "configured (next_ca_cert)");
+        }
+        if (mdm_buf_set(&b, r->ca->nextca.ptr, r->ca->nextca.len) != 0) {
+            return mdm_tx_oom(&r->base);
+        }
+        return mdm_tx_reply(&r->base, 200, "application/x-x509-next-ca-cert",
+                            &b);
     default:
         return mdm_scep_pki_start(r);
     }
@@ -85,6 +97,9 @@ mdm_scep_req_new_http(const mdm_scep_ca_t *ca, const char *method, size_t mlen,
     } else if (strcasecmp((char *) op, "GetCACert") == 0) {
         r->op = OP_CACERT;
         mdm_scep_set_var(r, MDM_SCEP_VAR_OPERATION, "GetCACert");
+    } else if (strcasecmp((char *) op, "GetNextCACert") == 0) {
+        r->op = OP_NEXTCACERT;
+        mdm_scep_set_var(r, MDM_SCEP_VAR_OPERATION, "GetNextCACert");
     } else if (strcasecmp((char *) op, "PKIOperation") == 0) {
         r->op = OP_PKI;
         mdm_scep_set_var(r, MDM_SCEP_VAR_OPERATION, "PKIOperation");

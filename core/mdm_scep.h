@@ -12,7 +12,8 @@
  * } resp = mdm_scep_req_response(r); mdm_scep_req_free(r);
  *
  * GetCACaps and GetCACert never need Redis. A PKIOperation that issues a
- * certificate is one round trip: the certificate is signed first, then one
+ * certificate is two round trips: the transaction's record is read (a
+ * request seen before is answered from it), the certificate signed, then one
  * script consumes the one-time challenge (dynamic mode) and records the
  * certificate; only if the script says so does the device get it.
  *
@@ -63,6 +64,13 @@ void mdm_scep_ca_free(mdm_scep_ca_t *ca);
  *   renewal          on (default) | off: accept RenewalReq
  *   legacy_des       off (default) | on: also accept single-DES envelopes
  *                    (old clients, Debian's scepclient); answered with AES
+ *   approval         auto (default) | manual: a PKCSReq is kept pending
+ *                    (CertRep PENDING) until the admin approves or rejects
+ *                    it (MDM_SCEP_ADMIN_APPROVE/_REJECT); RenewalReq stays
+ *                    automatic
+ *   pending_ttl      seconds a pending request is kept (default 604800)
+ *   next_ca_cert     PEM file: the CA that will follow this one, served
+ *                    by GetNextCACert (and advertised in GetCACaps)
  *   prefix           Redis key prefix (default "mdm:")
  */
 int mdm_scep_ca_set(mdm_scep_ca_t *ca, const char *name, const char *value,
@@ -83,6 +91,9 @@ int mdm_scep_ca_finish(mdm_scep_ca_t *ca, char *err, size_t errlen);
  *   GET  operation=GetCACaps       200 text/plain
  *   GET  operation=GetCACert       200 application/x-x509-ca-cert (DER) or
  *                                  application/x-x509-ca-ra-cert (PKCS#7)
+ *   GET  operation=GetNextCACert   200 application/x-x509-next-ca-cert:
+ *                                  SignedData by the CA holding the next
+ *                                  CA; 404 (MDM08005) without next_ca_cert
  *   POST operation=PKIOperation    body: DER pkiMessage (any Content-Type)
  *   GET  operation=PKIOperation&message=<base64, URL-escaped or not>
  *                                  200 application/x-pki-message: CertRep
@@ -101,7 +112,10 @@ mdm_scep_req_t *mdm_scep_req_new_http(const mdm_scep_ca_t *ca,
 
 typedef enum {
     MDM_SCEP_ADMIN_CHALLENGE = 1, /* create a one-time challenge */
-    MDM_SCEP_ADMIN_REVOKE         /* revoke an issued certificate */
+    MDM_SCEP_ADMIN_REVOKE,        /* revoke an issued certificate */
+    MDM_SCEP_ADMIN_PENDING,       /* list the requests awaiting approval */
+    MDM_SCEP_ADMIN_APPROVE,       /* sign a pending request's certificate */
+    MDM_SCEP_ADMIN_REJECT         /* refuse a pending request */
 } mdm_scep_admin_op_t;
 
 /**
@@ -112,6 +126,14 @@ typedef enum {
  *     static or no-challenge mode.
  *   REVOKE: arg is the serial number in hex (colons and case ignored).
  *     200 {"serial":"...","revoked":true}; 404 if this CA never issued it.
+ *   PENDING: 200 {"pending":[{"transaction_id":"...","subject":"...",
+ *     "kind":"PKCSReq","requested":UNIX}...]} (approval manual).
+ *   APPROVE, REJECT: arg is the transactionID. APPROVE signs and records
+ *     the certificate (the client's next CertPoll gets it): 200
+ *     {"transaction_id":"...","serial":"...","approved":true}; REJECT:
+ *     200 {"transaction_id":"...","rejected":true} (CertPoll gets
+ *     FAILURE). 404 (MDM08055) when no request of that transactionID is
+ *     pending.
  * arg is copied.
  */
 mdm_scep_req_t *mdm_scep_req_new_admin(const mdm_scep_ca_t *ca,
@@ -125,6 +147,9 @@ mdm_scep_req_t *mdm_scep_req_new_admin(const mdm_scep_ca_t *ca,
  *
  *   POST /challenge        body (optional): {"challenge": "...", "ttl": N}
  *   POST /revoke/SERIAL
+ *   GET  /pending
+ *   POST /pending/TXID/approve, POST /pending/TXID/reject
+ *                          (TXID percent-encoded: '/' is %2F)
  *
  * Unknown paths answer 404 (MDM08053), other methods 405 (MDM08054).
  */
@@ -172,7 +197,7 @@ typedef enum {
     MDM_SCEP_VAR_OPERATION = 0, /* GetCACaps, GetCACert, PKIOperation */
     MDM_SCEP_VAR_MESSAGE_TYPE,  /* PKCSReq, RenewalReq, CertPoll, GetCert */
     MDM_SCEP_VAR_TRANSACTION_ID,
-    MDM_SCEP_VAR_STATUS,    /* SUCCESS, FAILURE (the CertRep's pkiStatus) */
+    MDM_SCEP_VAR_STATUS,    /* SUCCESS, FAILURE, PENDING (the pkiStatus) */
     MDM_SCEP_VAR_FAIL_INFO, /* badAlg, badMessageCheck, badRequest... */
     MDM_SCEP_VAR_SERIAL,    /* issued or returned certificate, hex */
     MDM_SCEP_VAR_SUBJECT,   /* CSR subject, RFC 2253 */

@@ -4,9 +4,14 @@
  *   CHALLENGE  a one-time challenge (given, or 32 random hex characters)
  *              stored as its SHA-256 with a lifetime, dynamic mode only
  *   REVOKE     an issued certificate marked revoked (scep_revoke.lua)
+ *   PENDING    the requests awaiting approval (scep_pending.lua)
+ *   APPROVE    a pending request read, its certificate signed, then
+ *              recorded by scep_issue.lua if it is still pending
+ *   REJECT     a pending request refused (scep_pending.lua)
  *
- * and their HTTP routes (POST /challenge, POST /revoke/SERIAL), so that
- * both web server modules expose one API.
+ * and their HTTP routes (POST /challenge, POST /revoke/SERIAL, GET
+ * /pending, POST /pending/TXID/approve|reject), so that both web server
+ * modules expose one API.
  */
 #include "mdm_scep_int.h"
 #include "mdm_text.h"
@@ -63,6 +68,64 @@ norm_serial(const char *in, char *out, size_t cap)
     }
     out[o] = '\0';
     return 0;
+}
+
+/* A transactionID as the admin gives it: what a pkiMessage may carry. */
+static int
+txid_ok(const char *t)
+{
+    const char *p;
+
+    for (p = t; p && *p; p++) {
+        if ((unsigned char) *p < 0x21 || (unsigned char) *p > 0x7e) {
+            return 0;
+        }
+    }
+    return t != NULL && p != t && (size_t) (p - t) <= MDM_SCEP_MAX_TXID;
+}
+
+static mdm_step_t
+pending_start(mdm_scep_req_t *r)
+{
+    const mdm_scep_ca_t *ca = r->ca;
+    mdm_planb_t *pb = &r->base.pb;
+
+    if (r->admin_op == MDM_SCEP_ADMIN_PENDING) {
+        mdm_tx_evalsha(&r->base, MDM_LUA_SCEP_PENDING);
+        mdm_planb_str(pb, "1");
+        mdm_planb_str(pb, ca->k_pending);
+        mdm_planb_str(pb, "list");
+        mdm_planb_str(pb, ca->k_txn);
+        return mdm_scep_plan_done(r, SST_ADMIN);
+    }
+    if (!txid_ok(r->admin_arg)) {
+        return admin_error(r, 400, "MDM08050",
+                           "a transactionID is 1-%d printable ASCII "
+                           "characters",
+                           MDM_SCEP_MAX_TXID);
+    }
+    snprintf(r->txid, sizeof(r->txid), "%s", r->admin_arg);
+    r->vars[MDM_SCEP_VAR_TRANSACTION_ID] = r->txid;
+    if (r->admin_op == MDM_SCEP_ADMIN_REJECT) {
+        mdm_tx_evalsha(&r->base, MDM_LUA_SCEP_PENDING);
+        mdm_planb_str(pb, "2");
+        mdm_planb_str(pb, ca->k_pending);
+        mdm_planb_fmt(pb, "%s%s", ca->k_txn, r->txid);
+        mdm_planb_str(pb, "reject");
+        mdm_planb_str(pb, "");
+        mdm_planb_str(pb, r->txid);
+        mdm_planb_str(pb, MDM_SCEP_TXN_TTL);
+        return mdm_scep_plan_done(r, SST_ADMIN);
+    }
+    mdm_planb_cmd(pb);
+    mdm_planb_str(pb, "HMGET");
+    mdm_planb_fmt(pb, "%s%s", ca->k_txn, r->txid);
+    mdm_planb_str(pb, "state");
+    mdm_planb_str(pb, "req");
+    mdm_planb_str(pb, "nonce");
+    mdm_planb_str(pb, "subject");
+    mdm_planb_str(pb, "csr");
+    return mdm_scep_plan_done(r, SST_APPROVE_READ);
 }
 
 static mdm_step_t
@@ -132,12 +195,160 @@ admin_start(mdm_scep_req_t *r)
         mdm_planb_str(&r->base.pb, r->serial);
         return mdm_scep_plan_done(r, SST_ADMIN);
     }
+    if (r->admin_op == MDM_SCEP_ADMIN_PENDING ||
+        r->admin_op == MDM_SCEP_ADMIN_APPROVE ||
+        r->admin_op == MDM_SCEP_ADMIN_REJECT) {
+        return pending_start(r);
+    }
     return admin_error(r, 400, "MDM08050", "unknown SCEP admin operation");
+}
+
+static const redisReply *
+str_elem(const redisReply *rep, size_t i)
+{
+    const redisReply *e = i < rep->elements ? rep->element[i] : NULL;
+
+    return e && e->type == REDIS_REPLY_STRING ? e : NULL;
+}
+
+static char *
+dup_elem(const redisReply *e)
+{
+    return e ? mdm_strndup(e->str, e->len) : NULL;
+}
+
+static mdm_step_t
+no_pending(mdm_scep_req_t *r)
+{
+    return admin_error(r, 404, "MDM08055",
+                       "no request of transaction %s is pending", r->txid);
+}
+
+/* The pending request read: sign its certificate, record it if it is
+ * still pending. Its CSR was checked when it came. */
+static mdm_step_t
+approve_sign(mdm_scep_req_t *r, const redisReply *rep)
+{
+    const redisReply *req, *nonce, *csr;
+    mdm_scep_csr_t c;
+    int rc;
+
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 5) {
+        return mdm_scep_storage_failed(r, rep);
+    }
+    req = str_elem(rep, 1);
+    nonce = str_elem(rep, 2);
+    csr = str_elem(rep, 4);
+    if (str_elem(rep, 0) == NULL || strcmp(str_elem(rep, 0)->str, "pending") ||
+        req == NULL || req->len != 64 || nonce == NULL ||
+        nonce->len >= sizeof(r->nonce_hex) || csr == NULL) {
+        return no_pending(r);
+    }
+    memcpy(r->req_hash, req->str, 65);
+    memcpy(r->nonce_hex, nonce->str, nonce->len + 1);
+    free(r->subject);
+    r->subject = dup_elem(str_elem(rep, 3));
+    r->vars[MDM_SCEP_VAR_SUBJECT] = r->subject;
+    r->msg_type = MT_PKCSREQ;
+    snprintf(r->chal_hash, sizeof(r->chal_hash), "-");
+    if (mdm_buf_set(&r->csr_der, csr->str, csr->len) != 0) {
+        return mdm_tx_oom(&r->base);
+    }
+    if (X509_cmp_time(X509_get0_notBefore(r->ca->ca), &r->now) >= 0 ||
+        X509_cmp_time(X509_get0_notAfter(r->ca->ca), &r->now) <= 0) {
+        return admin_error(r, 500, "MDM08041",
+                           "the CA certificate is not valid now; nothing "
+                           "issued");
+    }
+    rc = mdm_scep_csr_read(r, &r->csr_der, &c) != 0 ||
+         mdm_scep_issue(r, &c) != 0 ||
+         mdm_scep_serial_hex(X509_get0_serialNumber(r->cert), r->serial,
+                             sizeof(r->serial)) != 0 ||
+         mdm_cert_sha256_hex(r->cert, r->cert_hash) != 0;
+    mdm_scep_csr_free(&c);
+    if (rc) {
+        return admin_error(r, 500, "MDM08040",
+                           "cannot sign the certificate of transaction %s",
+                           r->txid);
+    }
+    r->vars[MDM_SCEP_VAR_SERIAL] = r->serial;
+    return mdm_scep_plan_issue(r, ISSUE_APPROVE, SST_APPROVE_WRITE);
+}
+
+static mdm_step_t
+pending_list(mdm_scep_req_t *r, const redisReply *rep)
+{
+    json_t *a = json_array(), *o;
+    const redisReply *e;
+    size_t i;
+
+    if (rep->type != REDIS_REPLY_ARRAY || a == NULL) {
+        json_decref(a);
+        return mdm_scep_storage_failed(r, rep);
+    }
+    for (i = 0; i < rep->elements; i++) {
+        e = rep->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 4 ||
+            str_elem(e, 0) == NULL || str_elem(e, 1) == NULL ||
+            str_elem(e, 2) == NULL || str_elem(e, 3) == NULL) {
+            json_decref(a);
+            return mdm_scep_storage_failed(r, rep);
+        }
+        o = json_pack("{s:s%,s:s%,s:s%,s:I}", "transaction_id",
+                      e->element[0]->str, e->element[0]->len, "subject",
+                      e->element[1]->str, e->element[1]->len, "kind",
+                      e->element[2]->str, e->element[2]->len, "requested",
+                      (json_int_t) strtoll(e->element[3]->str, NULL, 10));
+        if (o == NULL || json_array_append_new(a, o) != 0) {
+            json_decref(a);
+            return mdm_tx_oom(&r->base);
+        }
+    }
+    return mdm_tx_json(&r->base, 200, json_pack("{s:o}", "pending", a));
+}
+
+static mdm_step_t
+pending_feed(mdm_scep_req_t *r, const redisReply *rep)
+{
+    const redisReply *s;
+
+    if (r->state == SST_APPROVE_READ) {
+        return approve_sign(r, rep);
+    }
+    if (r->admin_op == MDM_SCEP_ADMIN_PENDING) {
+        return pending_list(r, rep);
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || (s = str_elem(rep, 0)) == NULL) {
+        return mdm_scep_storage_failed(r, rep);
+    }
+    if (strcmp(s->str, "GONE") == 0) {
+        return no_pending(r);
+    }
+    if (strcmp(s->str, "OK") != 0) {
+        return mdm_scep_storage_failed(r, rep);
+    }
+    if (r->admin_op == MDM_SCEP_ADMIN_REJECT) {
+        mdm_tx_log(&r->base, MDM_LOG_NOTICE, "MDM08036",
+                   "SCEP request of transaction %s rejected", r->txid);
+        return mdm_tx_json(
+            &r->base, 200,
+            json_pack("{s:s,s:b}", "transaction_id", r->txid, "rejected", 1));
+    }
+    mdm_tx_log(&r->base, MDM_LOG_NOTICE, "MDM08035",
+               "SCEP request of transaction %s approved: certificate %s "
+               "issued to \"%s\"",
+               r->txid, r->serial, r->subject ? r->subject : "");
+    return mdm_tx_json(&r->base, 200,
+                       json_pack("{s:s,s:s,s:b}", "transaction_id", r->txid,
+                                 "serial", r->serial, "approved", 1));
 }
 
 static mdm_step_t
 admin_feed(mdm_scep_req_t *r, const redisReply *rep)
 {
+    if (r->admin_op >= MDM_SCEP_ADMIN_PENDING) {
+        return pending_feed(r, rep);
+    }
     if (r->admin_op == MDM_SCEP_ADMIN_CHALLENGE) {
         if (rep->type == REDIS_REPLY_NIL) {
             return admin_error(r, 409, "MDM08052",
@@ -219,6 +430,40 @@ admin_refused(mdm_scep_req_t *r, int status, const char *id, const char *msg)
     return r;
 }
 
+/* TXID/approve, TXID/reject: the TXID percent-decoded (a base64
+ * transactionID has '/' as %2F). */
+static mdm_scep_req_t *
+pending_route(const mdm_scep_ca_t *ca, const char *method, size_t mlen,
+              const char *p, size_t n)
+{
+    unsigned char txid[3 * MDM_SCEP_MAX_TXID + 1];
+    const char *slash = memchr(p, '/', n);
+    size_t tl, al;
+    int op = 0;
+
+    al = slash ? n - (size_t) (slash - p) - 1 : 0;
+    if (slash && al == 7 && memcmp(slash + 1, "approve", 7) == 0) {
+        op = MDM_SCEP_ADMIN_APPROVE;
+    } else if (slash && al == 6 && memcmp(slash + 1, "reject", 6) == 0) {
+        op = MDM_SCEP_ADMIN_REJECT;
+    }
+    if (op == 0) {
+        return admin_refused(mdm_scep_req_new_admin(ca, 0, NULL, 0), 404,
+                             "MDM08053", "no such SCEP admin endpoint");
+    }
+    if (!mdm_scep_method_is(method, mlen, "POST")) {
+        return admin_refused(mdm_scep_req_new_admin(ca, 0, NULL, 0), 405,
+                             "MDM08054", "use POST");
+    }
+    if ((size_t) (slash - p) >= sizeof(txid) ||
+        mdm_pct_decode(p, (size_t) (slash - p), txid, &tl, 0) != 0 || tl == 0 ||
+        tl > MDM_SCEP_MAX_TXID) {
+        return admin_refused(mdm_scep_req_new_admin(ca, 0, NULL, 0), 400,
+                             "MDM08050", "bad transactionID");
+    }
+    return mdm_scep_req_new_admin(ca, op, (const char *) txid, 0);
+}
+
 mdm_scep_req_t *
 mdm_scep_req_new_admin_http(const mdm_scep_ca_t *ca, const char *method,
                             size_t mlen, const char *path, size_t plen,
@@ -277,6 +522,16 @@ mdm_scep_req_new_admin_http(const mdm_scep_ca_t *ca, const char *method,
         }
         return mdm_scep_req_new_admin(ca, MDM_SCEP_ADMIN_REVOKE,
                                       (const char *) serial, 0);
+    }
+    if (plen == 7 && memcmp(path, "pending", 7) == 0) {
+        if (!mdm_scep_method_is(method, mlen, "GET")) {
+            return admin_refused(mdm_scep_req_new_admin(ca, 0, NULL, 0), 405,
+                                 "MDM08054", "use GET");
+        }
+        return mdm_scep_req_new_admin(ca, MDM_SCEP_ADMIN_PENDING, NULL, 0);
+    }
+    if (plen > 8 && memcmp(path, "pending/", 8) == 0) {
+        return pending_route(ca, method, mlen, path + 8, plen - 8);
     }
     return admin_refused(mdm_scep_req_new_admin(ca, 0, NULL, 0), 404,
                          "MDM08053", "no such SCEP admin endpoint");

@@ -31,6 +31,7 @@ mdm_scep_ca_new(void)
     ca->min_key_bits = 2048;
     ca->challenge_ttl = 3600;
     ca->renewal = 1;
+    ca->pending_ttl = MDM_SCEP_PENDING_TTL;
     ca->prefix = mdm_strdup("mdm:");
     if (ca->prefix == NULL) {
         free(ca);
@@ -63,7 +64,11 @@ mdm_scep_ca_free(mdm_scep_ca_t *ca)
     free(ca->challenge);
     free(ca->challenge_file);
     free(ca->crl_url);
+    free(ca->next_ca_file);
     free(ca->prefix);
+    X509_free(ca->next_ca);
+    mdm_buf_free(&ca->nextca);
+    free(ca->k_pending);
     X509_free(ca->ca);
     EVP_PKEY_free(ca->ca_key);
     X509_free(ca->ra);
@@ -100,6 +105,7 @@ mdm_scep_ca_set(mdm_scep_ca_t *ca, const char *name, const char *value,
         {"ra_key", offsetof(mdm_scep_ca_t, ra_key_file)},
         {"ra_key_pass_file", offsetof(mdm_scep_ca_t, ra_pass_file)},
         {"challenge_file", offsetof(mdm_scep_ca_t, challenge_file)},
+        {"next_ca_cert", offsetof(mdm_scep_ca_t, next_ca_file)},
     };
     size_t i;
     char **t;
@@ -203,6 +209,27 @@ mdm_scep_ca_set(mdm_scep_ca_t *ca, const char *name, const char *value,
             ca->renewal = 0;
         } else {
             snprintf(err, errlen, "renewal \"%s\": expected on or off", value);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(name, "approval") == 0) {
+        if (strcmp(value, "manual") == 0) {
+            ca->approval_manual = 1;
+        } else if (strcmp(value, "auto") == 0) {
+            ca->approval_manual = 0;
+        } else {
+            snprintf(err, errlen, "approval \"%s\": expected auto or manual",
+                     value);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(name, "pending_ttl") == 0) {
+        if (mdm_parse_long(value, 60, 90L * 86400, &ca->pending_ttl) != 0) {
+            snprintf(err, errlen,
+                     "pending_ttl \"%s\": expected seconds from 60 to %ld",
+                     value, 90L * 86400);
             return -1;
         }
         return 0;
@@ -379,6 +406,42 @@ der_of(X509 *x, mdm_buf_t *out)
     return rc;
 }
 
+/* next_ca_cert: the CA that follows this one, and the GetNextCACert
+ * answer made once: a SignedData by the current CA (RFC 8894 4.7). */
+static int
+load_next_ca(mdm_scep_ca_t *ca, char *err, size_t errlen)
+{
+    STACK_OF(X509) * sk;
+    int rc;
+
+    ca->next_ca = load_cert("next_ca_cert", ca->next_ca_file, err, errlen);
+    if (ca->next_ca == NULL) {
+        return -1;
+    }
+    if (X509_check_ca(ca->next_ca) < 1) {
+        snprintf(err, errlen, "next_ca_cert: \"%s\" is not a CA certificate",
+                 ca->next_ca_file);
+        return -1;
+    }
+    if (X509_cmp(ca->next_ca, ca->ca) == 0) {
+        snprintf(err, errlen, "next_ca_cert: \"%s\" is the current ca_cert",
+                 ca->next_ca_file);
+        return -1;
+    }
+    sk = sk_X509_new_null();
+    rc = sk != NULL && sk_X509_push(sk, ca->next_ca) &&
+                 mdm_scep_signed_certs(ca, sk, &ca->nextca) == 0
+             ? 0
+             : -1;
+    sk_X509_free(sk);
+    if (rc != 0) {
+        snprintf(err, errlen,
+                 "next_ca_cert: cannot sign the GetNextCACert "
+                 "answer with ca_key");
+    }
+    return rc;
+}
+
 static int
 ca_load(mdm_scep_ca_t *ca, char *err, size_t errlen)
 {
@@ -502,6 +565,9 @@ ca_load(mdm_scep_ca_t *ca, char *err, size_t errlen)
         }
         ca->cacert_ctype = "application/x-x509-ca-ra-cert";
     }
+    if (ca->next_ca_file && load_next_ca(ca, err, errlen) != 0) {
+        goto done;
+    }
     if (ca->legacy_des &&
         ((ca->libctx = OSSL_LIB_CTX_new()) == NULL ||
          (ca->prov_default = OSSL_PROVIDER_load(ca->libctx, "default")) ==
@@ -514,13 +580,15 @@ ca_load(mdm_scep_ca_t *ca, char *err, size_t errlen)
     }
     snprintf(ca->caps, sizeof(ca->caps),
              "POSTPKIOperation\nSHA-256\nSHA-512\nSHA-1\nAES\nDES3\n"
-             "SCEPStandard\n%s",
-             ca->renewal ? "Renewal\n" : "");
+             "SCEPStandard\n%s%s",
+             ca->renewal ? "Renewal\n" : "",
+             ca->next_ca ? "GetNextCACert\n" : "");
     if (asprintf(&ca->k_chal, "%s{scep}:chal:", ca->prefix) < 0 ||
         asprintf(&ca->k_cert, "%s{scep}:cert:", ca->prefix) < 0 ||
         asprintf(&ca->k_txn, "%s{scep}:txn:", ca->prefix) < 0 ||
         asprintf(&ca->k_issued, "%s{scep}:issued", ca->prefix) < 0 ||
-        asprintf(&ca->k_revoked, "%s{scep}:revoked", ca->prefix) < 0) {
+        asprintf(&ca->k_revoked, "%s{scep}:revoked", ca->prefix) < 0 ||
+        asprintf(&ca->k_pending, "%s{scep}:pending", ca->prefix) < 0) {
         goto oom;
     }
     rc = 0;

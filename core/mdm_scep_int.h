@@ -38,6 +38,8 @@
 /* issued certificates start a little in the past: device clocks drift */
 #define MDM_SCEP_SKEW    300
 #define MDM_SCEP_TXN_TTL "86400"
+/* a pending request (approval manual) is kept this long by default */
+#define MDM_SCEP_PENDING_TTL 604800
 
 /* challenge modes */
 enum { CH_UNSET = 0, CH_NONE, CH_STATIC, CH_DYNAMIC };
@@ -52,7 +54,7 @@ enum {
 };
 
 /* pkiStatus */
-enum { PKI_SUCCESS = 0, PKI_FAILURE = 2 };
+enum { PKI_SUCCESS = 0, PKI_FAILURE = 2, PKI_PENDING = 3 };
 
 /* failInfo */
 enum {
@@ -64,10 +66,21 @@ enum {
 };
 
 /* the operation of an HTTP request (mdm_scep.c) */
-enum { OP_NONE = 0, OP_CAPS, OP_CACERT, OP_PKI };
+enum { OP_NONE = 0, OP_CAPS, OP_CACERT, OP_NEXTCACERT, OP_PKI };
 
 /* what the current plan is for: the state of a request */
-enum { SST_NONE = 0, SST_ISSUE, SST_LOOKUP, SST_ADMIN };
+enum {
+    SST_NONE = 0,
+    SST_CHECK,  /* PKCSReq, RenewalReq: the transaction's record */
+    SST_ISSUE,  /* the issue script (issue or pend) */
+    SST_LOOKUP, /* CertPoll, GetCert */
+    SST_ADMIN,
+    SST_APPROVE_READ, /* admin approve: the pending request */
+    SST_APPROVE_WRITE /* admin approve: the issue script */
+};
+
+/* the issue script's modes (scep_issue.lua) */
+enum { ISSUE_NEW = 0, ISSUE_PEND, ISSUE_APPROVE };
 
 struct mdm_scep_ca_s {
     char *ca_cert_file, *ca_key_file, *ca_pass_file;
@@ -82,6 +95,9 @@ struct mdm_scep_ca_s {
     char *challenge_file;
     int renewal;
     char *crl_url; /* CRL distribution point of issued certificates */
+    int approval_manual;
+    long pending_ttl;
+    char *next_ca_file;
     int legacy_des;
     char *prefix;
 
@@ -92,6 +108,8 @@ struct mdm_scep_ca_s {
     X509 *ra;
     EVP_PKEY *ra_key;
     STACK_OF(X509) * chain;
+    X509 *next_ca;
+    mdm_buf_t nextca; /* the GetNextCACert body */
     /* single DES (legacy_des on): OpenSSL 3 has it in the legacy provider
      * only, loaded into a private context so that the process's default
      * context (the web server's TLS) is left alone */
@@ -102,7 +120,7 @@ struct mdm_scep_ca_s {
     const char *cacert_ctype;
     char caps[128];
     char *k_chal, *k_cert, *k_txn; /* prefixes, the rest is appended */
-    char *k_issued, *k_revoked;
+    char *k_issued, *k_revoked, *k_pending;
 };
 
 struct mdm_scep_req_s {
@@ -139,6 +157,12 @@ struct mdm_scep_req_s {
     char cert_hash[65];
     mdm_buf_t cert_der;
     char renew_serial[48];
+    /* PKCSReq, RenewalReq: kept across the CHECK round trip */
+    mdm_buf_t csr_der;
+    char req_hash[65]; /* SHA-256 of the signer certificate and the CSR */
+    char nonce_hex[2 * MDM_SCEP_MAX_NONCE + 1];
+    char chal_hash[65]; /* SHA-256 of a one-time challenge, or "-" */
+    int consume;
 
     const char *vars[MDM_SCEP_VAR_COUNT];
     char what[40]; /* "SCEP PKCSReq": storage failures say which */
@@ -189,6 +213,11 @@ mdm_step_t mdm_scep_storage_failed(mdm_scep_req_t *r,
                                    const struct redisReply *rep);
 /** The plan built in r->base.pb, one reply per command; enter state. */
 mdm_step_t mdm_scep_plan_done(mdm_scep_req_t *r, int state);
+/**
+ * Plan scep_issue.lua in mode (ISSUE_*): r->cert (ISSUE_NEW, _APPROVE)
+ * or r->csr_der (ISSUE_PEND), with r's transaction fields; enter state.
+ */
+mdm_step_t mdm_scep_plan_issue(mdm_scep_req_t *r, int mode, int state);
 
 /* ---- reading the pkiMessage (mdm_scep_msg.c) ---- */
 
@@ -257,6 +286,9 @@ int mdm_scep_serial_hex(const ASN1_INTEGER *ai, char *out, size_t cap);
 
 /** A certs-only SignedData ("degenerate" PKCS#7) of certs into out. */
 int mdm_scep_certs_only(STACK_OF(X509) * certs, mdm_buf_t *out);
+/** A SignedData by the CA of certs, no content (GetNextCACert). */
+int mdm_scep_signed_certs(const mdm_scep_ca_t *ca, STACK_OF(X509) * certs,
+                          mdm_buf_t *out);
 /** Answer a signed CertRep (500, MDM08040 if it cannot be built). */
 mdm_step_t mdm_scep_reply_certrep(mdm_scep_req_t *r, int status, int fail);
 /** Answer a FAILURE CertRep with one log line naming the transaction. */

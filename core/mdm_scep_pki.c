@@ -27,56 +27,21 @@
 /* ---------------------------------------------------------------- */
 /* plans                                                            */
 
+/* The transaction's record before anything is signed: a request seen
+ * before is answered from it (decide()). */
 static mdm_step_t
-plan_issue(mdm_scep_req_t *r, const char *challenge)
+plan_check(mdm_scep_req_t *r)
 {
-    const mdm_scep_ca_t *ca = r->ca;
-    unsigned char md[32], *der = NULL;
-    unsigned int mdlen;
-    struct tm tm;
-    char hex[65];
-    int n, consume = 0;
-
-    if (ca->challenge_mode == CH_DYNAMIC && r->msg_type == MT_PKCSREQ) {
-        if (EVP_Digest(challenge, strlen(challenge), md, &mdlen, EVP_sha256(),
-                       NULL) != 1) {
-            return mdm_tx_oom(&r->base);
-        }
-        mdm_hex(md, 32, hex);
-        consume = 1;
-    } else {
-        snprintf(hex, sizeof(hex), "-");
-    }
-    if (ASN1_TIME_to_tm(X509_get0_notAfter(r->cert), &tm) != 1 ||
-        (n = i2d_X509(r->cert, &der)) <= 0) {
-        return mdm_tx_oom(&r->base);
-    }
-    n = mdm_buf_set(&r->cert_der, der, (size_t) n);
-    OPENSSL_free(der);
-    if (n != 0) {
-        return mdm_tx_oom(&r->base);
-    }
     mdm_planb_reset(&r->base.pb);
-    r->base.evalled = 0;
-    mdm_tx_evalsha(&r->base, MDM_LUA_SCEP_ISSUE);
-    mdm_planb_str(&r->base.pb, "5");
-    mdm_planb_fmt(&r->base.pb, "%s%s", ca->k_chal, hex);
-    mdm_planb_fmt(&r->base.pb, "%s%s", ca->k_cert, r->serial);
-    mdm_planb_str(&r->base.pb, ca->k_issued);
-    mdm_planb_str(&r->base.pb, ca->k_revoked);
-    mdm_planb_fmt(&r->base.pb, "%s%s", ca->k_txn, r->txid);
-    mdm_planb_str(&r->base.pb, consume ? "consume" : "keep");
-    mdm_planb_str(&r->base.pb, r->serial);
-    mdm_planb_str(&r->base.pb, r->subject ? r->subject : "");
-    mdm_planb_str(&r->base.pb, r->cert_hash);
-    mdm_planb_fmt(&r->base.pb, "%lld", (long long) timegm(&tm));
-    /* borrowed: r->cert_der lives as long as the transaction */
-    mdm_planb_arg(&r->base.pb, r->cert_der.ptr, r->cert_der.len);
-    mdm_planb_str(&r->base.pb, r->txid);
-    mdm_planb_str(&r->base.pb, mdm_scep_msg_type_name(r->msg_type));
-    mdm_planb_str(&r->base.pb, r->renew_serial);
-    mdm_planb_str(&r->base.pb, MDM_SCEP_TXN_TTL);
-    return mdm_scep_plan_done(r, SST_ISSUE);
+    r->base.script = 0;
+    mdm_planb_cmd(&r->base.pb);
+    mdm_planb_str(&r->base.pb, "HMGET");
+    mdm_planb_fmt(&r->base.pb, "%s%s", r->ca->k_txn, r->txid);
+    mdm_planb_str(&r->base.pb, "state");
+    mdm_planb_str(&r->base.pb, "req");
+    mdm_planb_str(&r->base.pb, "nonce");
+    mdm_planb_str(&r->base.pb, "der");
+    return mdm_scep_plan_done(r, SST_CHECK);
 }
 
 static mdm_step_t
@@ -85,14 +50,54 @@ plan_lookup(mdm_scep_req_t *r, const char *key_prefix, const char *id)
     mdm_planb_reset(&r->base.pb);
     r->base.script = 0;
     mdm_planb_cmd(&r->base.pb);
-    mdm_planb_str(&r->base.pb, "HGET");
+    mdm_planb_str(&r->base.pb, "HMGET");
     mdm_planb_fmt(&r->base.pb, "%s%s", key_prefix, id);
     mdm_planb_str(&r->base.pb, "der");
+    mdm_planb_str(&r->base.pb, "state");
     return mdm_scep_plan_done(r, SST_LOOKUP);
 }
 
 /* ---------------------------------------------------------------- */
 /* PKIOperation                                                     */
+
+/*
+ * What names a checked PKCSReq or RenewalReq across the round trips: the
+ * CSR kept, the digest of the request (signer certificate and CSR: a
+ * replay and a resend have the same), the senderNonce in hex, the digest
+ * of a one-time challenge to consume. The challenge itself is not kept.
+ */
+static int
+request_ids(mdm_scep_req_t *r, const mdm_buf_t *csr, const char *chal)
+{
+    unsigned char md[32], *der = NULL;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned int mdlen;
+    int n, ok;
+
+    n = i2d_X509(r->signer, &der);
+    ok = ctx != NULL && n > 0 && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+         EVP_DigestUpdate(ctx, der, (size_t) n) &&
+         EVP_DigestUpdate(ctx, csr->ptr, csr->len) &&
+         EVP_DigestFinal_ex(ctx, md, &mdlen);
+    EVP_MD_CTX_free(ctx);
+    OPENSSL_free(der);
+    if (!ok || mdm_buf_set(&r->csr_der, csr->ptr, csr->len) != 0) {
+        return -1;
+    }
+    mdm_hex(md, 32, r->req_hash);
+    mdm_hex(r->nonce, r->nonce_len, r->nonce_hex);
+    r->consume =
+        r->ca->challenge_mode == CH_DYNAMIC && r->msg_type == MT_PKCSREQ;
+    if (!r->consume) {
+        snprintf(r->chal_hash, sizeof(r->chal_hash), "-");
+        return 0;
+    }
+    if (EVP_Digest(chal, strlen(chal), md, &mdlen, EVP_sha256(), NULL) != 1) {
+        return -1;
+    }
+    mdm_hex(md, 32, r->chal_hash);
+    return 0;
+}
 
 static mdm_step_t
 pki_cert_request(mdm_scep_req_t *r, const mdm_buf_t *data)
@@ -208,18 +213,11 @@ pki_cert_request(mdm_scep_req_t *r, const mdm_buf_t *data)
                           mdm_scep_msg_type_name(r->msg_type), r->txid);
         goto done;
     }
-    if (mdm_scep_issue(r, &csr) != 0 ||
-        mdm_scep_serial_hex(X509_get0_serialNumber(r->cert), r->serial,
-                            sizeof(r->serial)) != 0 ||
-        mdm_cert_sha256_hex(r->cert, r->cert_hash) != 0) {
-        step = mdm_tx_refuse(
-            &r->base, 500, MDM_LOG_ERR, "MDM08040",
-            "SCEP %s (transaction %s): cannot sign the certificate",
-            mdm_scep_msg_type_name(r->msg_type), r->txid);
+    if (request_ids(r, data, chal) != 0) {
+        step = mdm_tx_oom(&r->base);
         goto done;
     }
-    r->vars[MDM_SCEP_VAR_SERIAL] = r->serial;
-    step = plan_issue(r, chal);
+    step = plan_check(r);
 done:
     OPENSSL_cleanse(chal, sizeof(chal));
     mdm_scep_csr_free(&csr);
@@ -350,15 +348,15 @@ mdm_scep_pki_start(mdm_scep_req_t *r)
 /* replies                                                          */
 
 static mdm_step_t
-found_cert(mdm_scep_req_t *r, const redisReply *rep)
+found_cert(mdm_scep_req_t *r, const char *der, size_t len, int repeated)
 {
-    const unsigned char *p = (const unsigned char *) rep->str;
-    X509 *x = d2i_X509(NULL, &p, (long) rep->len);
+    const unsigned char *p = (const unsigned char *) der;
+    X509 *x = len > 0 && len < 65536 ? d2i_X509(NULL, &p, (long) len) : NULL;
     mdm_step_t step;
 
-    if (x == NULL || p != (const unsigned char *) rep->str + rep->len) {
+    if (x == NULL || p != (const unsigned char *) der + len) {
         X509_free(x);
-        return mdm_scep_storage_failed(r, rep);
+        return mdm_scep_storage_failed(r, NULL);
     }
     X509_free(r->cert);
     r->cert = x;
@@ -368,53 +366,192 @@ found_cert(mdm_scep_req_t *r, const redisReply *rep)
     }
     step = mdm_scep_reply_certrep(r, PKI_SUCCESS, 0);
     if (r->base.resp.status == 200) {
-        mdm_tx_log(&r->base, MDM_LOG_INFO, "MDM08030",
-                   "SCEP %s (transaction %s): certificate %s sent",
+        mdm_tx_log(&r->base, MDM_LOG_INFO, repeated ? "MDM08034" : "MDM08030",
+                   repeated ? "SCEP %s (transaction %s) seen before: "
+                              "certificate %s sent again, nothing issued"
+                            : "SCEP %s (transaction %s): certificate %s sent",
                    mdm_scep_msg_type_name(r->msg_type), r->txid, r->serial);
     }
     return step;
 }
 
-/* The reply of the ISSUE script or the LOOKUP: the CertRep. */
+static mdm_step_t
+pending_rep(mdm_scep_req_t *r, const char *id, const char *what)
+{
+    mdm_step_t step = mdm_scep_reply_certrep(r, PKI_PENDING, 0);
+
+    if (r->base.resp.status == 200) {
+        mdm_tx_log(&r->base, MDM_LOG_INFO, id,
+                   "SCEP %s (transaction %s)%s%s%s: %s",
+                   mdm_scep_msg_type_name(r->msg_type), r->txid,
+                   r->subject ? " for \"" : "", r->subject ? r->subject : "",
+                   r->subject ? "\"" : "", what);
+    }
+    return step;
+}
+
+/* A string element of a reply, NULL when nil (or not a string). */
+static const redisReply *
+elem(const redisReply *rep, size_t i)
+{
+    const redisReply *e = i < rep->elements ? rep->element[i] : NULL;
+
+    return e && e->type == REDIS_REPLY_STRING ? e : NULL;
+}
+
+static int
+elem_is(const redisReply *e, const char *s)
+{
+    return e && e->len == strlen(s) && memcmp(e->str, s, e->len) == 0;
+}
+
+/*
+ * A PKCSReq or RenewalReq whose transaction has a record (state, request
+ * digest, senderNonce, certificate). The same request (a replayed
+ * pkiMessage, or the client resending after a lost answer) gets the
+ * record's answer and nothing is signed; another request in an answered
+ * transaction is refused, except a RenewalReq with its own request and
+ * nonce, which starts the transaction over. 1 in *fresh: go on.
+ */
+static mdm_step_t
+decide(mdm_scep_req_t *r, const redisReply *state, const redisReply *req,
+       const redisReply *nonce, const redisReply *der, int *fresh)
+{
+    *fresh = 0;
+    if (state == NULL || req == NULL) {
+        *fresh = 1;
+        return MDM_STEP_DONE;
+    }
+    if (elem_is(req, r->req_hash)) {
+        if (elem_is(state, "pending")) {
+            return pending_rep(r, "MDM08033",
+                               "seen before, still waiting for approval");
+        }
+        if (elem_is(state, "rejected")) {
+            return mdm_scep_fail_rep(r, FAIL_BADREQUEST, "MDM08025",
+                                     "the request was rejected by the admin");
+        }
+        if (der == NULL) {
+            return mdm_scep_storage_failed(r, NULL);
+        }
+        return found_cert(r, der->str, der->len, 1);
+    }
+    if (elem_is(nonce, r->nonce_hex)) {
+        return mdm_scep_fail_rep(r, FAIL_BADREQUEST, "MDM08024",
+                                 "senderNonce %.32s reused by another "
+                                 "request",
+                                 r->nonce_hex);
+    }
+    if (r->msg_type == MT_RENEWAL && !elem_is(state, "pending")) {
+        *fresh = 1;
+        return MDM_STEP_DONE;
+    }
+    return mdm_scep_fail_rep(r, FAIL_BADREQUEST, "MDM08024",
+                             "transactionID already used by another request");
+}
+
+/* A new request: kept for approval, or signed and recorded. */
+static mdm_step_t
+issue_now(mdm_scep_req_t *r)
+{
+    mdm_scep_csr_t csr;
+    int rc;
+
+    if (r->ca->approval_manual && r->msg_type == MT_PKCSREQ) {
+        return mdm_scep_plan_issue(r, ISSUE_PEND, SST_ISSUE);
+    }
+    rc = mdm_scep_csr_read(r, &r->csr_der, &csr) != 0 ||
+         mdm_scep_issue(r, &csr) != 0 ||
+         mdm_scep_serial_hex(X509_get0_serialNumber(r->cert), r->serial,
+                             sizeof(r->serial)) != 0 ||
+         mdm_cert_sha256_hex(r->cert, r->cert_hash) != 0;
+    mdm_scep_csr_free(&csr);
+    if (rc) {
+        return mdm_tx_refuse(
+            &r->base, 500, MDM_LOG_ERR, "MDM08040",
+            "SCEP %s (transaction %s): cannot sign the certificate",
+            mdm_scep_msg_type_name(r->msg_type), r->txid);
+    }
+    r->vars[MDM_SCEP_VAR_SERIAL] = r->serial;
+    return mdm_scep_plan_issue(r, ISSUE_NEW, SST_ISSUE);
+}
+
+static mdm_step_t
+lookup_reply(mdm_scep_req_t *r, const redisReply *rep)
+{
+    const redisReply *der, *state;
+
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+        return mdm_scep_storage_failed(r, rep);
+    }
+    der = elem(rep, 0);
+    state = elem(rep, 1);
+    if (elem_is(state, "pending")) {
+        return pending_rep(r, "MDM08033", "still waiting for approval");
+    }
+    if (elem_is(state, "rejected")) {
+        return mdm_scep_fail_rep(r, FAIL_BADREQUEST, "MDM08025",
+                                 "the request was rejected by the admin");
+    }
+    if (der == NULL) {
+        if (r->msg_type == MT_CERTPOLL) {
+            return mdm_scep_fail_rep(r, FAIL_BADCERTID, "MDM08022",
+                                     "no certificate was issued in this "
+                                     "transaction");
+        }
+        return mdm_scep_fail_rep(r, FAIL_BADCERTID, "MDM08021",
+                                 "no certificate with serial %s was issued "
+                                 "here",
+                                 r->serial);
+    }
+    return found_cert(r, der->str, der->len, 0);
+}
+
+/* The reply to the CHECK, ISSUE or LOOKUP plan: the CertRep, or the next
+ * plan. */
 mdm_step_t
 mdm_scep_pki_feed(mdm_scep_req_t *r, const redisReply *rep)
 {
-    const char *s;
+    const redisReply *s;
     mdm_step_t step;
+    int fresh;
 
     if (r->state == SST_LOOKUP) {
-        if (rep->type == REDIS_REPLY_NIL) {
-            if (r->msg_type == MT_CERTPOLL) {
-                return mdm_scep_fail_rep(r, FAIL_BADCERTID, "MDM08022",
-                                         "no certificate was issued in this "
-                                         "transaction");
-            }
-            return mdm_scep_fail_rep(
-                r, FAIL_BADCERTID, "MDM08021",
-                "no certificate with serial %s was issued here", r->serial);
-        }
-        if (rep->type != REDIS_REPLY_STRING) {
+        return lookup_reply(r, rep);
+    }
+    if (r->state == SST_CHECK) {
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 4) {
             return mdm_scep_storage_failed(r, rep);
         }
-        return found_cert(r, rep);
+        step = decide(r, elem(rep, 0), elem(rep, 1), elem(rep, 2), elem(rep, 3),
+                      &fresh);
+        return fresh ? issue_now(r) : step;
     }
     /* SST_ISSUE */
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
-        rep->element[0]->type != REDIS_REPLY_STRING) {
+        (s = elem(rep, 0)) == NULL) {
         return mdm_scep_storage_failed(r, rep);
     }
-    s = rep->element[0]->str;
-    if (strcmp(s, "NOCHALLENGE") == 0) {
+    if (elem_is(s, "EXISTS") && rep->elements == 5) {
+        /* a request of the same transaction got there first */
+        step = decide(r, elem(rep, 1), elem(rep, 2), elem(rep, 3), elem(rep, 4),
+                      &fresh);
+        return fresh ? mdm_scep_storage_failed(r, rep) : step;
+    }
+    if (elem_is(s, "NOCHALLENGE")) {
         return mdm_scep_fail_rep(r, FAIL_BADREQUEST, "MDM08017",
                                  "challenge unknown, expired or already used");
     }
-    if (strcmp(s, "REVOKED") == 0) {
+    if (elem_is(s, "REVOKED")) {
         return mdm_scep_fail_rep(r, FAIL_BADREQUEST, "MDM08020",
                                  "RenewalReq signed by revoked certificate %s",
                                  r->renew_serial);
     }
-    if (strcmp(s, "OK") != 0) {
+    if (!elem_is(s, "OK")) {
         return mdm_scep_storage_failed(r, rep);
+    }
+    if (r->cert == NULL) {
+        return pending_rep(r, "MDM08033", "kept for the admin's approval");
     }
     step = mdm_scep_reply_certrep(r, PKI_SUCCESS, 0);
     if (r->base.resp.status == 200) {

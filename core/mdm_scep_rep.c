@@ -69,6 +69,29 @@ mdm_scep_certs_only(STACK_OF(X509) * certs, mdm_buf_t *out)
     return 0;
 }
 
+/* GetNextCACert (RFC 8894 section 4.7): a SignedData signed by the CA
+ * itself (not an RA), its certificates the next CA's, no content. The
+ * client verifies it with the CA it has: the signer certificate is left
+ * out so that the only certificates are the new ones. */
+int
+mdm_scep_signed_certs(const mdm_scep_ca_t *ca, STACK_OF(X509) * certs,
+                      mdm_buf_t *out)
+{
+    CMS_ContentInfo *cms;
+    BIO *in = BIO_new_mem_buf("", 0);
+    int rc = -1;
+
+    cms = in ? CMS_sign(ca->ca, ca->ca_key, certs, in,
+                        CMS_BINARY | CMS_NOCERTS | CMS_NOSMIMECAP)
+             : NULL;
+    if (cms != NULL) {
+        rc = cms_der(cms, out);
+    }
+    CMS_ContentInfo_free(cms);
+    BIO_free(in);
+    return rc;
+}
+
 /* The requester's envelope: the issued certificate as a degenerate
  * SignedData, encrypted to the certificate that signed the request. */
 static int
@@ -173,8 +196,9 @@ mdm_scep_reply_certrep(mdm_scep_req_t *r, int status, int fail)
             "SCEP %s (transaction %s): cannot build the CertRep",
             mdm_scep_msg_type_name(r->msg_type), r->txid);
     }
-    r->vars[MDM_SCEP_VAR_STATUS] =
-        status == PKI_SUCCESS ? "SUCCESS" : "FAILURE";
+    r->vars[MDM_SCEP_VAR_STATUS] = status == PKI_SUCCESS   ? "SUCCESS"
+                                   : status == PKI_PENDING ? "PENDING"
+                                                           : "FAILURE";
     return mdm_tx_reply(&r->base, 200, ct_pki, &r->base.out);
 }
 

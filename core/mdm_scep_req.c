@@ -12,6 +12,7 @@
 
 #include <hiredis.h>
 #include <openssl/err.h>
+#include <openssl/x509.h>
 
 mdm_scep_req_t *
 mdm_scep_req_alloc(const mdm_scep_ca_t *ca, const mdm_tx_ops_t *ops)
@@ -35,6 +36,7 @@ mdm_scep_tx_free(mdm_tx_t *tx)
     X509_free(r->signer);
     X509_free(r->cert);
     mdm_buf_free(&r->cert_der);
+    mdm_buf_free(&r->csr_der);
     free(r->subject);
 }
 
@@ -125,6 +127,70 @@ mdm_scep_plan_done(mdm_scep_req_t *r, int state)
 {
     r->state = state;
     return mdm_tx_plan(&r->base, r->base.pb.ncmds);
+}
+
+/* The DER of r->cert into r->cert_der, its notAfter into *not_after. */
+static int
+cert_der(mdm_scep_req_t *r, long long *not_after)
+{
+    unsigned char *der = NULL;
+    struct tm tm;
+    int n;
+
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(r->cert), &tm) != 1 ||
+        (n = i2d_X509(r->cert, &der)) <= 0) {
+        return -1;
+    }
+    *not_after = (long long) timegm(&tm);
+    n = mdm_buf_set(&r->cert_der, der, (size_t) n);
+    OPENSSL_free(der);
+    return n;
+}
+
+mdm_step_t
+mdm_scep_plan_issue(mdm_scep_req_t *r, int mode, int state)
+{
+    static const char *const modes[] = {"issue", "pend", "approve"};
+    const mdm_scep_ca_t *ca = r->ca;
+    mdm_planb_t *pb = &r->base.pb;
+    long long not_after = 0;
+
+    if (mode != ISSUE_PEND && cert_der(r, &not_after) != 0) {
+        return mdm_tx_oom(&r->base);
+    }
+    mdm_planb_reset(pb);
+    r->base.evalled = 0;
+    mdm_tx_evalsha(&r->base, MDM_LUA_SCEP_ISSUE);
+    mdm_planb_str(pb, "6");
+    mdm_planb_fmt(pb, "%s%s", ca->k_chal, r->chal_hash[0] ? r->chal_hash : "-");
+    mdm_planb_fmt(pb, "%s%s", ca->k_cert, mode == ISSUE_PEND ? "-" : r->serial);
+    mdm_planb_str(pb, ca->k_issued);
+    mdm_planb_str(pb, ca->k_revoked);
+    mdm_planb_fmt(pb, "%s%s", ca->k_txn, r->txid);
+    mdm_planb_str(pb, ca->k_pending);
+    mdm_planb_str(pb, r->consume ? "consume" : "keep");
+    mdm_planb_str(pb, mode == ISSUE_PEND ? "" : r->serial);
+    mdm_planb_str(pb, r->subject ? r->subject : "");
+    mdm_planb_str(pb, mode == ISSUE_PEND ? "" : r->cert_hash);
+    mdm_planb_fmt(pb, "%lld", not_after);
+    /* borrowed: r->cert_der and r->csr_der live as long as the
+     * transaction */
+    mdm_planb_arg(pb, r->cert_der.ptr ? (const char *) r->cert_der.ptr : "",
+                  r->cert_der.len);
+    mdm_planb_str(pb, r->txid);
+    mdm_planb_str(pb, mdm_scep_msg_type_name(r->msg_type));
+    mdm_planb_str(pb, r->renew_serial);
+    if (mode == ISSUE_PEND) {
+        mdm_planb_fmt(pb, "%ld", ca->pending_ttl);
+    } else {
+        mdm_planb_str(pb, MDM_SCEP_TXN_TTL);
+    }
+    mdm_planb_str(pb, modes[mode]);
+    mdm_planb_str(pb, r->req_hash);
+    mdm_planb_str(pb, r->nonce_hex);
+    mdm_planb_arg(pb, r->csr_der.ptr ? (const char *) r->csr_der.ptr : "",
+                  mode == ISSUE_PEND ? r->csr_der.len : 0);
+    return mdm_scep_plan_done(r, state);
 }
 
 /* ---------------------------------------------------------------- */

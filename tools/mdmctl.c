@@ -42,7 +42,12 @@ static const char usage[] =
     "  scep revoke SERIAL revoke a certificate the SCEP CA issued (hex\n"
     "                     serial); its device is refused from its next\n"
     "                     request on\n"
-    "                     (both need the CA: --ca DIR, or --ca-cert FILE\n"
+    "  scep pending       list the SCEP requests awaiting approval (a CA\n"
+    "                     with approval manual)\n"
+    "  scep approve TXID  sign and record the certificate of a pending\n"
+    "                     request (the client's next CertPoll gets it)\n"
+    "  scep reject TXID   refuse a pending request\n"
+    "                     (all need the CA: --ca DIR, or --ca-cert FILE\n"
     "                     --ca-key FILE [--ca-key-pass-file "
     "FILE])\n" MDMCTL_CERT_USAGE
     "  ddm put FILE       store a declaration (JSON; '-' = stdin)\n"
@@ -371,7 +376,7 @@ main(int argc, char **argv)
     mdm_req_t *r;
     const mdm_response_t *resp;
     char err[512], *body = NULL, *op;
-    char ca_cert[1024] = "", ca_key[1024] = "", scep_path[128];
+    char ca_cert[1024] = "", ca_key[1024] = "", scep_path[512];
     char ddm_path[2048];
     const char *ddm_method = NULL;
     size_t ddm_blen = 0;
@@ -425,12 +430,18 @@ main(int argc, char **argv)
         return mdmctl_dep(argc, argv);
     }
     if (strcmp(op, "scep") == 0) {
+        int one = argc == 2 && (strcmp(argv[0], "revoke") == 0 ||
+                                strcmp(argv[0], "approve") == 0 ||
+                                strcmp(argv[0], "reject") == 0);
+
         if (argc < 1 || (strcmp(argv[0], "challenge") == 0 && argc > 2) ||
-            (strcmp(argv[0], "revoke") == 0 && argc != 2) ||
+            (strcmp(argv[0], "pending") == 0 && argc != 1) ||
             (strcmp(argv[0], "challenge") != 0 &&
-             strcmp(argv[0], "revoke") != 0)) {
+             strcmp(argv[0], "pending") != 0 && !one)) {
             fprintf(stderr,
-                    "mdmctl: scep challenge [TTL] | scep revoke SERIAL\n\n%s",
+                    "mdmctl: scep challenge [TTL] | scep revoke SERIAL | "
+                    "scep pending | scep approve TXID | scep reject TXID"
+                    "\n\n%s",
                     usage);
             return 2;
         }
@@ -443,6 +454,28 @@ main(int argc, char **argv)
         }
         if (argv[0][0] == 'c') {
             snprintf(scep_path, sizeof(scep_path), "/scep/challenges");
+        } else if (argv[0][0] == 'p') {
+            snprintf(scep_path, sizeof(scep_path), "/scep/pending");
+        } else if (strcmp(argv[0], "approve") == 0 ||
+                   strcmp(argv[0], "reject") == 0) {
+            /* a transactionID in one path segment: '/', '%' escaped */
+            size_t o = (size_t) snprintf(scep_path, sizeof(scep_path),
+                                         "/scep/pending/");
+            const char *t;
+
+            for (t = argv[1]; *t && o + 12 < sizeof(scep_path); t++) {
+                if (*t == '/' || *t == '%' || *t == '?' || *t == '#') {
+                    o += (size_t) snprintf(scep_path + o, sizeof(scep_path) - o,
+                                           "%%%02X", (unsigned char) *t);
+                } else {
+                    scep_path[o++] = *t;
+                }
+            }
+            if (*t) {
+                fprintf(stderr, "mdmctl: transactionID too long\n");
+                return 2;
+            }
+            snprintf(scep_path + o, sizeof(scep_path) - o, "/%s", argv[0]);
         } else {
             snprintf(scep_path, sizeof(scep_path), "/scep/revoke/%.100s",
                      argv[1]);
@@ -555,8 +588,12 @@ main(int argc, char **argv)
         if (argv[0][0] == 'c' && argc == 2) {
             snprintf(q, sizeof(q), "ttl=%.20s", argv[1]);
         }
-        r = mdm_req_new_admin_http(conf, "POST", 4, scep_path,
-                                   strlen(scep_path), q, strlen(q), NULL, 0);
+        r = argv[0][0] == 'p'
+                ? mdm_req_new_admin_http(conf, "GET", 3, scep_path,
+                                         strlen(scep_path), q, 0, NULL, 0)
+                : mdm_req_new_admin_http(conf, "POST", 4, scep_path,
+                                         strlen(scep_path), q, strlen(q), NULL,
+                                         0);
     } else if (ddm_method != NULL) {
         r = mdm_req_new_admin_http(conf, ddm_method, strlen(ddm_method),
                                    ddm_path, strlen(ddm_path),

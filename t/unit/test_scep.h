@@ -81,12 +81,19 @@ mdm_scep_ca_t *ca_with(const opt_t *opts, char *err, size_t errlen, int *rc);
 mdm_scep_ca_t *sample_ca_conf(const char *challenge, const char *n1,
                               const char *v1, const char *n2, const char *v2);
 
-/** POST a PKIOperation at now, logging to log_sink; *step: the start. */
+/**
+ * POST a PKIOperation at now, logging to log_sink; *step: the start. A
+ * PKCSReq's or RenewalReq's first plan (the transaction's record) is
+ * answered "none" unless post_autocheck is 0: *step is then the next.
+ */
+extern int post_autocheck;
 mdm_scep_req_t *post(const mdm_scep_ca_t *ca, const unsigned char *m,
                      size_t len, time_t now, mdm_step_t *step);
 /** Replies made by hand (freed by feed1()). */
 redisReply *rep_new(int type, const char *s);
 redisReply *rep_array1(const char *s);
+/** A CertPoll/GetCert lookup's reply: the DER (NULL: nil), the state. */
+redisReply *rep_lookup(const void *der, size_t len, const char *state);
 /** Feed one reply (NULL: the storage failed) and free it. */
 mdm_step_t feed1(mdm_scep_req_t *r, redisReply *rep);
 
@@ -114,7 +121,8 @@ typedef struct {
     const unsigned char *content;
     size_t content_len;
     int no_txid;
-    int des; /* single DES-CBC, from the legacy provider */
+    int des;                    /* single DES-CBC, from the legacy provider */
+    const unsigned char *nonce; /* 16 bytes; NULL: test_nonce */
 } req_opts_t;
 
 /** The senderNonce of every pkiMessage made here. */
@@ -124,6 +132,15 @@ unsigned char *make_pkimsg(const req_opts_t *o, size_t *len);
 /** A PKCSReq from a fresh self-signed signer (returned in *signer). */
 unsigned char *pkcsreq(const char *challenge, const EVP_MD *md,
                        const EVP_CIPHER *cipher, X509 **signer, size_t *len);
+/**
+ * A PKCSReq for cn in transaction txid with senderNonce nonce (16 bytes,
+ * NULL: test_nonce). Made twice with the same arguments, the signer
+ * certificate and CSR are the same bytes (deterministic signatures): the
+ * same request.
+ */
+unsigned char *pkcsreq_tx(const char *challenge, const char *cn,
+                          const char *txid, const unsigned char *nonce,
+                          X509 **signer, size_t *len);
 
 /* ---- what comes back (test_scep_check.c) ---- */
 

@@ -340,8 +340,8 @@ test_caps_cacert(void **state)
     assert_string_equal(last_id, "MDM08003");
     mdm_scep_req_free(r);
     r = get(ca, "GET", "operation=GetNextCACert", &step);
-    assert_int_equal(mdm_scep_req_response(r)->status, 400);
-    assert_string_equal(last_id, "MDM08002");
+    assert_int_equal(mdm_scep_req_response(r)->status, 404);
+    assert_string_equal(last_id, "MDM08005");
     mdm_scep_req_free(r);
     r = get(ca, "GET", "message=x", &step);
     assert_int_equal(mdm_scep_req_response(r)->status, 400);

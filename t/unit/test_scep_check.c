@@ -116,6 +116,14 @@ read_certrep(const mdm_response_t *resp, const char *txid,
         memcmp(ASN1_STRING_get0_data(t->value.octet_string), nonce, 16) == 0);
 
     pos = CMS_get0_content(cms);
+    if (out->status == 3) {
+        /* PENDING: no failInfo, no envelope */
+        assert_int_equal(out->fail, -1);
+        assert_true(pos == NULL || *pos == NULL ||
+                    ASN1_STRING_length(*pos) == 0);
+        CMS_ContentInfo_free(cms);
+        return;
+    }
     if (out->status != 0) {
         assert_int_equal(out->status, 2);
         assert_true(out->fail >= 0 && out->fail <= 4);
@@ -235,9 +243,9 @@ planned_cert(const mdm_scep_req_t *r)
 
     assert_non_null(p);
     assert_int_equal(p->ncmds, 1);
-    assert_true(p->cmds[0].argc == 18);
-    d = (const unsigned char *) p->cmds[0].argv[13];
-    return d2i_X509(NULL, &d, (long) p->cmds[0].argvlen[13]);
+    assert_true(p->cmds[0].argc == 23);
+    d = (const unsigned char *) p->cmds[0].argv[14];
+    return d2i_X509(NULL, &d, (long) p->cmds[0].argvlen[14]);
 }
 
 X509 *

@@ -183,6 +183,23 @@ sample_ca_conf(const char *challenge, const char *n1, const char *v1,
 /* ------------------------------------------------------------------ */
 /* running transactions                                                */
 
+int post_autocheck = 1;
+
+/* The reply of a transaction record not found: HMGET's four nils. */
+static redisReply *
+rep_no_record(void)
+{
+    redisReply *r = rep_new(REDIS_REPLY_ARRAY, NULL);
+    size_t i;
+
+    r->elements = 4;
+    r->element = calloc(4, sizeof(redisReply *));
+    for (i = 0; i < 4; i++) {
+        r->element[i] = rep_new(REDIS_REPLY_NIL, NULL);
+    }
+    return r;
+}
+
 mdm_scep_req_t *
 post(const mdm_scep_ca_t *ca, const unsigned char *m, size_t len, time_t now,
      mdm_step_t *step)
@@ -196,6 +213,12 @@ post(const mdm_scep_ca_t *ca, const unsigned char *m, size_t len, time_t now,
     mdm_scep_req_set_time(r, now);
     log_reset();
     *step = mdm_scep_req_start(r);
+    if (post_autocheck && *step == MDM_STEP_REDIS &&
+        mdm_scep_req_plan(r)->cmds[0].argc == 6 &&
+        memcmp(mdm_scep_req_plan(r)->cmds[0].argv[0], "HMGET", 5) == 0 &&
+        memcmp(mdm_scep_req_plan(r)->cmds[0].argv[2], "state", 5) == 0) {
+        *step = feed1(r, rep_no_record());
+    }
     return r;
 }
 
@@ -220,6 +243,24 @@ rep_array1(const char *s)
     r->elements = 1;
     r->element = calloc(1, sizeof(redisReply *));
     r->element[0] = rep_new(REDIS_REPLY_STRING, s);
+    return r;
+}
+
+redisReply *
+rep_lookup(const void *der, size_t len, const char *state)
+{
+    redisReply *r = rep_new(REDIS_REPLY_ARRAY, NULL);
+
+    r->elements = 2;
+    r->element = calloc(2, sizeof(redisReply *));
+    r->element[0] = rep_new(der ? REDIS_REPLY_STRING : REDIS_REPLY_NIL, NULL);
+    if (der) {
+        r->element[0]->str = malloc(len + 1);
+        memcpy(r->element[0]->str, der, len);
+        r->element[0]->len = len;
+    }
+    r->element[1] =
+        rep_new(state ? REDIS_REPLY_STRING : REDIS_REPLY_NIL, state);
     return r;
 }
 

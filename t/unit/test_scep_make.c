@@ -157,9 +157,10 @@ make_pkimsg(const req_opts_t *o, size_t *len)
                                                      txid, (int) strlen(txid)),
                          1);
     }
-    assert_int_equal(CMS_signed_add1_attr_by_OBJ(
-                         si, o_snonce, V_ASN1_OCTET_STRING, test_nonce, 16),
-                     1);
+    assert_int_equal(
+        CMS_signed_add1_attr_by_OBJ(si, o_snonce, V_ASN1_OCTET_STRING,
+                                    o->nonce ? o->nonce : test_nonce, 16),
+        1);
     ein = BIO_new_mem_buf(envder, elen);
     assert_int_equal(CMS_final(cms, ein, NULL, CMS_BINARY), 1);
     l = i2d_CMS_ContentInfo(cms, &der);
@@ -175,6 +176,28 @@ make_pkimsg(const req_opts_t *o, size_t *len)
     sk_X509_free(rc);
     *len = (size_t) l;
     return out;
+}
+
+unsigned char *
+pkcsreq_tx(const char *challenge, const char *cn, const char *txid,
+           const unsigned char *nonce, X509 **signer, size_t *len)
+{
+    size_t clen;
+    unsigned char *csr = make_csr(dev_key, cn, challenge, NULL, &clen);
+    req_opts_t o = {0};
+    unsigned char *m;
+
+    *signer = make_cert(dev_key, "MDM SCEP SIGNER", NULL, NULL, 1, T_GEN - DAY,
+                        T_GEN + DAY);
+    o.signer = *signer;
+    o.signer_key = dev_key;
+    o.txid = txid;
+    o.nonce = nonce;
+    o.content = csr;
+    o.content_len = clen;
+    m = make_pkimsg(&o, len);
+    free(csr);
+    return m;
 }
 
 unsigned char *

@@ -50,12 +50,12 @@ test_real_pkcsreq(void **state)
                         "CN=" SAMPLE_CN);
     plan = mdm_scep_req_plan(r);
     assert_string_equal(plan->cmds[0].argv[0], "EVALSHA");
-    assert_string_equal(plan->cmds[0].argv[2], "5");
+    assert_string_equal(plan->cmds[0].argv[2], "6");
     assert_string_equal(plan->cmds[0].argv[3], "t:{scep}:chal:-");
-    assert_string_equal(plan->cmds[0].argv[8], "keep");
-    assert_string_equal(plan->cmds[0].argv[9],
+    assert_string_equal(plan->cmds[0].argv[9], "keep");
+    assert_string_equal(plan->cmds[0].argv[10],
                         mdm_scep_req_var(r, MDM_SCEP_VAR_SERIAL));
-    assert_string_equal(plan->cmds[0].argv[15], "PKCSReq");
+    assert_string_equal(plan->cmds[0].argv[16], "PKCSReq");
     issued = planned_cert(r);
     assert_non_null(issued);
     check_issued(issued, X509_REQ_get0_pubkey(csr), SAMPLE_CN, T_SAMPLE);

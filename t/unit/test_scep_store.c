@@ -27,6 +27,8 @@ store_setup(void **state)
         return -1;
     }
     rc = redis_fixture_connect(&fx);
+    /* the transaction's record is read from Redis, not made up */
+    post_autocheck = 0;
     return rc ? 0 : -1;
 }
 
@@ -38,6 +40,7 @@ store_teardown(void **state)
         redisFree(rc);
     }
     redis_fixture_stop(&fx);
+    post_autocheck = 1;
     return 0;
 }
 
@@ -90,6 +93,8 @@ admin(const mdm_scep_ca_t *ca, mdm_scep_admin_op_t op, const char *arg,
     mdm_scep_req_t *r = mdm_scep_req_new_admin(ca, op, arg, ttl);
 
     mdm_scep_req_set_logger(r, log_sink, NULL);
+    /* the sample CA is valid then: an approval signs */
+    mdm_scep_req_set_time(r, T_GEN);
     log_reset();
     if (mdm_scep_req_start(r) == MDM_STEP_REDIS) {
         mdm_scep_exec_sync(rc, r);
@@ -164,9 +169,9 @@ test_store_dynamic(void **state)
     /* the challenge is spent: a second request with it gets nothing and
      * leaves nothing */
     dbsize = redis_int("DBSIZE", NULL);
-    m2 = pkcsreq(chal, NULL, NULL, &signer2, &len2);
+    m2 = pkcsreq_tx(chal, "device-0002", "TXID-0002", NULL, &signer2, &len2);
     r = run(ca, m2, len2);
-    read_certrep(mdm_scep_req_response(r), "TXID-0001", test_nonce, 16, signer2,
+    read_certrep(mdm_scep_req_response(r), "TXID-0002", test_nonce, 16, signer2,
                  NULL, &cr);
     assert_int_equal(cr.fail, 2);
     assert_string_equal(last_id, "MDM08017");
@@ -293,15 +298,16 @@ test_store_dynamic(void **state)
     /* static mode records too */
     free(m);
     X509_free(signer);
-    m = pkcsreq(CHALLENGE, NULL, NULL, &signer, &len);
+    m = pkcsreq_tx(CHALLENGE, "device-0001", "TXID-STATIC", NULL, &signer,
+                   &len);
     dbsize = redis_int("DBSIZE", NULL);
     r = run(st, m, len);
-    read_certrep(mdm_scep_req_response(r), "TXID-0001", test_nonce, 16, signer,
-                 NULL, &cr);
+    read_certrep(mdm_scep_req_response(r), "TXID-STATIC", test_nonce, 16,
+                 signer, NULL, &cr);
     assert_int_equal(cr.status, 0);
     mdm_scep_req_free(r);
-    /* one more record; the transaction key is overwritten */
-    assert_int_equal(redis_int("DBSIZE", NULL), dbsize + 1);
+    /* one more record, and the transaction's */
+    assert_int_equal(redis_int("DBSIZE", NULL), dbsize + 2);
 
     X509_free(signer);
     free(m);
@@ -309,11 +315,285 @@ test_store_dynamic(void **state)
     mdm_scep_ca_free(st);
 }
 
+static const unsigned char nonce2[16] = "nonce-abcdefghij";
+
+/* Replays: the same pkiMessage bytes, the same request with a new
+ * senderNonce, another request in the transaction; static and one-time
+ * challenges; a replay racing the first (the script decides). */
+static void
+test_store_replay(void **state)
+{
+    mdm_scep_ca_t *st = sample_ca_conf(CHALLENGE, NULL, NULL, NULL, NULL);
+    mdm_scep_ca_t *dyn = sample_ca_conf("dynamic", NULL, NULL, NULL, NULL);
+    mdm_scep_req_t *r;
+    X509 *signer, *first;
+    size_t len, len2;
+    unsigned char *m, *m2;
+    certrep_t cr;
+    char serial[64];
+    long long dbsize;
+    int i;
+
+    (void) state;
+    freeReplyObject(redisCommand(rc, "FLUSHALL"));
+    m = pkcsreq_tx(CHALLENGE, "device-r1", "REPLAY-1", NULL, &signer, &len);
+    r = run(st, m, len);
+    read_certrep(mdm_scep_req_response(r), "REPLAY-1", test_nonce, 16, signer,
+                 dev_key, &cr);
+    assert_int_equal(cr.status, 0);
+    first = cr.issued;
+    snprintf(serial, sizeof(serial), "%s",
+             mdm_scep_req_var(r, MDM_SCEP_VAR_SERIAL));
+    mdm_scep_req_free(r);
+    dbsize = redis_int("DBSIZE", NULL);
+    assert_int_equal(redis_int("ZCARD %s", "t:{scep}:issued"), 1);
+
+    /* the exact bytes again, twice: the same certificate, nothing signed
+     * or stored */
+    for (i = 0; i < 2; i++) {
+        r = run(st, m, len);
+        read_certrep(mdm_scep_req_response(r), "REPLAY-1", test_nonce, 16,
+                     signer, dev_key, &cr);
+        assert_int_equal(cr.status, 0);
+        assert_int_equal(X509_cmp(cr.issued, first), 0);
+        assert_string_equal(last_id, "MDM08034");
+        assert_int_equal(nlogs, 1);
+        assert_string_equal(mdm_scep_req_var(r, MDM_SCEP_VAR_SERIAL), serial);
+        X509_free(cr.issued);
+        mdm_scep_req_free(r);
+    }
+    assert_int_equal(redis_int("DBSIZE", NULL), dbsize);
+    assert_int_equal(redis_int("ZCARD %s", "t:{scep}:issued"), 1);
+
+    /* a replay that raced the first past the check: the script finds the
+     * record and the signed certificate is thrown away */
+    post_autocheck = 1;
+    r = run(st, m, len);
+    post_autocheck = 0;
+    read_certrep(mdm_scep_req_response(r), "REPLAY-1", test_nonce, 16, signer,
+                 dev_key, &cr);
+    assert_int_equal(X509_cmp(cr.issued, first), 0);
+    X509_free(cr.issued);
+    mdm_scep_req_free(r);
+    assert_int_equal(redis_int("ZCARD %s", "t:{scep}:issued"), 1);
+
+    /* the same request resent with a new senderNonce: the same answer */
+    X509_free(signer);
+    m2 = pkcsreq_tx(CHALLENGE, "device-r1", "REPLAY-1", nonce2, &signer, &len2);
+    r = run(st, m2, len2);
+    read_certrep(mdm_scep_req_response(r), "REPLAY-1", nonce2, 16, signer,
+                 dev_key, &cr);
+    assert_int_equal(X509_cmp(cr.issued, first), 0);
+    X509_free(cr.issued);
+    mdm_scep_req_free(r);
+    free(m2);
+
+    /* another request in that transaction, with either nonce: refused */
+    X509_free(signer);
+    m2 = pkcsreq_tx(CHALLENGE, "device-r2", "REPLAY-1", nonce2, &signer, &len2);
+    r = run(st, m2, len2);
+    read_certrep(mdm_scep_req_response(r), "REPLAY-1", nonce2, 16, signer, NULL,
+                 &cr);
+    assert_int_equal(cr.fail, 2);
+    assert_string_equal(last_id, "MDM08024");
+    mdm_scep_req_free(r);
+    free(m2);
+    X509_free(signer);
+    m2 = pkcsreq_tx(CHALLENGE, "device-r2", "REPLAY-1", NULL, &signer, &len2);
+    r = run(st, m2, len2);
+    read_certrep(mdm_scep_req_response(r), "REPLAY-1", test_nonce, 16, signer,
+                 NULL, &cr);
+    assert_int_equal(cr.fail, 2);
+    assert_string_equal(last_id, "MDM08024");
+    assert_non_null(strstr(last_msg, "senderNonce"));
+    mdm_scep_req_free(r);
+    free(m2);
+    assert_int_equal(redis_int("DBSIZE", NULL), dbsize);
+    free(m);
+    X509_free(signer);
+
+    /* a one-time challenge: the replay is answered though the challenge
+     * is spent, and still one certificate */
+    r = admin(dyn, MDM_SCEP_ADMIN_CHALLENGE, "replay-chal", 60);
+    assert_int_equal(mdm_scep_req_response(r)->status, 201);
+    mdm_scep_req_free(r);
+    m = pkcsreq_tx("replay-chal", "device-r3", "REPLAY-2", NULL, &signer, &len);
+    for (i = 0; i < 3; i++) {
+        r = run(dyn, m, len);
+        read_certrep(mdm_scep_req_response(r), "REPLAY-2", test_nonce, 16,
+                     signer, dev_key, &cr);
+        assert_int_equal(cr.status, 0);
+        if (i == 0) {
+            X509_free(first);
+            first = cr.issued;
+        } else {
+            assert_int_equal(X509_cmp(cr.issued, first), 0);
+            X509_free(cr.issued);
+        }
+        mdm_scep_req_free(r);
+    }
+    assert_int_equal(redis_int("ZCARD %s", "t:{scep}:issued"), 2);
+    X509_free(first);
+    X509_free(signer);
+    free(m);
+    mdm_scep_ca_free(st);
+    mdm_scep_ca_free(dyn);
+}
+
+static mdm_scep_req_t *
+certpoll(const mdm_scep_ca_t *ca, X509 *signer, const char *txid)
+{
+    req_opts_t o = {0};
+    mdm_scep_req_t *r;
+    unsigned char *m;
+    size_t len;
+
+    o.signer = signer;
+    o.signer_key = dev_key;
+    o.msg_type = "20";
+    o.txid = txid;
+    o.content = (const unsigned char *) "\x30\x00";
+    o.content_len = 2;
+    m = make_pkimsg(&o, &len);
+    r = run(ca, m, len);
+    free(m);
+    return r;
+}
+
+static char *
+body_of(mdm_scep_req_t *r)
+{
+    return strndup((const char *) mdm_scep_req_response(r)->body,
+                   mdm_scep_req_response(r)->body_len);
+}
+
+/* approval manual: PENDING, CertPoll, the admin's approve and reject */
+static void
+test_store_approval(void **state)
+{
+    mdm_scep_ca_t *ca =
+        sample_ca_conf(CHALLENGE, "approval", "manual", NULL, NULL);
+    mdm_scep_req_t *r;
+    X509 *signer, *signer2;
+    size_t len, len2;
+    unsigned char *m, *m2;
+    certrep_t cr;
+    char *s;
+    int i;
+
+    (void) state;
+    freeReplyObject(redisCommand(rc, "FLUSHALL"));
+    m = pkcsreq_tx(CHALLENGE, "device-m1", "MANUAL-1", NULL, &signer, &len);
+    /* kept, twice the same answer: PENDING */
+    for (i = 0; i < 2; i++) {
+        r = run(ca, m, len);
+        read_certrep(mdm_scep_req_response(r), "MANUAL-1", test_nonce, 16,
+                     signer, NULL, &cr);
+        assert_int_equal(cr.status, 3);
+        assert_string_equal(mdm_scep_req_var(r, MDM_SCEP_VAR_STATUS),
+                            "PENDING");
+        assert_string_equal(last_id, "MDM08033");
+        mdm_scep_req_free(r);
+    }
+    assert_int_equal(redis_int("EXISTS %s", "t:{scep}:issued"), 0);
+    s = redis_str("HGET %s %s", "t:{scep}:txn:MANUAL-1", "state");
+    assert_string_equal(s, "pending");
+    free(s);
+    assert_true(redis_int("TTL %s", "t:{scep}:txn:MANUAL-1") > 86400);
+    r = certpoll(ca, signer, "MANUAL-1");
+    read_certrep(mdm_scep_req_response(r), "MANUAL-1", test_nonce, 16, signer,
+                 NULL, &cr);
+    assert_int_equal(cr.status, 3);
+    mdm_scep_req_free(r);
+
+    /* the list */
+    r = admin(ca, MDM_SCEP_ADMIN_PENDING, NULL, 0);
+    assert_int_equal(mdm_scep_req_response(r)->status, 200);
+    s = body_of(r);
+    assert_non_null(strstr(s, "\"transaction_id\":\"MANUAL-1\""));
+    assert_non_null(strstr(s, "\"subject\":\"CN=device-m1\""));
+    assert_non_null(strstr(s, "\"kind\":\"PKCSReq\""));
+    free(s);
+    mdm_scep_req_free(r);
+
+    /* approved: the next CertPoll and a resend get the certificate */
+    r = admin(ca, MDM_SCEP_ADMIN_APPROVE, "MANUAL-1", 0);
+    assert_int_equal(mdm_scep_req_response(r)->status, 200);
+    assert_string_equal(last_id, "MDM08035");
+    mdm_scep_req_free(r);
+    assert_int_equal(redis_int("ZCARD %s", "t:{scep}:issued"), 1);
+    assert_int_equal(redis_int("ZCARD %s", "t:{scep}:pending"), 0);
+    r = certpoll(ca, signer, "MANUAL-1");
+    read_certrep(mdm_scep_req_response(r), "MANUAL-1", test_nonce, 16, signer,
+                 dev_key, &cr);
+    assert_int_equal(cr.status, 0);
+    check_issued(cr.issued, dev_key, "device-m1", T_GEN);
+    X509_free(cr.issued);
+    mdm_scep_req_free(r);
+    r = run(ca, m, len);
+    read_certrep(mdm_scep_req_response(r), "MANUAL-1", test_nonce, 16, signer,
+                 dev_key, &cr);
+    assert_int_equal(cr.status, 0);
+    X509_free(cr.issued);
+    mdm_scep_req_free(r);
+    assert_int_equal(redis_int("ZCARD %s", "t:{scep}:issued"), 1);
+    r = admin(ca, MDM_SCEP_ADMIN_APPROVE, "MANUAL-1", 0);
+    assert_int_equal(mdm_scep_req_response(r)->status, 404);
+    assert_string_equal(last_id, "MDM08055");
+    mdm_scep_req_free(r);
+
+    /* rejected: CertPoll and resend get FAILURE badRequest */
+    m2 = pkcsreq_tx(CHALLENGE, "device-m2", "MANUAL-2", NULL, &signer2, &len2);
+    r = run(ca, m2, len2);
+    mdm_scep_req_free(r);
+    r = admin(ca, MDM_SCEP_ADMIN_REJECT, "MANUAL-2", 0);
+    assert_int_equal(mdm_scep_req_response(r)->status, 200);
+    assert_string_equal(last_id, "MDM08036");
+    mdm_scep_req_free(r);
+    r = certpoll(ca, signer2, "MANUAL-2");
+    read_certrep(mdm_scep_req_response(r), "MANUAL-2", test_nonce, 16, signer2,
+                 NULL, &cr);
+    assert_int_equal(cr.fail, 2);
+    assert_string_equal(last_id, "MDM08025");
+    mdm_scep_req_free(r);
+    r = run(ca, m2, len2);
+    read_certrep(mdm_scep_req_response(r), "MANUAL-2", test_nonce, 16, signer2,
+                 NULL, &cr);
+    assert_int_equal(cr.fail, 2);
+    assert_string_equal(last_id, "MDM08025");
+    mdm_scep_req_free(r);
+    r = admin(ca, MDM_SCEP_ADMIN_REJECT, "MANUAL-2", 0);
+    assert_int_equal(mdm_scep_req_response(r)->status, 404);
+    mdm_scep_req_free(r);
+    r = admin(ca, MDM_SCEP_ADMIN_APPROVE, "MANUAL-2", 0);
+    assert_int_equal(mdm_scep_req_response(r)->status, 404);
+    mdm_scep_req_free(r);
+    assert_int_equal(redis_int("ZCARD %s", "t:{scep}:issued"), 1);
+    /* bad transactionIDs store nothing */
+    r = admin(ca, MDM_SCEP_ADMIN_APPROVE, "bad id", 0);
+    assert_int_equal(mdm_scep_req_response(r)->status, 400);
+    assert_string_equal(last_id, "MDM08050");
+    mdm_scep_req_free(r);
+    r = admin(ca, MDM_SCEP_ADMIN_PENDING, NULL, 0);
+    s = body_of(r);
+    assert_string_equal(s, "{\"pending\":[]}");
+    free(s);
+    mdm_scep_req_free(r);
+
+    X509_free(signer);
+    X509_free(signer2);
+    free(m);
+    free(m2);
+    mdm_scep_ca_free(ca);
+}
+
 int
 scep_store_tests(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store_dynamic),
+        cmocka_unit_test(test_store_replay),
+        cmocka_unit_test(test_store_approval),
     };
 
     return cmocka_run_group_tests_name("scep_store", tests, store_setup,
