@@ -163,6 +163,18 @@ ngx_command_t ngx_http_mdm_commands[] = {
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
          NGX_CONF_TAKE1,
      ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "scep.validity_days"},
+    {ngx_string("mdm_scep_approval"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "scep.approval"},
+    {ngx_string("mdm_scep_pending_ttl"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "scep.pending_ttl"},
+    {ngx_string("mdm_scep_next_ca_cert"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "scep.next_ca_cert"},
     {ngx_string("mdm_scep_min_key_bits"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
          NGX_CONF_TAKE1,

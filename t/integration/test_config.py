@@ -141,6 +141,22 @@ BROKEN = {
         "apache": ("mdm-enroll.conf", 'MDMSCEPCAKey "{PKI}/scep-ca.key"',
                    'MDMSCEPCAKey "{PKI}/no-such.key"', "MDMSCEPCAKey"),
     },
+    "scep-approval-bad": {
+        "nginx": ("mdm-enroll.conf", "mdm_scep_ca_key {PKI}/scep-ca.key;",
+                  "mdm_scep_ca_key {PKI}/scep-ca.key;\nmdm_scep_approval sometimes;",
+                  "mdm_scep_approval"),
+        "apache": ("mdm-enroll.conf", 'MDMSCEPCAKey "{PKI}/scep-ca.key"',
+                   'MDMSCEPCAKey "{PKI}/scep-ca.key"\nMDMSCEPApproval sometimes',
+                   "MDMSCEPApproval"),
+    },
+    "scep-next-ca-not-ca": {
+        "nginx": ("mdm-enroll.conf", "mdm_scep_ca_key {PKI}/scep-ca.key;",
+                  "mdm_scep_ca_key {PKI}/scep-ca.key;\nmdm_scep_next_ca_cert {PKI}/dev1.pem;",
+                  "mdm_scep_next_ca_cert"),
+        "apache": ("mdm-enroll.conf", 'MDMSCEPCAKey "{PKI}/scep-ca.key"',
+                   'MDMSCEPCAKey "{PKI}/scep-ca.key"\nMDMSCEPNextCACert "{PKI}/dev1.pem"',
+                   "MDMSCEPNextCACert"),
+    },
     "scep-key-absent": {
         "nginx": ("mdm-enroll.conf", "mdm_scep_ca_key {PKI}/scep-ca.key;",
                   "", "mdm_scep_ca_key"),
