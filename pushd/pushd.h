@@ -14,18 +14,21 @@
  *   4  pushd_main.c    start and stop, signals, the poll loop, its timers
  *   3  pushd_push.c    one push from request to outcome (pushd_push.h)
  *   2  pushd_redis.c   stream, records, outcomes, status hashes
- *      pushd_metrics.c counters since start, the GET /metrics listener
- *                      (pushd_metrics.h)
+ *      pushd_metrics.c counters since start, their text for the GET
+ *                      /metrics listener (pushd_metrics.h)
  *      pushd_topics.c  the certificates in use, one per topic; reload
  *      pushd_apns.c    one APNs request, what its answer means
  *   1  pushd_cert.c    load one certificate; its expiry
  *      pushd_h2.c      HTTP/2 client: TLS connections, nghttp2 sessions
  *                      (pushd_h2.h)
- *      pushd_conf.c    the configuration file
- *   0  pushd_util.c    logging, counters, clock, retry back-off, IP:port
+ *   0  pushd_conf.c    the configuration file
+ *      pushd_util.c    logging, counters, clock, retry back-off
  *      pushd_jobs.c    the jobs in memory: list, hash, counts per state
  *      pushd_tls.c     TLS of the APNs connections: endpoint, contexts per
  *                      certificate load, connect, handshake (pushd_tls.h)
+ *
+ * Below them all, shared with mdm-eventd: common/mdm_listen.c, the
+ * metrics_listen listener (IP:port, accept, one request, the answer).
  */
 #ifndef PUSHD_H
 #define PUSHD_H
@@ -77,13 +80,6 @@ int64_t pushd_now_ms(void);
  * equal jitter (half fixed, half random()).
  */
 int64_t pushd_backoff_ms(long base_ms, long max_ms, int attempt);
-
-/**
- * "IPv4:port" or "[IPv6]:port" (numeric only, no host names) into ss.
- * -1 if it is neither.
- */
-int pushd_parse_ipport(const char *v, struct sockaddr_storage *ss,
-                       socklen_t *len);
 
 /* ------------------------------------------------------------------ */
 /* push certificates (pushd_cert.c)                                   */
