@@ -236,6 +236,14 @@ run(void)
                 goto poll;
             }
         }
+        /* the topic guard, before the first push with a certificate
+         * loaded at start or by SIGHUP */
+        if (pushd_topics_guard(&D.topics, &D.redis) != 0) {
+            if (D.redis.cmd) {
+                pushd_redis_fail(&D.redis, "topic guard");
+            }
+            goto poll;
+        }
         periodic(now);
         if (D.redis.cmd && !D.draining) {
             pushd_push_lookup(&D);
