@@ -19,10 +19,13 @@
  *   2  eventd_http.c      one delivery on curl multi; its outcome
  *   1  eventd_redis.c     the stream, the groups, acks, status hashes
  *      eventd_payload.c   the JSON body, the signature
- *      eventd_metrics.c   failures by reason; the GET /metrics listener
+ *   0  eventd_metrics.c   failures by reason; the text of GET /metrics
  *                         (eventd_metrics.h)
  *      eventd_conf.c      the configuration file, the secret files
- *   0  eventd_util.c      logging, clock, back-off, stream ids, IP:port
+ *      eventd_util.c      logging, clock, back-off, stream ids
+ *
+ * Below them all, shared with mdm-pushd: common/mdm_listen.c, the
+ * metrics_listen listener (IP:port, accept, one request, the answer).
  */
 #ifndef EVENTD_H
 #define EVENTD_H
@@ -66,13 +69,6 @@ typedef struct {
 int eventd_sid_parse(const char *s, eventd_sid_t *out);
 /** <0, 0, >0 as a is before, equal to, after b. */
 int eventd_sid_cmp(const eventd_sid_t *a, const eventd_sid_t *b);
-
-/**
- * "IPv4:port" or "[IPv6]:port" (numeric only, no host names) into ss.
- * -1 if it is neither.
- */
-int eventd_parse_ipport(const char *v, struct sockaddr_storage *ss,
-                        socklen_t *len);
 
 /* ------------------------------------------------------------------ */
 /* configuration (eventd_conf.c)                                      */

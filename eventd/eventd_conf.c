@@ -7,6 +7,7 @@
  * configuration file itself.
  */
 #include "eventd.h"
+#include "mdm_listen.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -356,7 +357,7 @@ one(eventd_conf_t *c, char **tok, int ntok, char *err, size_t errlen)
             c->metrics_listen = NULL;
             return 0;
         }
-        if (eventd_parse_ipport(v, &ss, &sl) != 0) {
+        if (mdm_listen_parse_addr(v, &ss, &sl) != 0) {
             snprintf(err, errlen,
                      "metrics_listen: \"%s\" is not IP:PORT (an IPv4 "
                      "address or [IPv6] address, no host name; port "

@@ -92,7 +92,7 @@ start_drain(void)
 static void
 run(void)
 {
-    struct curl_waitfd fds[3 + EVENTD_METRICS_CONN];
+    struct curl_waitfd fds[3 + MDM_LISTEN_CONN];
     int64_t now, due;
     unsigned nfds, mfirst;
     int running, left, wfd;
@@ -153,7 +153,7 @@ run(void)
             due = S.next_status;
         }
         due = eventd_ep_next_due(&D, now, due);
-        due = eventd_metrics_due(&M, due);
+        due = mdm_listen_due(&M.listen, due);
         nfds = 0;
         fds[nfds].fd = S.sigpipe[0];
         fds[nfds].events = CURL_WAIT_POLLIN;
@@ -245,8 +245,8 @@ main(int argc, char **argv)
     S.started = time(NULL);
     eventd_metrics_init(&M, &D, S.started);
     if (D.conf.metrics_listen &&
-        eventd_metrics_listen(&M, D.conf.metrics_listen, err, sizeof(err)) !=
-            0) {
+        mdm_listen_open(&M.listen, "metrics_listen", D.conf.metrics_listen, err,
+                        sizeof(err)) != 0) {
         eventd_log(EL_ERR, "MDM12100", "%s", err);
         return 1;
     }
@@ -288,7 +288,7 @@ main(int argc, char **argv)
 
     run();
 
-    eventd_metrics_close(&M);
+    mdm_listen_close(&M.listen);
     eventd_ep_free(&D);
     curl_multi_cleanup(D.multi);
     eventd_redis_free(&D.redis);

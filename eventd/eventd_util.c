@@ -5,9 +5,7 @@
  */
 #include "eventd.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,61 +98,6 @@ eventd_sid_cmp(const eventd_sid_t *a, const eventd_sid_t *b)
     }
     if (a->seq != b->seq) {
         return a->seq < b->seq ? -1 : 1;
-    }
-    return 0;
-}
-
-int
-eventd_parse_ipport(const char *v, struct sockaddr_storage *ss, socklen_t *len)
-{
-    struct sockaddr_in *in4 = (struct sockaddr_in *) ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) ss;
-    const char *h = v, *p;
-    char host[64], *end;
-    size_t hl;
-    long port;
-
-    if (v[0] == '[') {
-        h = v + 1;
-        p = strchr(h, ']');
-        if (p == NULL || p[1] != ':') {
-            return -1;
-        }
-        hl = (size_t) (p - h);
-        p += 2;
-    } else {
-        p = strrchr(v, ':');
-        if (p == NULL) {
-            return -1;
-        }
-        hl = (size_t) (p - h);
-        p++;
-    }
-    if (hl == 0 || hl >= sizeof(host)) {
-        return -1;
-    }
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    errno = 0;
-    port = strtol(p, &end, 10);
-    if (errno || end == p || *end || port < 1 || port > 65535) {
-        return -1;
-    }
-    memset(ss, 0, sizeof(*ss));
-    if (v[0] == '[') {
-        if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1) {
-            return -1;
-        }
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t) port);
-        *len = sizeof(*in6);
-    } else {
-        if (inet_pton(AF_INET, host, &in4->sin_addr) != 1) {
-            return -1;
-        }
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons((uint16_t) port);
-        *len = sizeof(*in4);
     }
     return 0;
 }

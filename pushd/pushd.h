@@ -11,21 +11,25 @@
  * The files form layers: a file calls only files of lower layers, never
  * up (t/check-call-cycles.py -v pushd prints them):
  *
- *   4  pushd_main.c    start and stop, signals, the poll loop, its timers
- *   3  pushd_push.c    one push from request to outcome (pushd_push.h)
- *   2  pushd_redis.c   stream, records, outcomes, status hashes
- *      pushd_metrics.c counters since start, the GET /metrics listener
- *                      (pushd_metrics.h)
- *      pushd_topics.c  the certificates in use, one per topic; reload
+ *   5  pushd_main.c    start and stop, signals, the poll loop, its timers
+ *   4  pushd_push.c    one push from request to outcome (pushd_push.h)
+ *   3  pushd_topics.c  the certificates in use, one per topic; reload;
+ *                      the topic guard in Redis
+ *   2  pushd_redis.c   stream, records, outcomes, status hashes, guard
+ *      pushd_metrics.c counters since start, their text for the GET
+ *                      /metrics listener (pushd_metrics.h)
  *      pushd_apns.c    one APNs request, what its answer means
  *   1  pushd_cert.c    load one certificate; its expiry
  *      pushd_h2.c      HTTP/2 client: TLS connections, nghttp2 sessions
  *                      (pushd_h2.h)
- *      pushd_conf.c    the configuration file
- *   0  pushd_util.c    logging, counters, clock, retry back-off, IP:port
+ *   0  pushd_conf.c    the configuration file
+ *      pushd_util.c    logging, counters, clock, retry back-off
  *      pushd_jobs.c    the jobs in memory: list, hash, counts per state
  *      pushd_tls.c     TLS of the APNs connections: endpoint, contexts per
  *                      certificate load, connect, handshake (pushd_tls.h)
+ *
+ * Below them all, shared with mdm-eventd: common/mdm_listen.c, the
+ * metrics_listen listener (IP:port, accept, one request, the answer).
  */
 #ifndef PUSHD_H
 #define PUSHD_H
@@ -78,13 +82,6 @@ int64_t pushd_now_ms(void);
  */
 int64_t pushd_backoff_ms(long base_ms, long max_ms, int attempt);
 
-/**
- * "IPv4:port" or "[IPv6]:port" (numeric only, no host names) into ss.
- * -1 if it is neither.
- */
-int pushd_parse_ipport(const char *v, struct sockaddr_storage *ss,
-                       socklen_t *len);
-
 /* ------------------------------------------------------------------ */
 /* push certificates (pushd_cert.c)                                   */
 
@@ -100,7 +97,14 @@ typedef struct pushd_cert_s {
     time_t not_before, not_after;
     char *pem_cert, *pem_key; /* unencrypted PEM, read by pushd_h2.c */
     size_t pem_cert_len, pem_key_len;
-    unsigned gen; /* unique per load: connections made with it keep it */
+    unsigned gen;  /* unique per load: connections made with it keep it */
+    char spki[65]; /* SHA-256 of the public key (hex): which certificate */
+
+    /* the topic guard in Redis (pushd_topics_guard()): 0 not checked yet,
+     * 1 this file is recorded as serving this topic, -1 refused: the file
+     * is recorded as serving guard_topic, and refused is set */
+    int guard;
+    char *guard_topic;
 
     int refused; /* APNs answered 403: not used until a reload */
     char refused_why[96];
@@ -250,6 +254,7 @@ typedef struct {
     pushd_cert_t **v;
     size_t n;
     const char *status_prefix; /* status hash of a topic: this ":" topic */
+    int guarded; /* every certificate checked against the topic guard */
 } pushd_topics_t;
 
 /**
@@ -276,6 +281,7 @@ typedef struct {
     int64_t backoff_ms;
     char *stream, *events, *status_index;
     char *daemon_key, *topics_key;
+    char *guard_key; /* <prefix>pushd-topics: cert file -> topic */
     char outcome_sha[41];
     int group_ok;
 } pushd_redis_t;
@@ -294,6 +300,29 @@ void pushd_redis_free(pushd_redis_t *r);
 int pushd_redis_ensure(pushd_redis_t *r, int64_t now_ms);
 /** The command connection failed: drop both, back off. */
 void pushd_redis_fail(pushd_redis_t *r, const char *what);
+
+/**
+ * The topic guard: the topic recorded for each of files[0..n) (HMGET of
+ * guard_key) into topics[i] (malloc'd; NULL when none). -1 on Redis
+ * failure (nothing to free then).
+ */
+int pushd_redis_guard_read(pushd_redis_t *r, const char *const *files, size_t n,
+                           char **topics);
+/**
+ * Record certs[0..n) in the guard: cert file -> topic in guard_key, and
+ * <prefix>pushd-topic:<topic> (cert_file, spki_sha256, subject, not_after,
+ * consumer, updated). -1 on Redis failure.
+ */
+int pushd_redis_guard_write(pushd_redis_t *r, pushd_cert_t *const *certs,
+                            size_t n);
+/**
+ * Check the certificates not checked yet against the topic guard in
+ * Redis (pushd_topics.c): a file recorded as serving another topic is
+ * refused (MDM09114), one recorded for its own topic or not recorded is
+ * accepted and recorded (MDM09113 the first time). -1 on Redis failure
+ * (checked again after the reconnect).
+ */
+int pushd_topics_guard(pushd_topics_t *t, pushd_redis_t *r);
 
 /** Own pending entries (after a restart), sync; -1 on Redis failure. */
 int pushd_redis_recover(pushd_redis_t *r, pushd_entry_fn fn, void *data);

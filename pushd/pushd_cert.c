@@ -18,6 +18,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
@@ -154,6 +155,8 @@ pushd_cert_load(const char *cert_file, const char *key_file,
     BIO *in = NULL, *mc = NULL, *mk = NULL;
     PKCS12 *p12 = NULL;
     pushd_cert_t n;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0, u;
     int pem, rc = -1, i;
 
     memset(&n, 0, sizeof(n));
@@ -228,6 +231,13 @@ pushd_cert_load(const char *cert_file, const char *key_file,
     n.subject = X509_NAME_oneline(X509_get_subject_name(x), NULL, 0);
     n.not_before = asn1_time(X509_get0_notBefore(x));
     n.not_after = asn1_time(X509_get0_notAfter(x));
+    if (!X509_pubkey_digest(x, EVP_sha256(), md, &mdlen)) {
+        ssl_error(err, errlen, "cannot hash the public key of", cert_file);
+        goto done;
+    }
+    for (u = 0; u < mdlen && u < 32; u++) {
+        snprintf(n.spki + 2 * u, 3, "%02x", md[u]);
+    }
 
     mc = BIO_new(BIO_s_mem());
     mk = BIO_new(BIO_s_mem());
@@ -254,6 +264,7 @@ pushd_cert_load(const char *cert_file, const char *key_file,
     out->pem_cert_len = n.pem_cert_len;
     out->pem_key = n.pem_key;
     out->pem_key_len = n.pem_key_len;
+    memcpy(out->spki, n.spki, sizeof(out->spki));
     out->gen = ++generation;
     memset(&n, 0, sizeof(n));
     rc = 0;

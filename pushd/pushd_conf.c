@@ -3,6 +3,7 @@
  * Every value is checked here so that a typo stops the daemon at start
  * (or is refused on SIGHUP) with the file and line in the message.
  */
+#include "mdm_listen.h"
 #include "pushd.h"
 
 #include <errno.h>
@@ -185,7 +186,7 @@ one(pushd_conf_t *c, char **tok, int ntok, char *err, size_t errlen)
         if (strcmp(v, "off") == 0) {
             free(c->metrics_listen);
             c->metrics_listen = NULL;
-        } else if (pushd_parse_ipport(v, &ss, &sl) != 0) {
+        } else if (mdm_listen_parse_addr(v, &ss, &sl) != 0) {
             snprintf(err, errlen,
                      "metrics_listen: \"%s\" is not IP:PORT (an IPv4 "
                      "address or [IPv6] address, no host name; port "

@@ -86,7 +86,7 @@ status_flush(void)
     }
     if (pushd_redis_status(&D.redis, D.topics.v, D.topics.n, &D.counters, fv,
                            sizeof(fv) / sizeof(fv[0])) == 0 &&
-        D.metrics.lfd >= 0 && D.redis.cmd &&
+        D.metrics.listen.lfd >= 0 && D.redis.cmd &&
         pushd_metrics_queue(&D.metrics, D.redis.cmd, D.redis.stream,
                             D.conf.group) != 0) {
         pushd_redis_fail(&D.redis, "metrics");
@@ -195,7 +195,7 @@ start_drain(void)
 
 /* sigpipe, Redis reader, the metrics listener and its clients, then the
  * APNs connections */
-#define POLL_MAX (2 + 1 + PUSHD_METRICS_CONN + 64 * 64)
+#define POLL_MAX (2 + 1 + MDM_LISTEN_CONN + 64 * 64)
 
 static int
 run(void)
@@ -236,6 +236,14 @@ run(void)
                 goto poll;
             }
         }
+        /* the topic guard, before the first push with a certificate
+         * loaded at start or by SIGHUP */
+        if (pushd_topics_guard(&D.topics, &D.redis) != 0) {
+            if (D.redis.cmd) {
+                pushd_redis_fail(&D.redis, "topic guard");
+            }
+            goto poll;
+        }
         periodic(now);
         if (D.redis.cmd && !D.draining) {
             pushd_push_lookup(&D);
@@ -262,7 +270,7 @@ run(void)
         if (ended > 0) {
             due = now;
         }
-        due = pushd_metrics_due(&D.metrics, due);
+        due = mdm_listen_due(&D.metrics.listen, due);
         nfds = 0;
         fds[nfds].fd = S.sigpipe[0];
         fds[nfds].events = POLLIN;
@@ -276,7 +284,8 @@ run(void)
             fds[nfds++].revents = 0;
         }
         mfirst = nfds;
-        nfds += pushd_metrics_pollfds(&D.metrics, fds + nfds, POLL_MAX - nfds);
+        nfds +=
+            mdm_listen_pollfds(&D.metrics.listen, fds + nfds, POLL_MAX - nfds);
         h2first = nfds;
         nfds += pushd_h2_pollfds(D.h2, fds + nfds, POLL_MAX - nfds);
         if (poll(fds, nfds, (int) (due > now ? due - now : 0)) < 0 &&
@@ -292,8 +301,8 @@ run(void)
             pushd_redis_read_ready(&D.redis, pushd_push_entry, &D);
         }
         pushd_h2_io(D.h2, fds + h2first, nfds - h2first, pushd_now_ms());
-        pushd_metrics_io(&D.metrics, fds + mfirst, h2first - mfirst,
-                         pushd_now_ms());
+        mdm_listen_io(&D.metrics.listen, fds + mfirst, h2first - mfirst,
+                      pushd_now_ms());
         if (!D.draining) {
             pushd_push_start_ready(&D);
         }
@@ -357,8 +366,8 @@ main(int argc, char **argv)
     D.metrics.topics = &D.topics;
     D.metrics.redis = &D.redis;
     if (D.conf.metrics_listen &&
-        pushd_metrics_listen(&D.metrics, D.conf.metrics_listen, err,
-                             sizeof(err)) != 0) {
+        mdm_listen_open(&D.metrics.listen, "metrics_listen",
+                        D.conf.metrics_listen, err, sizeof(err)) != 0) {
         pushd_log(PL_ERR, "MDM09100", "%s", err);
         return 1;
     }
@@ -391,7 +400,7 @@ main(int argc, char **argv)
 
     run();
 
-    pushd_metrics_close(&D.metrics);
+    mdm_listen_close(&D.metrics.listen);
     pushd_h2_free(D.h2); /* requests on the wire stay pending */
     while (D.jobs.head) {
         pushd_jobs_remove(&D.jobs, D.jobs.head);

@@ -98,7 +98,8 @@ pushd_redis_init(pushd_redis_t *r, const pushd_conf_t *conf)
         asprintf(&r->status_index, "%spushd", conf->prefix) < 0 ||
         asprintf(&r->daemon_key, "%spushd:%s", conf->prefix, conf->consumer) <
             0 ||
-        asprintf(&r->topics_key, "%s:topics", r->daemon_key) < 0) {
+        asprintf(&r->topics_key, "%s:topics", r->daemon_key) < 0 ||
+        asprintf(&r->guard_key, "%spushd-topics", conf->prefix) < 0) {
         return -1;
     }
     return 0;
@@ -118,6 +119,7 @@ pushd_redis_free(pushd_redis_t *r)
     free(r->status_index);
     free(r->daemon_key);
     free(r->topics_key);
+    free(r->guard_key);
     memset(r, 0, sizeof(*r));
 }
 
@@ -841,16 +843,31 @@ pushd_redis_status(pushd_redis_t *r, pushd_cert_t **certs, size_t ncerts,
     n += append_counters(r, r->daemon_key, daemon);
     for (i = 0; i < ncerts; i++) {
         pushd_cert_t *c = certs[i];
-        const char *fv[] = {"topic",           c->topic,
-                            "cert_file",       c->cert_file,
-                            "subject",         c->subject,
-                            "not_after",       na,
-                            "days_left",       days,
-                            "state",           pushd_cert_state(c, now),
-                            "refused",         c->refused_why,
-                            "inflight",        infl,
-                            "retries_pending", wait,
-                            "updated",         upd};
+        const char *fv[] = {
+            "topic",
+            c->topic,
+            "cert_file",
+            c->cert_file,
+            "subject",
+            c->subject,
+            "not_after",
+            na,
+            "days_left",
+            days,
+            "state",
+            pushd_cert_state(c, now),
+            "refused",
+            c->refused_why,
+            "guard",
+            c->guard > 0 ? "ok" : c->guard < 0 ? "refused" : "unchecked",
+            "guard_topic",
+            c->guard_topic ? c->guard_topic : "",
+            "inflight",
+            infl,
+            "retries_pending",
+            wait,
+            "updated",
+            upd};
 
         snprintf(na, sizeof(na), "%lld", (long long) c->not_after);
         snprintf(days, sizeof(days), "%ld", pushd_cert_days_left(c, now));
@@ -874,6 +891,93 @@ pushd_redis_status(pushd_redis_t *r, pushd_cert_t **certs, size_t ncerts,
             counters_flushed(&certs[i]->counters);
         }
         for (i = 0; i < n; i++) {
+            freeReplyObject(rep[i]);
+        }
+    }
+    free(rep);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* the topic guard                                                    */
+
+int
+pushd_redis_guard_read(pushd_redis_t *r, const char *const *files, size_t n,
+                       char **topics)
+{
+    const char **argv;
+    redisReply *x;
+    size_t i;
+
+    argv = calloc(n + 2, sizeof(*argv));
+    if (argv == NULL) {
+        return -1;
+    }
+    argv[0] = "HMGET";
+    argv[1] = r->guard_key;
+    for (i = 0; i < n; i++) {
+        argv[i + 2] = files[i];
+    }
+    x = call(r->cmd, (int) (n + 2), argv);
+    free(argv);
+    if (x == NULL || x->type != REDIS_REPLY_ARRAY || x->elements != n) {
+        if (x) {
+            pushd_log(PL_ERR, "MDM09127", "HMGET %s: %s", r->guard_key,
+                      x->type == REDIS_REPLY_ERROR ? x->str : "bad reply");
+            freeReplyObject(x);
+        }
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        topics[i] = x->element[i]->type == REDIS_REPLY_STRING
+                        ? strdup(x->element[i]->str)
+                        : NULL;
+    }
+    freeReplyObject(x);
+    return 0;
+}
+
+int
+pushd_redis_guard_write(pushd_redis_t *r, pushd_cert_t *const *certs, size_t n)
+{
+    char na[24], upd[24], *key;
+    const char *argv[4];
+    redisReply **rep;
+    size_t i;
+    int rc;
+
+    if (n == 0) {
+        return 0;
+    }
+    snprintf(upd, sizeof(upd), "%lld", (long long) time(NULL));
+    for (i = 0; i < n; i++) {
+        const pushd_cert_t *c = certs[i];
+        const char *fv[] = {"cert_file",       c->cert_file, "spki_sha256",
+                            c->spki,           "subject",    c->subject,
+                            "not_after",       na,           "consumer",
+                            r->conf->consumer, "updated",    upd};
+
+        if (asprintf(&key, "%spushd-topic:%s", r->conf->prefix, c->topic) < 0) {
+            /* what was appended is read below: the pipeline stays whole */
+            n = i;
+            break;
+        }
+        argv[0] = "HSET";
+        argv[1] = r->guard_key;
+        argv[2] = c->cert_file;
+        argv[3] = c->topic;
+        append(r->cmd, 4, argv);
+        snprintf(na, sizeof(na), "%lld", (long long) c->not_after);
+        append_hset(r, key, fv, sizeof(fv) / sizeof(fv[0]));
+        free(key);
+    }
+    rep = calloc(2 * n + 1, sizeof(*rep));
+    if (rep == NULL) {
+        return -1;
+    }
+    rc = replies(r, rep, 2 * n, "topic guard");
+    if (rc == 0) {
+        for (i = 0; i < 2 * n; i++) {
             freeReplyObject(rep[i]);
         }
     }

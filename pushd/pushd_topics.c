@@ -71,6 +71,7 @@ static void
 cert_free(pushd_cert_t *c)
 {
     pushd_cert_clear_loaded(c);
+    free(c->guard_topic);
     free(c->cert_file);
     free(c->key_file);
     free(c->pass_file);
@@ -133,6 +134,7 @@ pushd_topics_reload(pushd_topics_t *t, const char *conf_file)
     for (i = 0; i < nc.ncerts; i++) {
         pushd_cert_conf_t *cc = &nc.certs[i];
         pushd_cert_t tmp, *old = NULL, *c, **n;
+        const char *want;
 
         for (k = 0; k < t->n; k++) {
             if (strcmp(t->v[k]->cert_file, cc->cert_file) == 0) {
@@ -148,7 +150,11 @@ pushd_topics_reload(pushd_topics_t *t, const char *conf_file)
             continue;
         }
         c = pushd_topics_find(t, tmp.topic);
-        if (old != NULL && strcmp(old->topic, tmp.topic) != 0) {
+        /* a file the guard refused stands for the topic recorded for it */
+        want = old == NULL                          ? NULL
+               : old->guard < 0 && old->guard_topic ? old->guard_topic
+                                                    : old->topic;
+        if (old != NULL && strcmp(want, tmp.topic) != 0) {
             pushd_log(PL_ERR, "MDM09104",
                       "reload: REFUSED replacement certificate %s: its "
                       "topic %s differs from %s, the topic enrolled devices "
@@ -156,7 +162,7 @@ pushd_topics_reload(pushd_topics_t *t, const char *conf_file)
                       "must re-enroll); renew the existing one instead (same "
                       "Apple ID, Renew in the portal) so the topic stays. "
                       "Still pushing with the previous certificate.",
-                      cc->cert_file, tmp.topic, old->topic);
+                      cc->cert_file, tmp.topic, want);
             pushd_cert_clear_loaded(&tmp);
             continue;
         }
@@ -190,6 +196,10 @@ pushd_topics_reload(pushd_topics_t *t, const char *conf_file)
             old->pem_key = tmp.pem_key;
             old->pem_key_len = tmp.pem_key_len;
             old->gen = tmp.gen;
+            memcpy(old->spki, tmp.spki, sizeof(old->spki));
+            /* checked (and recorded) again on the next loop turn */
+            old->guard = 0;
+            t->guarded = 0;
             cert_loaded_log(old, "reloaded");
             pushd_cert_check_expiry(old, time(NULL));
             continue;
@@ -207,6 +217,7 @@ pushd_topics_reload(pushd_topics_t *t, const char *conf_file)
         }
         t->v = n;
         t->v[t->n++] = c;
+        t->guarded = 0;
         cert_loaded_log(c, "added");
         pushd_cert_check_expiry(c, time(NULL));
     }
@@ -224,6 +235,100 @@ pushd_topics_reload(pushd_topics_t *t, const char *conf_file)
         }
     }
     pushd_conf_free(&nc);
+}
+
+/*
+ * The topic guard. The certificate a file carries is what the devices
+ * that enrolled with its topic are pushed with; a file swapped for a
+ * certificate of another topic (a new certificate instead of a renewal,
+ * or the wrong file) strands them. In memory the SIGHUP reload compares
+ * with the certificate it replaces; across a restart that memory is gone,
+ * so each accepted file is recorded in Redis (<prefix>pushd-topics: cert
+ * file -> topic) and a file recorded for another topic is refused here,
+ * before the first push: its certificate is kept but not used (state
+ * refused), the recorded topic gets no certificate (its pushes fail
+ * no-cert-for-topic, and say so) until the right certificate is put back
+ * and reloaded, or the record is removed on purpose.
+ */
+int
+pushd_topics_guard(pushd_topics_t *t, pushd_redis_t *r)
+{
+    pushd_cert_t **check = NULL, **ok = NULL;
+    const char **files = NULL;
+    char **rec = NULL;
+    size_t i, n = 0, nok = 0;
+    int rc = -1;
+
+    if (t->guarded) {
+        return 0;
+    }
+    check = calloc(t->n + 1, sizeof(*check));
+    ok = calloc(t->n + 1, sizeof(*ok));
+    files = calloc(t->n + 1, sizeof(*files));
+    rec = calloc(t->n + 1, sizeof(*rec));
+    if (check == NULL || ok == NULL || files == NULL || rec == NULL) {
+        goto done;
+    }
+    for (i = 0; i < t->n; i++) {
+        if (t->v[i]->guard == 0) {
+            files[n] = t->v[i]->cert_file;
+            check[n++] = t->v[i];
+        }
+    }
+    if (n > 0 && pushd_redis_guard_read(r, files, n, rec) != 0) {
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        pushd_cert_t *c = check[i];
+
+        if (rec[i] != NULL && strcmp(rec[i], c->topic) != 0) {
+            c->guard = -1;
+            free(c->guard_topic);
+            c->guard_topic = rec[i];
+            rec[i] = NULL;
+            c->refused = 1;
+            snprintf(c->refused_why, sizeof(c->refused_why),
+                     "topic guard: the file served %s", c->guard_topic);
+            pushd_log(PL_ERR, "MDM09114",
+                      "REFUSED push certificate %s: its topic %s is not %s, "
+                      "the topic Redis records for this file (the devices "
+                      "enrolled with %s are pushed through it). A new "
+                      "certificate strands every device; put back a "
+                      "certificate of %s (renew it: same Apple ID, Renew in "
+                      "the portal) and send SIGHUP. To change the topic on "
+                      "purpose: HDEL %s %s, then SIGHUP. Not pushing with "
+                      "it; pushes of %s fail no-cert-for-topic.",
+                      c->cert_file, c->topic, c->guard_topic, c->guard_topic,
+                      c->guard_topic, r->guard_key, c->cert_file,
+                      c->guard_topic);
+            continue;
+        }
+        if (rec[i] == NULL) {
+            pushd_log(PL_NOTICE, "MDM09113",
+                      "topic guard: %s recorded as serving topic %s",
+                      c->cert_file, c->topic);
+        }
+        ok[nok++] = c;
+    }
+    if (pushd_redis_guard_write(r, ok, nok) != 0) {
+        goto done;
+    }
+    for (i = 0; i < nok; i++) {
+        ok[i]->guard = 1;
+        free(ok[i]->guard_topic);
+        ok[i]->guard_topic = NULL;
+    }
+    t->guarded = 1;
+    rc = 0;
+done:
+    for (i = 0; rec && i < n; i++) {
+        free(rec[i]);
+    }
+    free(rec);
+    free(files);
+    free(ok);
+    free(check);
+    return rc;
 }
 
 void

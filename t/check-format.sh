@@ -6,7 +6,7 @@ if ! command -v clang-format >/dev/null 2>&1; then
     exit 77
 fi
 cd "$top" || exit 1
-files=$(find core ngx_mdm mod_mdm pushd eventd tools bench t -name '*.[ch]' \
+files=$(find core ngx_mdm mod_mdm pushd eventd common tools bench t -name '*.[ch]' \
     ! -name 'mdm_lua.c' 2>/dev/null)
 if ! clang-format --dry-run -Werror $files; then
     echo "FAIL: run clang-format -i on the files above"
