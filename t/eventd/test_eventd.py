@@ -280,7 +280,12 @@ def test_tls_verification(rc, pki, make_receiver, make_eventd):
     t = d.text()
     assert "SSL" in t or "certificate" in t, t
     assert pending(rc, "bad") > 0
+    # the status hash is written every status_interval_ms: wait for it
+    deadline = time.time() + 5
     st = status(rc, "bad")
+    while int(st.get("failures", 0)) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+        st = status(rc, "bad")
     assert int(st["failures"]) >= 2 and st["state"] in ("backoff",
                                                         "sending"), st
 
