@@ -250,9 +250,9 @@ hex_field(mdm_device_t *r, const char *name, const mdm_bytes_t *b)
     free(h);
 }
 
-/* Authenticate with binding on: the bound certificate's DER goes into the
- * record next to its hash ("cert_der"), for what the admin side encrypts
- * to the device (encrypted profiles); one field, no extra round trip. */
+/* Authenticate with binding on: the bound certificate's DER, stored by
+ * authenticate.lua beside the record (P{D}:der), for what the admin side
+ * encrypts to the device (encrypted profiles); no extra round trip. */
 static void
 der_field(mdm_device_t *r)
 {

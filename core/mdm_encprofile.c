@@ -1,6 +1,7 @@
 /*
  * The encrypted profile admin type: POST /profiles/encrypted/ID. Reads the
- * enrollment and its bound certificate (the DER stored at Authenticate),
+ * enrollment and its bound certificate (the DER stored at Authenticate
+ * in P{D}:der),
  * builds the profile encrypted to it (mdm_profile_enc.c), queues it as an
  * InstallProfile command (enqueue.lua) and requests a push. Three round
  * trips: read, enqueue, push. Nothing is stored before the profile is
@@ -111,30 +112,32 @@ encprofile_start(mdm_tx_t *tx)
     mdm_planb_str(&r->base.pb, "EXISTS");
     mdm_planb_str(&r->base.pb, r->keys.rec);
     mdm_planb_cmd(&r->base.pb);
-    mdm_planb_str(&r->base.pb, "HMGET");
+    mdm_planb_str(&r->base.pb, "HGET");
     mdm_planb_str(&r->base.pb, r->keys.devrec);
     mdm_planb_str(&r->base.pb, "cert");
-    mdm_planb_str(&r->base.pb, "cert_der");
+    mdm_planb_cmd(&r->base.pb);
+    mdm_planb_str(&r->base.pb, "GET");
+    mdm_planb_fmt(&r->base.pb, "%s:der", r->keys.devbase);
     r->state = EST_READ;
-    return mdm_tx_plan(&r->base, 2);
+    return mdm_tx_plan(&r->base, 3);
 }
 
-/* The bound certificate from the HMGET reply, or NULL after answering. */
+/* The bound certificate from the replies (h: its hash in the record, d:
+ * its DER), or NULL after answering. */
 static X509 *
-bound_cert(mdm_encprofile_t *r, const redisReply *rep, mdm_step_t *step)
+bound_cert(mdm_encprofile_t *r, const redisReply *h, const redisReply *d,
+           mdm_step_t *step)
 {
-    const redisReply *h, *d;
     const unsigned char *p;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     X509 *x = NULL;
 
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
-        *step = mdm_tx_storage_failed(&r->base, rep);
+    if (h->type == REDIS_REPLY_ERROR || d->type == REDIS_REPLY_ERROR) {
+        *step = mdm_tx_storage_failed(&r->base,
+                                      h->type == REDIS_REPLY_ERROR ? h : d);
         return NULL;
     }
-    h = rep->element[0];
-    d = rep->element[1];
     if (h->type == REDIS_REPLY_STRING && d->type == REDIS_REPLY_STRING &&
         d->len > 0) {
         p = (const unsigned char *) d->str;
@@ -211,7 +214,7 @@ feed_read(mdm_encprofile_t *r, struct redisReply *const *rep, size_t n)
     X509 *x;
     int rc;
 
-    if (n < 2 || rep[0] == NULL || rep[1] == NULL ||
+    if (n < 3 || rep[0] == NULL || rep[1] == NULL || rep[2] == NULL ||
         rep[0]->type != REDIS_REPLY_INTEGER) {
         return mdm_tx_storage_failed(&r->base, n > 0 ? rep[0] : NULL);
     }
@@ -219,7 +222,7 @@ feed_read(mdm_encprofile_t *r, struct redisReply *const *rep, size_t n)
         return mdm_tx_json_error(&r->base, 404, "MDM05061",
                                  "unknown enrollment");
     }
-    x = bound_cert(r, rep[1], &step);
+    x = bound_cert(r, rep[1], rep[2], &step);
     if (x == NULL) {
         return step;
     }

@@ -56,11 +56,11 @@ grep -q MDM05061 "$work/out" || { fail=$((fail + 1)); echo "FAIL: no MDM05061"; 
 redis-cli -p "$port" HSET 'mdm:{DEV-1}:rec' enabled 1 >/dev/null
 check 1 "profile encrypt: no certificate" $bin $r profile encrypt DEV-1 "$work/p.json"
 grep -q MDM05062 "$work/out" || { fail=$((fail + 1)); echo "FAIL: no MDM05062"; }
-# bind dev1 as Authenticate does: its hash and DER in the record
+# bind dev1 as Authenticate does: its hash in the record, its DER beside
 openssl x509 -in "$pki/dev1.pem" -outform DER -out "$work/dev1.der"
 h=$(openssl dgst -sha256 -r "$work/dev1.der" | cut -c1-64)
 redis-cli -p "$port" HSET 'mdm:{DEV-1}:rec' cert "$h" >/dev/null
-redis-cli -p "$port" -x HSET 'mdm:{DEV-1}:rec' cert_der <"$work/dev1.der" >/dev/null
+redis-cli -p "$port" -x SET 'mdm:{DEV-1}:der' <"$work/dev1.der" >/dev/null
 echo 'not a plist' >"$work/bad"
 check 1 "profile encrypt: bad body" $bin $r profile encrypt DEV-1 "$work/bad"
 grep -q MDM05060 "$work/out" || { fail=$((fail + 1)); echo "FAIL: no MDM05060"; }

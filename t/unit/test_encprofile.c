@@ -552,7 +552,7 @@ test_admin_flow(void **state)
     assert_int_equal(dbsize(), n);
 
     /* revoked: the DER goes with the binding */
-    x = redisCommand(rc, "HEXISTS t:{U1}:rec cert_der");
+    x = redisCommand(rc, "EXISTS t:{U1}:der");
     assert_int_equal(x->integer, 1);
     freeReplyObject(x);
     {
@@ -572,6 +572,9 @@ test_admin_flow(void **state)
         assert_int_equal(mdm_req_response(q)->status, 200);
         mdm_req_free(q);
     }
+    x = redisCommand(rc, "EXISTS t:{U1}:der");
+    assert_int_equal(x->integer, 0);
+    freeReplyObject(x);
     assert_int_equal(post(c, "U1", NULL, payload_json, out, sizeof(out)), 409);
     assert_non_null(strstr(out, "MDM05062"));
     mdm_conf_free(c);
