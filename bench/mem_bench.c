@@ -75,6 +75,7 @@ int
 main(int argc, char **argv)
 {
     char host[256], err[256], udid[64], magic[64], hash[65], token[33];
+    char der[900];
     const char *colon;
     long n, i, k;
     long long before, after;
@@ -138,15 +139,21 @@ main(int argc, char **argv)
                     /* what strict binding adds: cert field + claim key */
                     snprintf(hash, sizeof(hash), "%064lx",
                              (unsigned long) (i + k) * 2654435761ul);
+                    /* and the bound certificate's DER beside the record
+                     * (encrypted profiles): a SCEP-issued RSA-2048
+                     * certificate is about 900 bytes */
+                    memset(der, 'a' + (int) ((i + k) % 26), sizeof(der));
                     redisAppendCommand(c, "HSET mdm:{%s}:rec cert %s", udid,
                                        hash);
+                    redisAppendCommand(c, "SET mdm:{%s}:der %b", udid, der,
+                                       sizeof(der));
                     redisAppendCommand(c, "SET mdm:cert:%s %s", hash, udid);
                 }
             }
             if (pass == 1) {
                 void *r;
 
-                for (k = 0; k < 2 * (long) nb; k++) {
+                for (k = 0; k < 3 * (long) nb; k++) {
                     redisGetReply(c, &r);
                     freeReplyObject(r);
                 }

@@ -191,16 +191,11 @@ json_to_plist(json_t *j, const char **why)
     }
 }
 
-/* Normalize the body into a command envelope; fills r->uuid, r->cmd. */
-static int
-admin_command(mdm_admin_t *r, const char **why)
+void *
+mdm_admin_body_dict(const unsigned char *p, size_t n, const char **why)
 {
-    plist_t root = NULL, cmd, env, u, rt;
-    const unsigned char *p = r->a.body;
-    size_t n = r->a.body_len, i = 0;
-    char uuid[37];
-    const char *s;
-    uint64_t slen = 0;
+    plist_t root = NULL;
+    size_t i = 0;
 
     while (i < n &&
            (p[i] == ' ' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t')) {
@@ -212,23 +207,41 @@ admin_command(mdm_admin_t *r, const char **why)
 
         if (j == NULL || !json_is_object(j)) {
             json_decref(j);
-            *why = "body is not a JSON object or a command plist";
-            return -1;
+            *why = "body is not a JSON object or a plist dictionary";
+            return NULL;
         }
         root = json_to_plist(j, why);
         json_decref(j);
-        if (root == NULL) {
-            return -1;
-        }
-    } else if (n > 0 && n <= UINT32_MAX) {
+        return root;
+    }
+    if (n > 0 && n <= UINT32_MAX) {
         plist_from_memory((const char *) p, (uint32_t) n, &root);
         if (root == NULL || plist_get_node_type(root) != PLIST_DICT) {
             plist_free(root);
-            *why = "body is not a JSON object or a command plist";
-            return -1;
+            *why = "body is not a JSON object or a plist dictionary";
+            return NULL;
         }
-    } else {
-        *why = "empty body";
+        return root;
+    }
+    *why = "empty body";
+    return NULL;
+}
+
+/* Normalize the body into a command envelope; fills r->uuid, r->cmd. */
+static int
+admin_command(mdm_admin_t *r, const char **why)
+{
+    plist_t root, cmd, env, u, rt;
+    char uuid[37];
+    const char *s;
+    uint64_t slen = 0;
+
+    root = mdm_admin_body_dict(r->a.body, r->a.body_len, why);
+    if (root == NULL) {
+        if (*why != NULL && strcmp(*why, "empty body") != 0 &&
+            strncmp(*why, "body is not", 11) == 0) {
+            *why = "body is not a JSON object or a command plist";
+        }
         return -1;
     }
 

@@ -31,6 +31,8 @@ typedef struct {
     X509 *cert;
     char cert_hash[65];
     char *subject;
+    unsigned char *cert_der; /* Authenticate: stored with the binding */
+    size_t cert_der_len;
 
     mdm_msg_t msg;
     mdm_keys_t keys;
@@ -56,6 +58,7 @@ device_free(mdm_tx_t *tx)
 
     X509_free(r->cert);
     free(r->subject);
+    OPENSSL_free(r->cert_der);
     mdm_msg_clear(&r->msg);
     mdm_keys_clear(&r->keys);
     mdm_ddm_dev_clear(&r->ddm);
@@ -247,6 +250,31 @@ hex_field(mdm_device_t *r, const char *name, const mdm_bytes_t *b)
     free(h);
 }
 
+/* Authenticate with binding on: the bound certificate's DER, stored by
+ * authenticate.lua beside the record (P{D}:der), for what the admin side
+ * encrypts to the device (encrypted profiles); no extra round trip. */
+static void
+der_field(mdm_device_t *r)
+{
+    int n;
+
+    if (r->cert == NULL || !r->base.conf->identity ||
+        r->base.conf->binding == MDM_BIND_OFF) {
+        return;
+    }
+    if (r->cert_der == NULL) {
+        n = i2d_X509(r->cert, &r->cert_der);
+        if (n <= 0) {
+            r->cert_der = NULL;
+            r->base.pb.failed = 1;
+            return;
+        }
+        r->cert_der_len = (size_t) n;
+    }
+    mdm_planb_str(&r->base.pb, "cert_der");
+    mdm_planb_arg(&r->base.pb, r->cert_der, r->cert_der_len);
+}
+
 static mdm_step_t
 plan_script(mdm_device_t *r, int claimed)
 {
@@ -269,6 +297,7 @@ plan_script(mdm_device_t *r, int claimed)
         field(r, "build", m->build_version);
         field(r, "imei", m->imei);
         field(r, "meid", m->meid);
+        der_field(r);
         break;
     case MDM_MSG_TOKEN_UPDATE:
         script_head(r, MDM_LUA_TOKENUPDATE, claimed);

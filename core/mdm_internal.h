@@ -157,6 +157,20 @@ mdm_req_t *mdm_device_new(const mdm_conf_t *c, mdm_endpoint_t ep);
 X509 *mdm_device_cert(const mdm_req_t *r);
 /** An admin operation (mdm_admin.c); args copied, body borrowed. */
 mdm_req_t *mdm_admin_new(const mdm_conf_t *c, const mdm_admin_args_t *a);
+/**
+ * An admin request body as a plist dictionary (plist_t, plist_free()): an
+ * XML or binary plist dictionary, or a JSON object (a plist <data> value
+ * is {"$data": "<base64>"}). NULL with *why (static text) when it is not
+ * one (mdm_admin.c).
+ */
+void *mdm_admin_body_dict(const unsigned char *body, size_t len,
+                          const char **why);
+/** POST /profiles/encrypted/ID: a profile encrypted to the enrollment's
+ * identity certificate, queued as InstallProfile (mdm_encprofile.c); body
+ * borrowed. */
+mdm_req_t *mdm_encprofile_new(const mdm_conf_t *c, const char *id,
+                              const unsigned char *body, size_t blen,
+                              int nopush, int unsigned_on);
 /** Enrollment transactions (mdm_enroll.c). */
 mdm_req_t *mdm_enroll_profile_new(const mdm_conf_t *c);
 mdm_req_t *mdm_enroll_crl_new(const mdm_conf_t *c);

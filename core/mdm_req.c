@@ -318,6 +318,20 @@ mdm_req_new_admin_http(const mdm_conf_t *c, const char *method, size_t mlen,
                      : refused(c, 404, "MDM05010", 1, "no such admin endpoint");
         goto done;
     }
+    if (segl[0] == 8 && memcmp(seg[0], "profiles", 8) == 0) {
+        /* POST /profiles/encrypted/ID[?nopush=1][&unsigned=1] */
+        if (nseg != 3 || strcmp(dec[0], "encrypted") != 0) {
+            r = refused(c, 404, "MDM05010", 1, "no such admin endpoint");
+        } else if (!is_post) {
+            r = refused(c, 405, "MDM05011", 1,
+                        "method not allowed here; use POST");
+        } else {
+            r = mdm_encprofile_new(c, dec[1], body, blen,
+                                   mdm_query_flag(query, qlen, "nopush"),
+                                   mdm_query_flag(query, qlen, "unsigned"));
+        }
+        goto done;
+    }
     if (segl[0] == 4 && memcmp(seg[0], "scep", 4) == 0) {
         r = scep_admin(c, is_get, is_post, seg[0] + 4,
                        path + plen - (seg[0] + 4), query, qlen, dec, nseg - 1);

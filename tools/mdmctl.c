@@ -47,6 +47,10 @@ static const char usage[] =
     "  scep approve TXID  sign and record the certificate of a pending\n"
     "                     request (the client's next CertPoll gets it)\n"
     "  scep reject TXID   refuse a pending request\n"
+    "  profile encrypt ID FILE [--nopush]\n"
+    "                     queue the profile or payload in FILE (plist or\n"
+    "                     JSON), encrypted to the enrollment's identity\n"
+    "                     certificate, as InstallProfile (unsigned)\n"
     "                     (all need the CA: --ca DIR, or --ca-cert FILE\n"
     "                     --ca-key FILE [--ca-key-pass-file "
     "FILE])\n" MDMCTL_CERT_USAGE
@@ -379,6 +383,7 @@ main(int argc, char **argv)
     char ca_cert[1024] = "", ca_key[1024] = "", scep_path[512];
     char ddm_path[2048];
     const char *ddm_method = NULL;
+    char enc_path[600] = "";
     size_t ddm_blen = 0;
     const char *ca_pass = NULL;
     int i, status;
@@ -420,7 +425,8 @@ main(int argc, char **argv)
     if (strcmp(op, "ca") == 0) {
         return mdmctl_ca(argc, argv);
     }
-    if (strcmp(op, "profile") == 0) {
+    if (strcmp(op, "profile") == 0 &&
+        !(argc > 0 && strcmp(argv[0], "encrypt") == 0)) {
         return mdmctl_profile(argc, argv);
     }
     if (strcmp(op, "push") == 0 && argc > 0 && mdmctl_push_offline(argv[0])) {
@@ -502,6 +508,32 @@ main(int argc, char **argv)
     if (strcmp(op, "scep") == 0 || ddm_method != NULL) {
         /* through the admin API's router: the same answers as over HTTP */
         a.op = 0;
+    } else if (strcmp(op, "profile") == 0) {
+        /* profile encrypt ID FILE: POST /profiles/encrypted/ID, the id in
+         * one path segment ('/', '%' escaped) */
+        size_t o;
+        const char *t;
+
+        NEED(3);
+        o = (size_t) snprintf(enc_path, sizeof(enc_path),
+                              "/profiles/encrypted/");
+        for (t = argv[1]; *t && o + 4 < sizeof(enc_path); t++) {
+            if (*t == '/' || *t == '%' || *t == '?' || *t == '#') {
+                o += (size_t) snprintf(enc_path + o, sizeof(enc_path) - o,
+                                       "%%%02X", (unsigned char) *t);
+            } else {
+                enc_path[o++] = *t;
+            }
+        }
+        enc_path[o] = '\0';
+        if (*t) {
+            fprintf(stderr, "mdmctl: enrollment id too long\n");
+            return 2;
+        }
+        body = read_all(argv[2], &ddm_blen);
+        if (body == NULL) {
+            return 2;
+        }
     } else if (strcmp(op, "enqueue") == 0) {
         NEED(2);
         a.op = MDM_ADMIN_ENQUEUE;
@@ -548,7 +580,7 @@ main(int argc, char **argv)
         return 2;
     }
     a.ids = ids;
-    if (ddm_method == NULL) {
+    if (ddm_method == NULL && enc_path[0] == '\0') {
         a.nids = split_ids(argv[0], ids, sizeof(ids) / sizeof(ids[0]));
     }
 
@@ -594,6 +626,10 @@ main(int argc, char **argv)
                 : mdm_req_new_admin_http(conf, "POST", 4, scep_path,
                                          strlen(scep_path), q, strlen(q), NULL,
                                          0);
+    } else if (enc_path[0]) {
+        r = mdm_req_new_admin_http(conf, "POST", 4, enc_path, strlen(enc_path),
+                                   a.nopush ? "nopush=1" : "", a.nopush ? 8 : 0,
+                                   (const unsigned char *) body, ddm_blen);
     } else if (ddm_method != NULL) {
         r = mdm_req_new_admin_http(conf, ddm_method, strlen(ddm_method),
                                    ddm_path, strlen(ddm_path),

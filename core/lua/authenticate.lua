@@ -2,7 +2,8 @@
 -- and of its user channels, store the device facts, disable until the
 -- first TokenUpdate.
 --   ARGV[4] device base (key prefix of the device channel)
---   ARGV[5..] field/value pairs for the device record
+--   ARGV[5..] field/value pairs for the device record; cert_der (the
+--   bound certificate's DER) goes to <device base>:der instead
 -- The certificate was claimed globally beforehand (SET NX on its own key).
 if mdm_revoked() then
     return {'REVOKED'}
@@ -23,8 +24,15 @@ if redis.call('HSETNX', KEYS[1], 'first', t) == 0 then
     redis.call('HDEL', KEYS[1], 'checkout')
 end
 local f = {'enabled', '0', 'last', t}
-for i = 5, #ARGV do
-    f[#f + 1] = ARGV[i]
+for i = 5, #ARGV - 1, 2 do
+    if ARGV[i] == 'cert_der' then
+        -- the bound certificate's DER, beside the record: a 1 KB value
+        -- would turn the record's compact encoding into a hash table
+        redis.call('SET', base .. ':der', ARGV[i + 1])
+    else
+        f[#f + 1] = ARGV[i]
+        f[#f + 1] = ARGV[i + 1]
+    end
 end
 redis.call('HSET', KEYS[1], unpack(f))
 return {'OK'}

@@ -4,7 +4,8 @@
 -- device enrolls with a new certificate; the certificate stays claimed by
 -- this device (Pcert:<sha256>), so no other enrollment can take it either.
 -- Revoking the bound certificate also unbinds it and disables the
--- enrollment: nothing can reach the device until it enrolls again.
+-- enrollment (its DER, P{D}:der, goes with it): nothing can reach the
+-- device until it enrolls again.
 -- Reply: {'OK', sha256} | {'UNKNOWN'} | {'NOCERT'}
 if redis.call('EXISTS', KEYS[1]) == 0 then
     return {'UNKNOWN'}
@@ -20,6 +21,7 @@ end
 redis.call('HSET', KEYS[1], 'revoked:' .. h, mdm_now())
 if cur == h then
     redis.call('HDEL', KEYS[1], 'cert')
+    redis.call('DEL', string.sub(KEYS[1], 1, -5) .. ':der')
     redis.call('HSET', KEYS[1], 'enabled', '0')
 end
 return {'OK', h}
