@@ -84,10 +84,10 @@ main(int argc, char **argv)
     mdm_req_t *reqs[BATCH];
     char *bodies[BATCH];
     size_t len, nb;
-    int pass;
+    int pass, with_der = argc == 4 && strcmp(argv[3], "der") == 0;
 
-    if (argc != 3 || (colon = strrchr(argv[1], ':')) == NULL) {
-        fprintf(stderr, "usage: mem_bench HOST:PORT N\n");
+    if ((argc != 3 && !with_der) || (colon = strrchr(argv[1], ':')) == NULL) {
+        fprintf(stderr, "usage: mem_bench HOST:PORT N [der]\n");
         return 2;
     }
     n = atol(argv[2]);
@@ -139,14 +139,18 @@ main(int argc, char **argv)
                     /* what strict binding adds: cert field + claim key */
                     snprintf(hash, sizeof(hash), "%064lx",
                              (unsigned long) (i + k) * 2654435761ul);
-                    /* and the bound certificate's DER beside the record
-                     * (encrypted profiles): a SCEP-issued RSA-2048
-                     * certificate is about 900 bytes */
+                    /* with "der" (store_cert on): the bound certificate's
+                     * DER beside the record (encrypted profiles); a
+                     * SCEP-issued RSA-2048 certificate is ~900 bytes */
                     memset(der, 'a' + (int) ((i + k) % 26), sizeof(der));
                     redisAppendCommand(c, "HSET mdm:{%s}:rec cert %s", udid,
                                        hash);
-                    redisAppendCommand(c, "SET mdm:{%s}:der %b", udid, der,
-                                       sizeof(der));
+                    if (with_der) {
+                        redisAppendCommand(c, "SET mdm:{%s}:der %b", udid, der,
+                                           sizeof(der));
+                    } else {
+                        redisAppendCommand(c, "PING");
+                    }
                     redisAppendCommand(c, "SET mdm:cert:%s %s", hash, udid);
                 }
             }

@@ -74,6 +74,9 @@ void mdm_conf_free(mdm_conf_t *c);
  *   user_auth       gone (410, default) | zero-length
  *   get_token       "<TokenServiceType> <file>": answer GetToken from file
  *   rts             off (default) | on: ReturnToService Enabled
+ *   store_der       off (default) | on: keep the bound certificate's DER
+ *                   beside the record (~1 KB per enrollment), which
+ *                   per-device encrypted profiles need
  *   rts_wifi_profile / rts_mdm_profile   files sent with ReturnToService
  *   admin_key       API key the admin API requires (X-API-Key)
  *   scep.NAME       an option of the SCEP CA (mdm_scep.h: ca_cert, ca_key,

@@ -186,6 +186,15 @@ mdm_conf_set(mdm_conf_t *c, const char *name, const char *value, char *err,
         }
         return 0;
     }
+    if (strcmp(name, "store_der") == 0) {
+        if (strcmp(value, "on") == 0 || strcmp(value, "off") == 0) {
+            c->store_cert = value[1] == 'n';
+            return 0;
+        }
+        snprintf(err, errlen, "invalid store_der \"%s\": expected on or off",
+                 value);
+        return -1;
+    }
     if (strcmp(name, "rts") == 0) {
         if (strcmp(value, "on") == 0) {
             c->rts = 1;

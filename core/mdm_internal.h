@@ -40,6 +40,7 @@ struct mdm_conf_s {
     char *get_token_file;
     mdm_buf_t get_token;
     int rts;
+    int store_cert; /* keep the bound certificate's DER (P{D}:der) */
     char *rts_wifi_file;
     char *rts_mdm_file;
     mdm_buf_t rts_wifi;

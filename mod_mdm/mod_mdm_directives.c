@@ -421,6 +421,8 @@ const command_rec mdm_cmds[] = {
                   RSRC_CONF | ACCESS_CONF, "libmdm option scep.pending_ttl"),
     AP_INIT_TAKE1("MDMSCEPNextCACert", mdm_set_opt, "scep.next_ca_cert",
                   RSRC_CONF | ACCESS_CONF, "libmdm option scep.next_ca_cert"),
+    AP_INIT_TAKE1("MDMStoreCert", mdm_set_opt, "store_der",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option store_der"),
     AP_INIT_TAKE1("MDMSCEPMinKeyBits", mdm_set_opt, "scep.min_key_bits",
                   RSRC_CONF | ACCESS_CONF, "libmdm option scep.min_key_bits"),
     AP_INIT_TAKE1("MDMSCEPChallenge", mdm_set_opt, "scep.challenge",

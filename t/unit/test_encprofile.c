@@ -364,6 +364,7 @@ make_conf(const char *binding, int with_signer)
         mdm_conf_set(c, "ca_file", path("cafile.pem"), err, sizeof(err)), 0);
     assert_int_equal(mdm_conf_set(c, "topic", TOPIC, err, sizeof(err)), 0);
     assert_int_equal(mdm_conf_set(c, "binding", binding, err, sizeof(err)), 0);
+    assert_int_equal(mdm_conf_set(c, "store_der", "on", err, sizeof(err)), 0);
     if (with_signer) {
         assert_int_equal(mdm_conf_set(c, "profile.server_url",
                                       "https://mdm.example.com/mdm", err,
