@@ -254,7 +254,7 @@ plan_offer(mdm_renew_t *r, renew_ent_t *e)
     mdm_planb_str(&r->base.pb, e->uuid);
     mdm_planb_fmt(&r->base.pb, "%.*s", (int) cmd.len, (const char *) cmd.ptr);
     mdm_planb_fmt(&r->base.pb, "%s", k.res);
-    mdm_planb_str(&r->base.pb, cn_hash);
+    mdm_planb_fmt(&r->base.pb, "%s", cn_hash);
     mdm_keys_clear(&k);
     mdm_buf_free(&cmd);
     return 0;
