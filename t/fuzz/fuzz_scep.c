@@ -178,6 +178,7 @@ fz_check(mdm_scep_req_t *r, int pki)
         }
         break;
     case 400:
+    case 404: /* GetNextCACert without a next CA */
     case 405:
     case 500:
     case 503:
