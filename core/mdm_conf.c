@@ -62,6 +62,7 @@ mdm_conf_free(mdm_conf_t *c)
     }
     free(c->events_key);
     free(c->push_key);
+    free(c->expiry_key);
     free(c->admin_key);
     mdm_enroll_conf_free(c);
     free(c);
@@ -236,6 +237,17 @@ mdm_conf_set(mdm_conf_t *c, const char *name, const char *value, char *err,
         c->get_token_type = mdm_strndup(value, (size_t) (sp - value));
         return mdm_set_str(&c->get_token_file, sp + 1);
     }
+    if (strcmp(name, "renew_days") == 0) {
+        if (mdm_parse_long(value, 0, 3650, &n) != 0) {
+            snprintf(err, errlen,
+                     "invalid renew_days \"%s\": expected a number of "
+                     "days from 0 (off) to 3650",
+                     value);
+            return -1;
+        }
+        c->renew_days = n;
+        return 0;
+    }
     if (strcmp(name, "results_ttl") == 0 ||
         strcmp(name, "events_maxlen") == 0 ||
         strcmp(name, "push_maxlen") == 0 || strcmp(name, "cache_size") == 0 ||
@@ -314,6 +326,10 @@ mdm_conf_finish(mdm_conf_t *c, char *err, size_t errlen)
     }
     if (asprintf(&c->events_key, "%sevents", c->prefix) < 0) {
         c->events_key = NULL;
+        return -1;
+    }
+    if (asprintf(&c->expiry_key, "%sexpiry", c->prefix) < 0) {
+        c->expiry_key = NULL;
         return -1;
     }
     if (asprintf(&c->push_key, "%spush", c->prefix) < 0) {

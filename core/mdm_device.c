@@ -19,6 +19,7 @@ enum {
     ST_NONE = 0,
     ST_CLAIM,       /* Authenticate: claiming the certificate */
     ST_RETRO_CLAIM, /* retro binding: claiming an unseen certificate */
+    ST_RENEW_CLAIM, /* claiming the renewal of the bound certificate */
     ST_SCRIPT,      /* the device script */
     ST_UNDO         /* refused after its event was appended: remove it */
 };
@@ -33,6 +34,8 @@ typedef struct {
     char *subject;
     unsigned char *cert_der; /* Authenticate: stored with the binding */
     size_t cert_der_len;
+    long long not_after; /* of cert, UNIX seconds; 0: unknown */
+    char cn_hash[65];    /* SHA-256 of a renewal CN ("mdm-renew-..."), or "" */
 
     mdm_msg_t msg;
     mdm_keys_t keys;
@@ -136,6 +139,7 @@ identify(mdm_device_t *r)
         r->subject = mdm_cert_subject(r->cert);
     }
     r->base.vars[MDM_VAR_CERT_SUBJECT] = r->subject;
+    mdm_renew_cert_facts(r->cert, &r->not_after, r->cn_hash);
 
     rc = mdm_verifier_check(c->verifier, r->cert, r->cert_hash, time(NULL),
                             &why);
@@ -178,7 +182,31 @@ script_head(mdm_device_t *r, mdm_lua_t which, int claimed)
     }
     mdm_planb_str(&r->base.pb, modes[mode]);
     mdm_planb_str(&r->base.pb, r->cert_hash);
-    mdm_planb_str(&r->base.pb, claimed ? "1" : "0");
+    if (r->not_after > 0) {
+        mdm_planb_fmt(&r->base.pb, "%d:%lld:%s", claimed, r->not_after,
+                      r->cn_hash);
+    } else {
+        mdm_planb_fmt(&r->base.pb, "%d", claimed);
+    }
+}
+
+/*
+ * The expiry index (README "Identity renewal"): a shared key, written by
+ * its own pipelined command when a certificate gets bound (Authenticate,
+ * a retro or renewal claim), never from the device's slot.
+ */
+static void
+plan_expiry(mdm_device_t *r)
+{
+    if (r->not_after <= 0 || r->cert_hash[0] == '\0' ||
+        r->base.conf->binding == MDM_BIND_OFF) {
+        return;
+    }
+    mdm_planb_cmd(&r->base.pb);
+    mdm_planb_str(&r->base.pb, "ZADD");
+    mdm_planb_str(&r->base.pb, r->base.conf->expiry_key);
+    mdm_planb_fmt(&r->base.pb, "%lld", r->not_after);
+    mdm_planb_str(&r->base.pb, r->msg.device_id);
 }
 
 static void
@@ -356,6 +384,9 @@ plan_script(mdm_device_t *r, int claimed)
      * script; its id comes back so that a refusal can take it out. */
     if (!claimed) {
         plan_event(r);
+    }
+    if (claimed || m->type == MDM_MSG_AUTHENTICATE) {
+        plan_expiry(r);
     }
     /* a declaration: read from the catalog in the same round trip, served
      * if the script finds it is this enrollment's */
@@ -678,12 +709,15 @@ device_feed(mdm_tx_t *tx, struct redisReply *const *replies, size_t n)
         mdm_ddm_keep_decl(&r->ddm, replies[r->read_cmd]) != 0) {
         return mdm_tx_oom(&r->base);
     }
-    if (r->state == ST_CLAIM || r->state == ST_RETRO_CLAIM) {
+    if (r->state == ST_CLAIM || r->state == ST_RETRO_CLAIM ||
+        r->state == ST_RENEW_CLAIM) {
         if (rep->type == REDIS_REPLY_NIL ||
             (rep->type == REDIS_REPLY_STRING &&
              rep->len == strlen(r->msg.device_id) &&
              memcmp(rep->str, r->msg.device_id, rep->len) == 0)) {
-            return plan_script(r, r->state == ST_RETRO_CLAIM);
+            return plan_script(r, r->state == ST_RETRO_CLAIM   ? 1
+                                  : r->state == ST_RENEW_CLAIM ? 2
+                                                               : 0);
         }
         if (rep->type != REDIS_REPLY_STRING) {
             return mdm_tx_storage_failed(&r->base, rep);
@@ -712,6 +746,21 @@ device_feed(mdm_tx_t *tx, struct redisReply *const *replies, size_t n)
     }
     if (strcmp(s, "RETRO") == 0 && r->state == ST_SCRIPT) {
         return plan_claim(r, ST_RETRO_CLAIM);
+    }
+    if (strcmp(s, "RENEW") == 0 && r->state == ST_SCRIPT) {
+        mdm_tx_log(&r->base, MDM_LOG_NOTICE, "MDM03007",
+                   "%s from %s: renewed certificate sha256 %s replaces the "
+                   "bound one",
+                   r->base.vars[MDM_VAR_MESSAGE], r->msg.id, r->cert_hash);
+        return plan_claim(r, ST_RENEW_CLAIM);
+    }
+    if (strcmp(s, "RENEWED") == 0) {
+        return refuse_stored(
+            r, mdm_tx_refuse(&r->base, 400, MDM_LOG_WARN, "MDM03006",
+                             "%s from %s refused: certificate sha256 %s was "
+                             "replaced by a renewed one",
+                             r->base.vars[MDM_VAR_MESSAGE], r->msg.id,
+                             r->cert_hash));
     }
     if (strcmp(s, "UNBOUND") == 0) {
         return refuse_stored(

@@ -50,12 +50,14 @@ struct mdm_conf_s {
     struct mdm_profile_conf_s *profile; /* profile.* options */
     int scep_dynamic;                   /* scep.challenge dynamic */
     long crl_days;                      /* scep.crl_days: nextUpdate */
+    long renew_days; /* renew_days: renewal offers this close to expiry */
 
     /* derived by mdm_conf_finish() */
     int finished;
     mdm_verifier_t *verifier;
     char *events_key;
     char *push_key;
+    char *expiry_key; /* enrollments by their certificate's notAfter */
     char events_maxlen_s[24];
     char push_maxlen_s[24];
     char results_ttl_s[24];
@@ -78,6 +80,7 @@ typedef enum {
     MDM_LUA_SCEP_PENDING, /* mdm_scep_admin.c: list, reject */
     MDM_LUA_DDM,          /* mdm_ddm.c: DeclarativeManagement check-ins */
     MDM_LUA_DDM_SYNC,     /* mdm_ddm_admin.c: materialize, queue command */
+    MDM_LUA_RENEW_OFFER,  /* mdm_renew.c: the renewal sweep */
     MDM_LUA_COUNT
 } mdm_lua_t;
 
@@ -186,6 +189,10 @@ void mdm_enroll_conf_free(mdm_conf_t *c);
 /** What the CRL needs of the SCEP CA (borrowed; mdm_scep_ca.c). */
 int mdm_scep_ca_crl(const struct mdm_scep_ca_s *ca, X509 **cert, EVP_PKEY **key,
                     const char **k_cert, const char **k_revoked);
+/** One-time challenges of the CA (borrowed key prefix, default lifetime);
+ * -1 unless the CA is finished with challenge dynamic (mdm_scep_ca.c). */
+int mdm_scep_ca_challenges(const struct mdm_scep_ca_s *ca, const char **k_chal,
+                           long *ttl);
 /** A signed DER CRL of serials (hex) revoked at times (mdm_crl.c). */
 int mdm_crl_build(X509 *issuer, EVP_PKEY *key, char *const *serials,
                   const time_t *times, size_t n, time_t now, long days,
@@ -226,5 +233,19 @@ int mdm_ctype_prefix(const char *v, size_t len, const char *prefix);
 
 /** An XML plist serialized from node (plist_t), malloc'd. */
 int mdm_plist_xml(void *node, mdm_buf_t *out);
+
+/* ---- identity renewal (mdm_renew_cert.c, mdm_renew.c) ---- */
+
+/** The subject CN prefix of a renewal certificate. */
+#define MDM_RENEW_CN_PREFIX "mdm-renew-"
+/** cert's notAfter (0 if unreadable) and, when its CN is a renewal name,
+ * the SHA-256 hex of that CN (else cn_hash is ""). */
+void mdm_renew_cert_facts(X509 *cert, long long *not_after, char cn_hash[65]);
+/** A fresh renewal CN into cn (room for 64) and its SHA-256 hex; -1 when
+ * there is no randomness. */
+int mdm_renew_new_cn(char cn[64], char cn_hash[65]);
+/** GET /renewals (run 0) and POST /renewals/run (run 1); days < 0: the
+ * renew_days option (30 if unset). */
+mdm_req_t *mdm_renew_new(const mdm_conf_t *c, int run, long days);
 
 #endif

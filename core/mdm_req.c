@@ -269,6 +269,44 @@ ddm_admin(const mdm_conf_t *c, const char *method, size_t mlen,
     return mdm_ddm_admin_new(c, &a);
 }
 
+/*
+ * The admin API's /renewals routes (README "Identity renewal"):
+ *   GET  /renewals[?days=N]      enrollments expiring within N days
+ *   POST /renewals/run[?days=N]  offer them a renewal (once per certificate)
+ */
+static mdm_req_t *
+renewals_admin(const mdm_conf_t *c, int is_get, int is_post, const char *sub,
+               const char *query, size_t qlen)
+{
+    const char *v;
+    size_t vl;
+    long days = -1;
+    char buf[16];
+    int run = sub != NULL;
+
+    if (run && strcmp(sub, "run") != 0) {
+        return refused(c, 404, "MDM05010", 1, "no such admin endpoint");
+    }
+    if (run ? !is_post : !is_get) {
+        return refused(c, 405, "MDM05011", 1,
+                       run ? "method not allowed here; use POST"
+                           : "method not allowed here; use GET");
+    }
+    if (mdm_query_find(query, qlen, "days", &v, &vl)) {
+        if (v == NULL || vl == 0 || vl >= sizeof(buf)) {
+            return refused(c, 400, "MDM13002", 1,
+                           "days must be a number from 0 to 3650");
+        }
+        memcpy(buf, v, vl);
+        buf[vl] = '\0';
+        if (mdm_parse_long(buf, 0, 3650, &days) != 0) {
+            return refused(c, 400, "MDM13002", 1,
+                           "days must be a number from 0 to 3650");
+        }
+    }
+    return mdm_renew_new(c, run, days);
+}
+
 /* The admin API's routes (mdm.h). */
 mdm_req_t *
 mdm_req_new_admin_http(const mdm_conf_t *c, const char *method, size_t mlen,
@@ -335,6 +373,11 @@ mdm_req_new_admin_http(const mdm_conf_t *c, const char *method, size_t mlen,
     if (segl[0] == 4 && memcmp(seg[0], "scep", 4) == 0) {
         r = scep_admin(c, is_get, is_post, seg[0] + 4,
                        path + plen - (seg[0] + 4), query, qlen, dec, nseg - 1);
+        goto done;
+    }
+    if (segl[0] == 8 && memcmp(seg[0], "renewals", 8) == 0 && nseg <= 2) {
+        r = renewals_admin(c, is_get, is_post, nseg > 1 ? dec[0] : NULL, query,
+                           qlen);
         goto done;
     }
     memset(&a, 0, sizeof(a));

@@ -635,3 +635,14 @@ mdm_scep_ca_crl(const mdm_scep_ca_t *ca, X509 **cert, EVP_PKEY **key,
     *k_revoked = ca->k_revoked;
     return 0;
 }
+
+int
+mdm_scep_ca_challenges(const mdm_scep_ca_t *ca, const char **k_chal, long *ttl)
+{
+    if (ca == NULL || !ca->finished || ca->challenge_mode != CH_DYNAMIC) {
+        return -1;
+    }
+    *k_chal = ca->k_chal;
+    *ttl = ca->challenge_ttl;
+    return 0;
+}

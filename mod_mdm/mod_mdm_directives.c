@@ -439,6 +439,8 @@ const command_rec mdm_cmds[] = {
                   RSRC_CONF | ACCESS_CONF, "libmdm option scep.crl_url"),
     AP_INIT_TAKE1("MDMSCEPCRLDays", mdm_set_opt, "scep.crl_days",
                   RSRC_CONF | ACCESS_CONF, "libmdm option scep.crl_days"),
+    AP_INIT_TAKE1("MDMRenewDays", mdm_set_opt, "renew_days",
+                  RSRC_CONF | ACCESS_CONF, "libmdm option renew_days"),
     AP_INIT_TAKE1("MDMProfileServerURL", mdm_set_opt, "profile.server_url",
                   RSRC_CONF | ACCESS_CONF, "libmdm option profile.server_url"),
     AP_INIT_TAKE1("MDMProfileCheckInURL", mdm_set_opt, "profile.checkin_url",

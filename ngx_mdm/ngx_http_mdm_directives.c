@@ -214,6 +214,11 @@ ngx_command_t ngx_http_mdm_commands[] = {
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
          NGX_CONF_TAKE1,
      ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "scep.crl_days"},
+
+    {ngx_string("mdm_renew_days"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "renew_days"},
     {ngx_string("mdm_profile_server_url"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
          NGX_CONF_TAKE1,

@@ -2,12 +2,16 @@
 """The demo's scripted device: talks to nginx with ngx_mdm over HTTPS,
 signing every message with Mdm-Signature, and prints each exchange.
 
-usage: demo-device.py PKI_DIR BASE_URL TOPIC UDID enroll|poll|checkout [IDENT]
+usage: demo-device.py PKI_DIR BASE_URL TOPIC UDID enroll|poll|renew|checkout
+       [IDENT]
 
 IDENT names the identity PKI_DIR/IDENT.pem + IDENT.key (default dev1).
 """
+import hashlib
 import os
 import plistlib
+import shutil
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -44,6 +48,41 @@ def show(what, r):
     return r
 
 
+def renew(dev, pki, udid):
+    """Identity renewal: install the SCEP payload of the InstallProfile the
+    sweep queued (scepclient), then check in with the new certificate."""
+    r = show("PUT /mdm/connect Idle", dev.idle())
+    cmd = plistlib.loads(r.content)
+    prof = plistlib.loads(cmd["Command"]["Payload"])
+    c = [p for p in prof["PayloadContent"]
+         if p["PayloadType"] == "com.apple.security.scep"][0]["PayloadContent"]
+    cn = dict(rdn[0] for rdn in c["Subject"])["CN"]
+    print("   renewal profile: SCEP Subject CN %s, one-time Challenge %s..."
+          % (cn, c["Challenge"][:8]))
+    with open(os.path.join(pki, "scep-ca.pem"), "rb") as f:
+        der = subprocess.run(["openssl", "x509", "-outform", "DER"], input=f.read(),
+                             capture_output=True, check=True).stdout
+    d = os.path.join(pki, "renew")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    p = subprocess.run(["scepclient", "-server-url", c["URL"], "-challenge",
+                        c["Challenge"], "-private-key", d + "/key.pem",
+                        "-certificate", d + "/cert.pem", "-cn", cn,
+                        "-organization", "Demo", "-ca-fingerprint",
+                        hashlib.sha256(der).hexdigest(), "-keySize", "2048"],
+                       capture_output=True, text=True, cwd=d)
+    print("   scepclient: exit %d, new certificate %s" % (
+        p.returncode, "issued" if p.returncode == 0 else p.stderr[-200:]))
+    shutil.copy(d + "/cert.pem", os.path.join(pki, "renewed.pem"))
+    shutil.copy(d + "/key.pem", os.path.join(pki, "renewed.key"))
+    show("PUT /mdm/connect Acknowledged", dev.ack(cmd["CommandUUID"]))
+    new = Device(dev.server, dev.pki, udid=udid, ident="renewed")
+    print("   with the new certificate:")
+    show("PUT /mdm/connect Idle", new.idle())
+    print("   with the old certificate:")
+    show("PUT /mdm/connect Idle", dev.idle())
+
+
 def main():
     pki, base, topic, udid, step = sys.argv[1:6]
     ident = sys.argv[6] if len(sys.argv) > 6 else "dev1"
@@ -58,6 +97,8 @@ def main():
             r = show("PUT /mdm/connect Acknowledged", dev.ack(
                 uuid, QueryResponses={"OSVersion": "14.5",
                                       "SerialNumber": "C02DEMO0001"}))
+    elif step == "renew":
+        renew(dev, pki, udid)
     elif step == "checkout":
         show("PUT /mdm/checkin CheckOut", dev.checkout())
     else:

@@ -76,7 +76,7 @@ base="https://localhost:$port"
 waitfor nginx curl -s --cacert "$work/pki/root.pem" -o /dev/null "$base/"
 
 device() { /usr/bin/python3 "$src/tools/demo-device.py" "$work/pki" "$base" \
-    "$topic" "$udid" "$1" issued; }
+    "$topic" "$udid" "$1" "${2:-issued}"; }
 admin() { # method path [curl args]
     m=$1
     p=$2
@@ -155,8 +155,18 @@ admin GET "/results/$udid/DEMO-PROFILE-LIST"
 say "what nginx logged (log_format mdm, conf/nginx/log-format.conf)"
 grep 'PUT /mdm' "$work/run/logs/access.log" | sed 's/^[^"]*"//; s/^/   /' | cut -c1-150
 
+say "identity renewal: enrollments whose certificate expires within 400 days (issued for 365)"
+admin GET "/renewals?days=400"
+say "the sweep offers a fresh identity (InstallProfile, new one-time challenge) and pushes"
+admin POST "/renewals/run?days=400"
+admin POST "/renewals/run?days=400"
+say "the device installs it (scepclient), checks in with the new certificate: the binding moves; the old one is refused"
+device renew
+grep -h 'MDM0300[67]' "$work/run/logs/error.log" | sed 's/^.*MDM/   MDM/' | cut -c1-150
+admin GET "/renewals?days=400"
+
 say "the device removes its profile: CheckOut disables the enrollment"
-device checkout
+device checkout renewed
 admin GET "/enrollments/$udid"
 
 say "done: stopping nginx (pid $nginx_pid) and redis-server (pid $redis_pid)"

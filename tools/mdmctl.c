@@ -36,6 +36,11 @@ static const char usage[] =
     "  revoke ID [SHA256] refuse the device's identity certificate (the\n"
     "                     bound one, or the one with this SHA-256) from now "
     "on\n"
+    "  renewals [--days N]\n"
+    "                     enrollments whose identity certificate expires\n"
+    "                     within N days (default: renew_days, else 30);\n"
+    "                     the renewal sweep is the admin API's POST\n"
+    "                     /renewals/run (it needs the profile options)\n"
     "  scep challenge [TTL]\n"
     "                     create a one-time SCEP challenge (TTL seconds;\n"
     "                     default: the CA's challenge lifetime)\n"
@@ -381,6 +386,7 @@ main(int argc, char **argv)
     const mdm_response_t *resp;
     char err[512], *body = NULL, *op;
     char ca_cert[1024] = "", ca_key[1024] = "", scep_path[512];
+    char renew_q[32] = "";
     char ddm_path[2048];
     const char *ddm_method = NULL;
     char enc_path[600] = "";
@@ -487,6 +493,15 @@ main(int argc, char **argv)
                      argv[1]);
         }
     }
+    if (strcmp(op, "renewals") == 0) {
+        if (!(argc == 0 || (argc == 2 && strcmp(argv[0], "--days") == 0))) {
+            fprintf(stderr, "mdmctl: renewals [--days N]\n\n%s", usage);
+            return 2;
+        }
+        snprintf(renew_q, sizeof(renew_q), "days=%.20s",
+                 argc == 2 ? argv[1] : "");
+        argc = 0;
+    }
     if (argc > 0 && strcmp(argv[argc - 1], "--nopush") == 0) {
         a.nopush = 1;
         argc--;
@@ -505,7 +520,7 @@ main(int argc, char **argv)
                 usage);                                                        \
         return 2;                                                              \
     }
-    if (strcmp(op, "scep") == 0 || ddm_method != NULL) {
+    if (strcmp(op, "scep") == 0 || ddm_method != NULL || renew_q[0]) {
         /* through the admin API's router: the same answers as over HTTP */
         a.op = 0;
     } else if (strcmp(op, "profile") == 0) {
@@ -630,6 +645,11 @@ main(int argc, char **argv)
         r = mdm_req_new_admin_http(conf, "POST", 4, enc_path, strlen(enc_path),
                                    a.nopush ? "nopush=1" : "", a.nopush ? 8 : 0,
                                    (const unsigned char *) body, ddm_blen);
+    } else if (renew_q[0]) {
+        /* "days=" alone: the default */
+        r = mdm_req_new_admin_http(conf, "GET", 3, "/renewals", 9, renew_q,
+                                   strlen(renew_q) > 5 ? strlen(renew_q) : 0,
+                                   NULL, 0);
     } else if (ddm_method != NULL) {
         r = mdm_req_new_admin_http(conf, ddm_method, strlen(ddm_method),
                                    ddm_path, strlen(ddm_path),

@@ -10,9 +10,17 @@ if mdm_revoked() then
 end
 local t = mdm_now()
 if ARGV[1] ~= 'off' and ARGV[2] ~= '' then
-    local cur = redis.call('HGET', KEYS[1], 'cert')
-    if cur ~= ARGV[2] then
+    local cur = redis.call('HMGET', KEYS[1], 'cert', 'old_cert')
+    if cur[2] == ARGV[2] then
+        return {'RENEWED'}
+    end
+    if cur[1] ~= ARGV[2] then
+        -- a new identity: an offer made for the previous one is void
         redis.call('HSET', KEYS[1], 'cert', ARGV[2])
+        redis.call('HDEL', KEYS[1], 'renew_cn', 'renew_for', 'renew_at')
+    end
+    if mdm_not_after ~= '' then
+        redis.call('HSET', KEYS[1], 'not_after', mdm_not_after)
     end
 end
 local base = ARGV[4]

@@ -5,8 +5,17 @@
 --   KEYS[3] queue   KEYS[4] command bodies   KEYS[5] NotNow set
 --   KEYS[6] user channels of the device
 --   ARGV[1] binding mode (strict|retro|off)   ARGV[2] certificate SHA-256
---   ARGV[3] 1 when the certificate was just claimed (retro binding)
+--   ARGV[3] FLAG[:NOTAFTER[:CN]]: FLAG 1 when the certificate was just
+--           claimed (retro binding), 2 when it was just claimed as the
+--           renewal of the bound one; NOTAFTER its notAfter (UNIX
+--           seconds); CN the SHA-256 (hex) of its subject CN when that is a
+--           renewal name ("mdm-renew-..."), else empty
 -- Every key carries the device's hash tag, so one script = one slot.
+
+local mdm_flag, mdm_not_after, mdm_cn =
+    string.match(ARGV[3] or '', '^(%d):?(%d*):?(%x*)$')
+mdm_flag, mdm_not_after, mdm_cn = mdm_flag or '', mdm_not_after or '',
+    mdm_cn or ''
 
 local function mdm_now()
     return redis.call('TIME')[1]
@@ -35,13 +44,35 @@ local function mdm_bind_check()
     end
     if not cur then
         if mode == 'retro' then
-            if ARGV[3] == '1' then
+            if mdm_flag == '1' then
                 redis.call('HSET', KEYS[1], 'cert', hash)
+                if mdm_not_after ~= '' then
+                    redis.call('HSET', KEYS[1], 'not_after', mdm_not_after)
+                end
                 return nil
             end
             return {'RETRO'}
         end
         return {'UNBOUND'}
+    end
+    -- identity renewal (README "Identity renewal"): a certificate whose CN
+    -- is the one offered to this enrollment replaces the bound one, once
+    -- its binding key is claimed; the replaced one is refused from then
+    local r = redis.call('HMGET', KEYS[1], 'renew_cn', 'old_cert')
+    if r[2] == hash then
+        return {'RENEWED'}
+    end
+    if mdm_cn ~= '' and r[1] == mdm_cn then
+        if mdm_flag ~= '2' then
+            return {'RENEW'}
+        end
+        redis.call('HSET', KEYS[1], 'cert', hash, 'old_cert', cur,
+                   'renewed', mdm_now())
+        if mdm_not_after ~= '' then
+            redis.call('HSET', KEYS[1], 'not_after', mdm_not_after)
+        end
+        redis.call('HDEL', KEYS[1], 'renew_cn')
+        return nil
     end
     return {'MISMATCH'}
 end
