@@ -7,7 +7,7 @@
  * configuration file itself.
  */
 #include "eventd.h"
-#include "mdm_listen.h"
+#include "mdm_conffile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,34 +22,6 @@
 #define SECRET_MAX 4096
 
 static int
-set_str(char **dst, const char *v)
-{
-    char *n = strdup(v);
-
-    if (n == NULL) {
-        return -1;
-    }
-    free(*dst);
-    *dst = n;
-    return 0;
-}
-
-static int
-num(const char *v, long min, long max, long *out)
-{
-    char *end;
-    long n;
-
-    errno = 0;
-    n = strtol(v, &end, 10);
-    if (errno || end == v || *end || n < min || n > max) {
-        return -1;
-    }
-    *out = n;
-    return 0;
-}
-
-static int
 defaults(eventd_conf_t *c)
 {
     memset(c, 0, sizeof(*c));
@@ -59,9 +31,10 @@ defaults(eventd_conf_t *c)
     c->retry_max_ms = 300000;
     c->status_interval_ms = 1000;
     c->drain_ms = 10000;
-    if (set_str(&c->redis, "127.0.0.1:6379") || set_str(&c->prefix, "mdm:") ||
-        set_str(&c->group_prefix, "mdm-eventd:") ||
-        set_str(&c->consumer, "mdm-eventd")) {
+    if (mdm_conf_set_str(&c->redis, "127.0.0.1:6379") ||
+        mdm_conf_set_str(&c->prefix, "mdm:") ||
+        mdm_conf_set_str(&c->group_prefix, "mdm-eventd:") ||
+        mdm_conf_set_str(&c->consumer, "mdm-eventd")) {
         return -1;
     }
     return 0;
@@ -174,7 +147,7 @@ ep_option(eventd_ep_conf_t *e, const char *k, const char *v, char *err,
           size_t errlen)
 {
     if (strcmp(k, "secret") == 0) {
-        return set_str(&e->secret_file, v);
+        return mdm_conf_set_str(&e->secret_file, v);
     }
     if (strcmp(k, "ca_file") == 0) {
         if (access(v, R_OK) != 0) {
@@ -182,7 +155,7 @@ ep_option(eventd_ep_conf_t *e, const char *k, const char *v, char *err,
                      strerror(errno));
             return -1;
         }
-        return set_str(&e->ca_file, v);
+        return mdm_conf_set_str(&e->ca_file, v);
     }
     if (strcmp(k, "kinds") == 0) {
         if (set_kinds(e, v) != 0) {
@@ -203,14 +176,14 @@ ep_option(eventd_ep_conf_t *e, const char *k, const char *v, char *err,
         return 0;
     }
     if (strcmp(k, "batch") == 0) {
-        if (num(v, 1, 10000, &e->batch) != 0) {
+        if (mdm_conf_num(v, 1, 10000, &e->batch) != 0) {
             snprintf(err, errlen, "batch: expected a number in 1..10000");
             return -1;
         }
         return 0;
     }
     if (strcmp(k, "timeout_ms") == 0) {
-        if (num(v, 100, 3600000, &e->timeout_ms) != 0) {
+        if (mdm_conf_num(v, 100, 3600000, &e->timeout_ms) != 0) {
             snprintf(err, errlen,
                      "timeout_ms: expected a number in 100..3600000");
             return -1;
@@ -263,7 +236,8 @@ add_endpoint(eventd_conf_t *c, char **tok, int ntok, char *err, size_t errlen)
     c->eps = n;
     e = &c->eps[c->neps++];
     memset(e, 0, sizeof(*e));
-    if (set_str(&e->name, tok[1]) || set_str(&e->url, tok[2])) {
+    if (mdm_conf_set_str(&e->name, tok[1]) ||
+        mdm_conf_set_str(&e->url, tok[2])) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -288,49 +262,34 @@ add_endpoint(eventd_conf_t *c, char **tok, int ntok, char *err, size_t errlen)
     return 0;
 }
 
-static int
-one(eventd_conf_t *c, char **tok, int ntok, char *err, size_t errlen)
-{
-    static const struct {
-        const char *name;
-        size_t off;
-        long min, max;
-    } nums[] = {
-#define N(f, lo, hi) {#f, offsetof(eventd_conf_t, f), lo, hi}
-        N(batch, 1, 10000),           N(timeout_ms, 100, 3600000),
-        N(retry_base_ms, 1, 3600000), N(retry_max_ms, 1, 86400000),
-        N(max_attempts, 0, INT_MAX),  N(status_interval_ms, 50, 3600000),
-        N(drain_ms, 0, 3600000),
+/* the numeric options and their ranges */
+static const mdm_conf_num_t eventd_nums[] = {
+#define N(f, lo, hi) MDM_CONF_NUM(eventd_conf_t, f, lo, hi)
+    N(batch, 1, 10000),           N(timeout_ms, 100, 3600000),
+    N(retry_base_ms, 1, 3600000), N(retry_max_ms, 1, 86400000),
+    N(max_attempts, 0, INT_MAX),  N(status_interval_ms, 50, 3600000),
+    N(drain_ms, 0, 3600000),
 #undef N
-    };
-    const char *k = tok[0], *v = ntok > 1 ? tok[1] : NULL;
-    size_t i;
-    long n;
+};
+static const mdm_conf_common_t eventd_common = MDM_CONF_COMMON(
+    eventd_conf_t, "endpoint", 1, eventd_nums, "127.0.0.1:9102");
 
+static int
+one(void *conf, char **tok, int ntok, char *err, size_t errlen)
+{
+    eventd_conf_t *c = conf;
+    const char *k = tok[0], *v = tok[1];
+
+    /* the several-word option, or "k v" (mdm_conf_common_opt) */
     if (strcmp(k, "endpoint") == 0) {
         return add_endpoint(c, tok, ntok, err, errlen);
     }
-    if (ntok != 2) {
-        snprintf(err, errlen, "%s: expected one value", k);
-        return -1;
-    }
-    for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
-        if (strcmp(k, nums[i].name) == 0) {
-            if (num(v, nums[i].min, nums[i].max, &n) != 0) {
-                snprintf(err, errlen, "%s: expected a number in %ld..%ld", k,
-                         nums[i].min, nums[i].max);
-                return -1;
-            }
-            *(long *) ((char *) c + nums[i].off) = n;
-            return 0;
-        }
-    }
     if (strcmp(k, "redis") == 0) {
-        return set_str(&c->redis, v);
+        return mdm_conf_set_str(&c->redis, v);
     } else if (strcmp(k, "prefix") == 0) {
-        return set_str(&c->prefix, v);
+        return mdm_conf_set_str(&c->prefix, v);
     } else if (strcmp(k, "group_prefix") == 0) {
-        return set_str(&c->group_prefix, v);
+        return mdm_conf_set_str(&c->group_prefix, v);
     } else if (strcmp(k, "consumer") == 0) {
         if (!valid_name(v)) {
             snprintf(err, errlen,
@@ -338,7 +297,7 @@ one(eventd_conf_t *c, char **tok, int ntok, char *err, size_t errlen)
                      EVENTD_NAME_MAX);
             return -1;
         }
-        return set_str(&c->consumer, v);
+        return mdm_conf_set_str(&c->consumer, v);
     } else if (strcmp(k, "start") == 0) {
         if (strcmp(v, "new") == 0) {
             c->start_all = 0;
@@ -348,36 +307,8 @@ one(eventd_conf_t *c, char **tok, int ntok, char *err, size_t errlen)
             snprintf(err, errlen, "start: new or all");
             return -1;
         }
-    } else if (strcmp(k, "metrics_listen") == 0) {
-        struct sockaddr_storage ss;
-        socklen_t sl;
-
-        if (strcmp(v, "off") == 0) {
-            free(c->metrics_listen);
-            c->metrics_listen = NULL;
-            return 0;
-        }
-        if (mdm_listen_parse_addr(v, &ss, &sl) != 0) {
-            snprintf(err, errlen,
-                     "metrics_listen: \"%s\" is not IP:PORT (an IPv4 "
-                     "address or [IPv6] address, no host name; port "
-                     "1-65535), e.g. 127.0.0.1:9102",
-                     v);
-            return -1;
-        }
-        return set_str(&c->metrics_listen, v);
-    } else if (strcmp(k, "log") == 0) {
-        if (strcmp(v, "info") == 0) {
-            c->verbose = 0;
-        } else if (strcmp(v, "debug") == 0) {
-            c->verbose = 1;
-        } else {
-            snprintf(err, errlen, "log: info or debug");
-            return -1;
-        }
     } else {
-        snprintf(err, errlen, "unknown option \"%s\"", k);
-        return -1;
+        return mdm_conf_unknown(k, err, errlen);
     }
     return 0;
 }
@@ -385,45 +316,13 @@ one(eventd_conf_t *c, char **tok, int ntok, char *err, size_t errlen)
 int
 eventd_conf_load(const char *path, eventd_conf_t *c, char *err, size_t errlen)
 {
-    char line[8192], msg[600], *tok[32], *p, *save;
-    FILE *f;
-    int lineno = 0, ntok;
-
     if (defaults(c) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    f = fopen(path, "r");
-    if (f == NULL) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    if (mdm_conf_read(path, &eventd_common, one, c, err, errlen) != 0) {
         return -1;
     }
-    while (fgets(line, sizeof(line), f) != NULL) {
-        lineno++;
-        if ((p = strchr(line, '#')) != NULL) {
-            *p = '\0';
-        }
-        ntok = 0;
-        save = NULL;
-        for (p = strtok_r(line, " \t\r\n", &save); p;
-             p = strtok_r(NULL, " \t\r\n", &save)) {
-            if (ntok == 32) {
-                snprintf(err, errlen, "%s:%d: too many words", path, lineno);
-                fclose(f);
-                return -1;
-            }
-            tok[ntok++] = p;
-        }
-        if (ntok == 0) {
-            continue;
-        }
-        if (one(c, tok, ntok, msg, sizeof(msg)) != 0) {
-            snprintf(err, errlen, "%s:%d: %s", path, lineno, msg);
-            fclose(f);
-            return -1;
-        }
-    }
-    fclose(f);
     if (c->neps == 0) {
         snprintf(err, errlen,
                  "%s: endpoint: no \"endpoint\" line: nothing to deliver to",

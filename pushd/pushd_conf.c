@@ -3,7 +3,7 @@
  * Every value is checked here so that a typo stops the daemon at start
  * (or is refused on SIGHUP) with the file and line in the message.
  */
-#include "mdm_listen.h"
+#include "mdm_conffile.h"
 #include "pushd.h"
 
 #include <errno.h>
@@ -16,23 +16,7 @@
 static void
 set_str(char **dst, const char *v)
 {
-    free(*dst);
-    *dst = strdup(v);
-}
-
-static int
-num(const char *v, long min, long max, long *out)
-{
-    char *end;
-    long n;
-
-    errno = 0;
-    n = strtol(v, &end, 10);
-    if (errno || end == v || *end || n < min || n > max) {
-        return -1;
-    }
-    *out = n;
-    return 0;
+    (void) mdm_conf_set_str(dst, v);
 }
 
 static void
@@ -98,45 +82,30 @@ add_cert(pushd_conf_t *c, char **tok, int ntok, char *err, size_t errlen)
     return 0;
 }
 
-static int
-one(pushd_conf_t *c, char **tok, int ntok, char *err, size_t errlen)
-{
-    static const struct {
-        const char *name;
-        size_t off;
-        long min, max;
-    } nums[] = {
-#define N(f, lo, hi) {#f, offsetof(pushd_conf_t, f), lo, hi}
-        N(expiration, 0, 31536000),    N(connections, 1, 64),
-        N(streams, 1, 10000),          N(max_jobs, 1, 10000000),
-        N(batch, 1, 100000),           N(retry_base_ms, 1, 3600000),
-        N(retry_max_ms, 1, 86400000),  N(retry_attempts, 1, 1000),
-        N(timeout_ms, 100, 3600000),   N(claim_idle_ms, 100, 86400000),
-        N(events_maxlen, 0, LONG_MAX), N(status_interval_ms, 50, 3600000),
-        N(drain_ms, 0, 3600000),
+/* the numeric options and their ranges */
+static const mdm_conf_num_t pushd_nums[] = {
+#define N(f, lo, hi) MDM_CONF_NUM(pushd_conf_t, f, lo, hi)
+    N(expiration, 0, 31536000),    N(connections, 1, 64),
+    N(streams, 1, 10000),          N(max_jobs, 1, 10000000),
+    N(batch, 1, 100000),           N(retry_base_ms, 1, 3600000),
+    N(retry_max_ms, 1, 86400000),  N(retry_attempts, 1, 1000),
+    N(timeout_ms, 100, 3600000),   N(claim_idle_ms, 100, 86400000),
+    N(events_maxlen, 0, LONG_MAX), N(status_interval_ms, 50, 3600000),
+    N(drain_ms, 0, 3600000),
 #undef N
-    };
-    const char *k = tok[0], *v = ntok > 1 ? tok[1] : NULL;
-    size_t i;
-    long n;
+};
+static const mdm_conf_common_t pushd_common =
+    MDM_CONF_COMMON(pushd_conf_t, "cert", 2, pushd_nums, "127.0.0.1:9101");
 
-    if (strcmp(k, "cert") == 0 && ntok >= 2) {
+static int
+one(void *conf, char **tok, int ntok, char *err, size_t errlen)
+{
+    pushd_conf_t *c = conf;
+    const char *k = tok[0], *v = tok[1];
+
+    /* the several-word option, or "k v" (mdm_conf_common_opt) */
+    if (strcmp(k, "cert") == 0) {
         return add_cert(c, tok, ntok, err, errlen);
-    }
-    if (ntok != 2) {
-        snprintf(err, errlen, "%s: expected one value", k);
-        return -1;
-    }
-    for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
-        if (strcmp(k, nums[i].name) == 0) {
-            if (num(v, nums[i].min, nums[i].max, &n) != 0) {
-                snprintf(err, errlen, "%s: expected a number in %ld..%ld", k,
-                         nums[i].min, nums[i].max);
-                return -1;
-            }
-            *(long *) ((char *) c + nums[i].off) = n;
-            return 0;
-        }
     }
     if (strcmp(k, "redis") == 0) {
         set_str(&c->redis, v);
@@ -179,35 +148,8 @@ one(pushd_conf_t *c, char **tok, int ntok, char *err, size_t errlen)
             return -1;
         }
         c->priority = atoi(v);
-    } else if (strcmp(k, "metrics_listen") == 0) {
-        struct sockaddr_storage ss;
-        socklen_t sl;
-
-        if (strcmp(v, "off") == 0) {
-            free(c->metrics_listen);
-            c->metrics_listen = NULL;
-        } else if (mdm_listen_parse_addr(v, &ss, &sl) != 0) {
-            snprintf(err, errlen,
-                     "metrics_listen: \"%s\" is not IP:PORT (an IPv4 "
-                     "address or [IPv6] address, no host name; port "
-                     "1-65535), e.g. 127.0.0.1:9101",
-                     v);
-            return -1;
-        } else {
-            set_str(&c->metrics_listen, v);
-        }
-    } else if (strcmp(k, "log") == 0) {
-        if (strcmp(v, "info") == 0) {
-            c->verbose = 0;
-        } else if (strcmp(v, "debug") == 0) {
-            c->verbose = 1;
-        } else {
-            snprintf(err, errlen, "log: info or debug");
-            return -1;
-        }
     } else {
-        snprintf(err, errlen, "unknown option \"%s\"", k);
-        return -1;
+        return mdm_conf_unknown(k, err, errlen);
     }
     return 0;
 }
@@ -215,37 +157,10 @@ one(pushd_conf_t *c, char **tok, int ntok, char *err, size_t errlen)
 int
 pushd_conf_load(const char *path, pushd_conf_t *c, char *err, size_t errlen)
 {
-    char line[4096], msg[512], *tok[16], *p, *save;
-    FILE *f;
-    int lineno = 0, ntok;
-
     defaults(c);
-    f = fopen(path, "r");
-    if (f == NULL) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    if (mdm_conf_read(path, &pushd_common, one, c, err, errlen) != 0) {
         return -1;
     }
-    while (fgets(line, sizeof(line), f) != NULL) {
-        lineno++;
-        if ((p = strchr(line, '#')) != NULL) {
-            *p = '\0';
-        }
-        ntok = 0;
-        save = NULL;
-        for (p = strtok_r(line, " \t\r\n", &save); p && ntok < 16;
-             p = strtok_r(NULL, " \t\r\n", &save)) {
-            tok[ntok++] = p;
-        }
-        if (ntok == 0) {
-            continue;
-        }
-        if (one(c, tok, ntok, msg, sizeof(msg)) != 0) {
-            snprintf(err, errlen, "%s:%d: %s", path, lineno, msg);
-            fclose(f);
-            return -1;
-        }
-    }
-    fclose(f);
     if (c->ncerts == 0) {
         snprintf(err, errlen, "%s: no \"cert\" line: nothing to push with",
                  path);

@@ -5,48 +5,10 @@
 # file and into a private redis-server; wrong keys, garbage and bad
 # tokens are refused and write nothing.
 set -u
-bin=${MDMCTL:-./tools/mdmctl}
-if ! command -v openssl >/dev/null 2>&1; then
-    echo "SKIP: openssl not installed"
-    exit 77
-fi
-py=python3
-[ -x /usr/bin/python3 ] && py=/usr/bin/python3
-work=$(mktemp -d /tmp/mdm-dep-sh-XXXXXX)
+name=dep
+. "${top_srcdir:-$(dirname "$0")/..}/t/lib/mdmctl-check.sh"
 pid=
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$work"' EXIT
-fail=0
-pass=0
-
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-check() { # expected-exit, description, command...
-    want=$1
-    what=$2
-    shift 2
-    "$@" >"$work/out" 2>"$work/err"
-    got=$?
-    if [ "$got" -eq "$want" ]; then
-        ok
-    else
-        bad "$what: exit $got, expected $want"
-        cat "$work/out" "$work/err"
-    fi
-}
-says() {
-    if grep -q -- "$1" "$work/err"; then ok; else
-        bad "stderr does not mention '$1':"; cat "$work/err"; fi
-}
-has() { # file, fixed string, description
-    if grep -qF -- "$2" "$1"; then ok; else bad "$3: no '$2' in $1"; fi
-}
-absent() { # path, description
-    if [ -e "$1" ]; then bad "$2: $1 was written"; else ok; fi
-}
-mode() {
-    stat -c %a "$1"
-}
 
 # ---- dep keypair ----
 k=$work/dep
@@ -259,5 +221,4 @@ check 1 "dep profile over an existing file" $bin dep profile \
 check 2 "dep without subcommand" $bin dep
 check 2 "dep unknown subcommand" $bin dep frob
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -4,47 +4,8 @@
 # the CSR's DER verified with the vendor certificate, the chain), and the
 # push certificate checks; refusals write nothing.
 set -u
-bin=${MDMCTL:-./tools/mdmctl}
-if ! command -v openssl >/dev/null 2>&1; then
-    echo "SKIP: openssl not installed"
-    exit 77
-fi
-py=python3
-[ -x /usr/bin/python3 ] && py=/usr/bin/python3
-work=$(mktemp -d /tmp/mdm-push-sh-XXXXXX)
-trap 'rm -rf "$work"' EXIT
-fail=0
-pass=0
-
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-check() { # expected-exit, description, command...
-    want=$1
-    what=$2
-    shift 2
-    "$@" >"$work/out" 2>"$work/err"
-    got=$?
-    if [ "$got" -eq "$want" ]; then
-        ok
-    else
-        bad "$what: exit $got, expected $want"
-        cat "$work/out" "$work/err"
-    fi
-}
-says() {
-    if grep -q -- "$1" "$work/err"; then ok; else
-        bad "stderr does not mention '$1':"; cat "$work/err"; fi
-}
-has() { # file, fixed string, description
-    if grep -qF -- "$2" "$1"; then ok; else bad "$3: no '$2' in $1"; fi
-}
-absent() { # path, description
-    if [ -e "$1" ]; then bad "$2: $1 was written"; else ok; fi
-}
-mode() {
-    stat -c %a "$1"
-}
+name=push
+. "${top_srcdir:-$(dirname "$0")/..}/t/lib/mdmctl-check.sh"
 
 # ---- push csr ----
 d=$work/csr
@@ -232,5 +193,4 @@ check 1 "push check missing file" $bin push check "$work/none"
 check 2 "push check without a file" $bin push check
 check 2 "push check bad --warn-days" $bin push check "$work/push.pem" --warn-days x
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -46,21 +46,6 @@ usage_error(const char *sub, const char *what)
     return 2;
 }
 
-static char *
-bio_text(BIO *b, size_t *len)
-{
-    char *p = NULL, *s;
-    long n = BIO_get_mem_data(b, &p);
-
-    if (n < 0 || (s = malloc((size_t) n + 1)) == NULL) {
-        return NULL;
-    }
-    memcpy(s, p, (size_t) n);
-    s[n] = '\0';
-    *len = (size_t) n;
-    return s;
-}
-
 /* ------------------------------------------------------------------ */
 /* dep keypair                                                         */
 
@@ -164,8 +149,8 @@ dep_keypair(int argc, char **argv)
     if (x == NULL || kb == NULL || cb == NULL ||
         PEM_write_bio_PrivateKey(kb, key, NULL, NULL, 0, NULL, NULL) != 1 ||
         PEM_write_bio_X509(cb, x) != 1 ||
-        (ktext = bio_text(kb, &klen)) == NULL ||
-        (ctext = bio_text(cb, &clen)) == NULL) {
+        (ktext = mdmctl_bio_text(kb, &klen)) == NULL ||
+        (ctext = mdmctl_bio_text(cb, &clen)) == NULL) {
         mdmctl_ossl_error("key and certificate");
         goto out;
     }
@@ -436,7 +421,7 @@ decrypt_token(const char *path, EVP_PKEY *key, X509 *cert, size_t *plen)
     }
     out = BIO_new(BIO_s_mem());
     if (out == NULL || CMS_decrypt(cms, key, cert, NULL, out, 0) != 1 ||
-        (plain = bio_text(out, plen)) == NULL) {
+        (plain = mdmctl_bio_text(out, plen)) == NULL) {
         mdmctl_ossl_error("--in: cannot decrypt the token");
     }
     BIO_free(out);

@@ -265,3 +265,20 @@ mdmctl_days_left(const ASN1_TIME *t)
     }
     return days;
 }
+
+char *
+mdmctl_bio_text(BIO *b, size_t *len)
+{
+    char *p = NULL, *s;
+    long n = BIO_get_mem_data(b, &p);
+
+    if (n < 0 || (s = malloc((size_t) n + 1)) == NULL) {
+        return NULL;
+    }
+    memcpy(s, p, (size_t) n);
+    s[n] = '\0';
+    if (len) {
+        *len = (size_t) n;
+    }
+    return s;
+}

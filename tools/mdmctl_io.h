@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -17,6 +18,10 @@
 
 /** "mdmctl: what: <first OpenSSL error>" on stderr; clears the queue. */
 void mdmctl_ossl_error(const char *what);
+
+/* The text of a memory BIO, malloc'd and NUL-terminated (its length in
+ * *len when len is not NULL), or NULL. */
+char *mdmctl_bio_text(BIO *b, size_t *len);
 
 /**
  * The whole file (at most MDMCTL_MAX_FILE), malloc'd with a NUL after

@@ -42,24 +42,6 @@ usage_error(const char *sub, const char *what)
     return 2;
 }
 
-/** The text of a memory BIO, malloc'd and NUL-terminated, or NULL. */
-static char *
-bio_text(BIO *b, size_t *len)
-{
-    char *p = NULL, *s;
-    long n = BIO_get_mem_data(b, &p);
-
-    if (n < 0 || (s = malloc((size_t) n + 1)) == NULL) {
-        return NULL;
-    }
-    memcpy(s, p, (size_t) n);
-    s[n] = '\0';
-    if (len) {
-        *len = (size_t) n;
-    }
-    return s;
-}
-
 /* ------------------------------------------------------------------ */
 /* push csr                                                            */
 
@@ -183,8 +165,8 @@ push_csr(int argc, char **argv)
     if (kb == NULL || cb == NULL || dlen <= 0 ||
         PEM_write_bio_PrivateKey(kb, key, NULL, NULL, 0, NULL, NULL) != 1 ||
         PEM_write_bio_X509_REQ(cb, req) != 1 ||
-        (ktext = bio_text(kb, &klen)) == NULL ||
-        (ctext = bio_text(cb, &clen)) == NULL) {
+        (ktext = mdmctl_bio_text(kb, &klen)) == NULL ||
+        (ctext = mdmctl_bio_text(cb, &clen)) == NULL) {
         mdmctl_ossl_error("encoding");
         goto out;
     }
@@ -327,7 +309,7 @@ chain_pem(X509 *vendor, STACK_OF(X509) * extra)
         ok = PEM_write_bio_X509(b, sk_X509_value(extra, i)) == 1;
     }
     if (ok) {
-        s = bio_text(b, NULL);
+        s = mdmctl_bio_text(b, NULL);
     }
     BIO_free(b);
     return s;
@@ -514,7 +496,7 @@ print_name(const char *label, X509_NAME *n)
     if (b != NULL &&
         X509_NAME_print_ex(b, n, 0, XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB) >=
             0 &&
-        (s = bio_text(b, NULL)) != NULL) {
+        (s = mdmctl_bio_text(b, NULL)) != NULL) {
         printf("%s%s\n", label, s);
         free(s);
     }

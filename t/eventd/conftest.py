@@ -10,78 +10,28 @@ import hashlib
 import hmac
 import ipaddress
 import os
-import random
-import signal
-import socket
-import subprocess
 import sys
 import time
 
 import pytest
-import redis as redislib
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TOP = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
+from mdmtest import (TOP, Daemon, build_bin, free_port,  # noqa: E402,F401
+                     make_ca, redis_fixtures, wait_for)
 from receiver import Receiver  # noqa: E402
 
 PREFIX = "mdm:"
 SECRET = b"test-secret-0123456789abcdef"
 
 
-def build_dir():
-    return os.environ.get("MDM_BUILD", os.path.join(TOP, "build"))
-
-
 def eventd_bin():
-    return os.path.join(build_dir(), "eventd", "mdm-eventd")
-
-
-_given = set()
-
-
-def free_port():
-    for _ in range(200):
-        port = random.randrange(20000, 32000)
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            s.close()
-        if port not in _given:
-            _given.add(port)
-            return port
-    raise RuntimeError("no free port")
-
-
-def wait_port(port, timeout=10.0, proc=None):
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError("process exited with %s" % proc.returncode)
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("port %d not listening" % port)
-
-
-def wait_for(cond, timeout=10.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.03)
-    return cond()
+    return build_bin("eventd", "mdm-eventd")
 
 
 # ----------------------------------------------------------------- PKI
@@ -91,21 +41,7 @@ class Pki:
 
     def __init__(self, d):
         now = datetime.datetime.now(datetime.timezone.utc)
-        self.ca_key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
-                                             "mdm-eventd test CA")])
-        self.ca = (x509.CertificateBuilder().subject_name(name)
-                   .issuer_name(name).public_key(self.ca_key.public_key())
-                   .serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(days=1))
-                   .not_valid_after(now + datetime.timedelta(days=3650))
-                   .add_extension(x509.BasicConstraints(ca=True,
-                                                        path_length=None),
-                                  critical=True)
-                   .sign(self.ca_key, hashes.SHA256()))
-        self.ca_file = os.path.join(d, "ca.pem")
-        with open(self.ca_file, "wb") as f:
-            f.write(self.ca.public_bytes(serialization.Encoding.PEM))
+        self.ca_key, self.ca, self.ca_file = make_ca(d, "mdm-eventd test CA")
         key = ec.generate_private_key(ec.SECP256R1())
         cert = (x509.CertificateBuilder()
                 .subject_name(x509.Name([x509.NameAttribute(
@@ -139,43 +75,7 @@ def pki(tmp_path_factory):
 
 # --------------------------------------------------------------- Redis
 
-class RedisServer:
-    def __init__(self, d):
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", d, "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--logfile", os.path.join(d, "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port, 10, self.proc)
-        self.addr = "127.0.0.1:%d" % self.port
-
-    def client(self):
-        return redislib.Redis(host="127.0.0.1", port=self.port,
-                              socket_timeout=10, decode_responses=True)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory):
-    r = RedisServer(str(tmp_path_factory.mktemp("redis")))
-    yield r
-    r.stop()
-
-
-@pytest.fixture
-def rc(redis_server):
-    c = redis_server.client()
-    c.flushall()
-    return c
+redis_server, rc = redis_fixtures(client_timeout=10)
 
 
 # ------------------------------------------------------------ receivers
@@ -213,13 +113,9 @@ def secret_file(d, secret=SECRET, mode=0o600, name="secret"):
     return p
 
 
-class Eventd:
+class Eventd(Daemon):
     def __init__(self, d, redis_server, endpoints, **opts):
-        self.dir = d
-        self.conf = os.path.join(d, "eventd.conf")
-        self.log = os.path.join(d, "eventd.log")
-        self.proc = None
-        self.logf = None
+        super().__init__(d, "eventd.conf", "eventd.log")
         self.secret = secret_file(d)
         self.opts = {
             "redis": redis_server.addr,
@@ -247,28 +143,11 @@ class Eventd:
                 f.write(line + "\n")
 
     def start(self, wait=True, env=None):
-        self.logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([eventd_bin(), "-c", self.conf, "-v"],
-                                     stdout=self.logf, stderr=self.logf,
-                                     env=env)
+        self.spawn(eventd_bin(), env)
         if wait:
             assert self.wait_log("Redis %s" % self.opts["redis"]), \
                 self.text()
         return self
-
-    def text(self):
-        with open(self.log, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
-    def wait_log(self, s, timeout=10.0, count=1):
-        end = time.time() + timeout
-        while time.time() < end:
-            if self.text().count(s) >= count:
-                return True
-            if self.proc.poll() is not None:
-                return self.text().count(s) >= count
-            time.sleep(0.03)
-        return False
 
     def rss_kb(self):
         with open("/proc/%d/status" % self.proc.pid) as f:
@@ -276,25 +155,6 @@ class Eventd:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
         return 0
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.logf is not None:
-            self.logf.close()
-            self.logf = None
-        return self.proc.returncode if self.proc else None
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-        self.logf.close()
-        self.logf = None
 
 
 @pytest.fixture
@@ -310,11 +170,7 @@ def make_eventd(tmp_path, redis_server):
 
     yield make
     for e in made:
-        e.stop()
-        # the daemon must never crash or trip a sanitizer
-        t = e.text()
-        assert "AddressSanitizer" not in t and "runtime error:" not in t, t
-        assert e.proc is None or e.proc.returncode in (0, -9), t
+        e.stop_clean()
 
 
 # -------------------------------------------------------------- helpers

@@ -2,65 +2,19 @@
 0.0.4) scraped before and after a known sequence of deliveries; exact
 deltas."""
 
-import http.client
 import os
-import re
-import socket
 import subprocess
 import time
 
 from conftest import checkin, eventd_bin, free_port, secret_file, wait_for
+import mdmtest
+from mdmtest import (check_metrics_http, check_metrics_listen_refused,
+                     http_get as get, val)
 from test_eventd import pending, status, write_mixed
-
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
-LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:\\.|[^"\\])*)"')
-
-
-def get(port, path="/metrics", method="GET"):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    c.request(method, path)
-    r = c.getresponse()
-    body = r.read().decode()
-    c.close()
-    return r.status, dict(r.getheaders()), body
-
-
-def parse(text):
-    """{(name, frozenset(labels)): value}; every sample belongs to a family
-    with # HELP and # TYPE."""
-    samples, types, helps = {}, {}, set()
-    for ln in text.splitlines():
-        if ln.startswith("# HELP "):
-            helps.add(ln.split()[2])
-        elif ln.startswith("# TYPE "):
-            _, _, name, typ = ln.split()
-            types[name] = typ
-        else:
-            m = SAMPLE.match(ln)
-            assert m, ln
-            name, labels, value = m.group(1), m.group(3), m.group(4)
-            assert name in types and name in helps, ln
-            lab = frozenset(LABEL.findall(labels or ""))
-            assert (name, lab) not in samples, ln
-            samples[(name, lab)] = float(value)
-    for name, typ in types.items():
-        assert typ in ("counter", "gauge"), name
-        assert typ != "counter" or name.endswith("_total"), name
-        assert name.startswith("mdm_eventd_"), name
-    return samples
 
 
 def scrape(port):
-    st, headers, body = get(port)
-    assert st == 200, body
-    assert headers["Content-Type"] == "text/plain; version=0.0.4"
-    assert int(headers["Content-Length"]) == len(body.encode())
-    return parse(body)
-
-
-def val(s, name, **labels):
-    return s.get((name, frozenset((k, str(v)) for k, v in labels.items())),
-                 0.0)
+    return mdmtest.scrape(port, "mdm_eventd_")
 
 
 def failed(s, ep):
@@ -183,26 +137,7 @@ def test_metrics_http(rc, receiver, make_eventd):
     port = free_port()
     make_eventd([("hook", receiver.url, {})],
                 metrics_listen="127.0.0.1:%d" % port).start()
-    assert get(port, "/")[0] == 404
-    assert get(port, "/metrics/x")[0] == 404
-    st, h, _ = get(port, "/metrics", "DELETE")
-    assert st == 405 and "GET" in h["Allow"]
-    st, h, body = get(port, "/metrics", "HEAD")
-    assert st == 200 and body == "" and int(h["Content-Length"]) > 0
-    s = socket.create_connection(("127.0.0.1", port), 5)
-    s.sendall(b"nonsense\n\n")
-    assert s.recv(100).startswith(b"HTTP/1.1 400")
-    s.close()
-    s = socket.create_connection(("127.0.0.1", port), 5)
-    s.sendall(b"GET /metrics HTTP/1.1\r\nX: " + b"b" * 5000)
-    assert s.recv(100).startswith(b"HTTP/1.1 431")
-    s.close()
-    idle = [socket.create_connection(("127.0.0.1", port), 5)
-            for _ in range(12)]
-    time.sleep(0.2)
-    for s in idle:
-        s.close()
-    assert wait_for(lambda: get(port)[0] == 200)
+    check_metrics_http(port, "DELETE")
     # deliveries go on while being scraped
     checkin(rc, "DEV-1", "Idle")
     for _ in range(20):
@@ -221,24 +156,4 @@ def test_metrics_listen_refused(tmp_path, redis_server):
         return subprocess.run([eventd_bin(), "-c", conf] +
                               (["-t"] if check else []),
                               capture_output=True, text=True, timeout=20)
-    for ok in ("metrics_listen 127.0.0.1:9102", "metrics_listen [::1]:9102",
-               "metrics_listen off"):
-        p = run(ok)
-        assert p.returncode == 0, (ok, p.stderr)
-    for bad in ("localhost:9102", "metrics.example.com:9102", "127.0.0.1",
-                "127.0.0.1:0", "127.0.0.1:99999", "[::1]", "1.2.3:80",
-                "::1:9102"):
-        p = run("metrics_listen " + bad)
-        assert p.returncode == 1, (bad, p.stderr)
-        assert "MDM12100" in p.stderr and "metrics_listen" in p.stderr, \
-            (bad, p.stderr)
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(1)
-    try:
-        p = run("metrics_listen 127.0.0.1:%d" % s.getsockname()[1],
-                check=False)
-    finally:
-        s.close()
-    assert p.returncode == 1 and "metrics_listen" in p.stderr, p.stderr
-    assert "in use" in p.stderr, p.stderr
+    check_metrics_listen_refused(run, "MDM12100", 9102)

@@ -7,12 +7,8 @@ Everything listens on free 127.0.0.1 ports and is stopped by PID.
 
 import datetime
 import os
-import random
-import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
@@ -24,56 +20,21 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TOP = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from apns_standin import Standin  # noqa: E402
+from mdmtest import (TOP, Daemon, RedisServer, build_bin,  # noqa: E402,F401
+                     free_port, make_ca, redis_fixtures, wait_for)
 
 PREFIX = "mdm:"
 
 
-def build_dir():
-    return os.environ.get("MDM_BUILD", os.path.join(TOP, "build"))
-
-
 def pushd_bin():
-    return os.path.join(build_dir(), "pushd", "mdm-pushd")
+    return build_bin("pushd", "mdm-pushd")
 
 
 def mdmctl_bin():
-    return os.path.join(build_dir(), "tools", "mdmctl")
-
-
-_given = set()
-
-
-def free_port():
-    for _ in range(200):
-        port = random.randrange(20000, 32000)
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            s.close()
-        if port not in _given:
-            _given.add(port)
-            return port
-    raise RuntimeError("no free port")
-
-
-def wait_port(port, timeout=10.0, proc=None):
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError("process exited with %s" % proc.returncode)
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("port %d not listening" % port)
+    return build_bin("tools", "mdmctl")
 
 
 # ----------------------------------------------------------------- PKI
@@ -83,22 +44,7 @@ class Pki:
 
     def __init__(self, d):
         self.dir = d
-        now = datetime.datetime.now(datetime.timezone.utc)
-        self.ca_key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
-                                             "mdm-pushd test CA")])
-        self.ca = (x509.CertificateBuilder().subject_name(name)
-                   .issuer_name(name).public_key(self.ca_key.public_key())
-                   .serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(days=1))
-                   .not_valid_after(now + datetime.timedelta(days=3650))
-                   .add_extension(x509.BasicConstraints(ca=True,
-                                                        path_length=None),
-                                  critical=True)
-                   .sign(self.ca_key, hashes.SHA256()))
-        self.ca_file = os.path.join(d, "ca.pem")
-        with open(self.ca_file, "wb") as f:
-            f.write(self.ca.public_bytes(serialization.Encoding.PEM))
+        self.ca_key, self.ca, self.ca_file = make_ca(d, "mdm-pushd test CA")
         self.server_cert, self.server_key = self._issue(
             "server", x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
                                                     "localhost")]),
@@ -181,44 +127,7 @@ def pki(tmp_path_factory):
 
 # --------------------------------------------------------------- Redis
 
-class RedisServer:
-    def __init__(self, d):
-        self.dir = d
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", d, "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--logfile", os.path.join(d, "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port, 10, self.proc)
-        self.addr = "127.0.0.1:%d" % self.port
-
-    def client(self):
-        return redislib.Redis(host="127.0.0.1", port=self.port,
-                              socket_timeout=5, decode_responses=True)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory):
-    r = RedisServer(str(tmp_path_factory.mktemp("redis")))
-    yield r
-    r.stop()
-
-
-@pytest.fixture
-def rc(redis_server):
-    c = redis_server.client()
-    c.flushall()
-    return c
+redis_server, rc = redis_fixtures(client_timeout=5)
 
 
 # ------------------------------------------------------------- stand-in
@@ -233,12 +142,9 @@ def standin(pki):
 
 # --------------------------------------------------------------- daemon
 
-class Pushd:
+class Pushd(Daemon):
     def __init__(self, d, redis_server, standin, pki, certs, **opts):
-        self.dir = d
-        self.conf = os.path.join(d, "pushd.conf")
-        self.log = os.path.join(d, "pushd.log")
-        self.proc = None
+        super().__init__(d, "pushd.conf", "pushd.log")
         self.opts = {
             "redis": redis_server.addr,
             "prefix": PREFIX,
@@ -263,46 +169,10 @@ class Pushd:
                 f.write("cert %s\n" % " ".join(c))
 
     def start(self, wait=True):
-        self.logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([pushd_bin(), "-c", self.conf, "-v"],
-                                     stdout=self.logf, stderr=self.logf)
+        self.spawn(pushd_bin())
         if wait:
             assert self.wait_log("MDM09123"), self.text()
         return self
-
-    def text(self):
-        with open(self.log, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
-    def wait_log(self, s, timeout=10.0, count=1):
-        end = time.time() + timeout
-        while time.time() < end:
-            if self.text().count(s) >= count:
-                return True
-            if self.proc.poll() is not None:
-                return self.text().count(s) >= count
-            time.sleep(0.03)
-        return False
-
-    def signal(self, sig):
-        self.proc.send_signal(sig)
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc is not None:
-            self.logf.close()
-        return self.proc.returncode if self.proc else None
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-        self.logf.close()
 
 
 @pytest.fixture
@@ -326,11 +196,7 @@ def make_pushd(tmp_path, redis_server, standin, pki, topic_cert):
 
     yield make
     for p in made:
-        p.stop()
-        # a daemon must never crash or trip a sanitizer
-        t = p.text()
-        assert "AddressSanitizer" not in t and "runtime error:" not in t, t
-        assert p.proc is None or p.proc.returncode in (0, -9), t
+        p.stop_clean()
 
 
 # -------------------------------------------------------------- helpers
@@ -367,13 +233,3 @@ def pending(rc, group="mdm-pushd"):
         return rc.xpending(PREFIX + "push", group)["pending"]
     except redislib.exceptions.ResponseError:
         return None
-
-
-def wait_for(cond, timeout=10.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.03)
-    return cond()

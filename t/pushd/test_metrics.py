@@ -1,65 +1,18 @@
 """mdm-pushd's metrics_listen: GET /metrics (Prometheus text format 0.0.4)
 scraped before and after a known sequence of pushes; exact deltas."""
 
-import http.client
-import re
-import socket
 import subprocess
 import time
 
 from conftest import enroll, free_port, pending, push, pushd_bin, wait_for
+import mdmtest
+from mdmtest import (check_metrics_http, check_metrics_listen_refused,
+                     http_get as get, val)
 from test_pushd import outcome
-
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
-LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:\\.|[^"\\])*)"')
-
-
-def get(port, path="/metrics", method="GET"):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    c.request(method, path)
-    r = c.getresponse()
-    body = r.read().decode()
-    c.close()
-    return r.status, dict(r.getheaders()), body
-
-
-def parse(text):
-    """{(name, frozenset(labels)): value}, and the families' TYPE lines;
-    every sample belongs to a family with # HELP and # TYPE."""
-    samples, types, helps = {}, {}, set()
-    for ln in text.splitlines():
-        if ln.startswith("# HELP "):
-            helps.add(ln.split()[2])
-        elif ln.startswith("# TYPE "):
-            _, _, name, typ = ln.split()
-            types[name] = typ
-        else:
-            m = SAMPLE.match(ln)
-            assert m, ln
-            name, labels, value = m.group(1), m.group(3), m.group(4)
-            assert name in types and name in helps, ln
-            lab = frozenset(LABEL.findall(labels or ""))
-            assert (name, lab) not in samples, ln
-            samples[(name, lab)] = float(value)
-    for name, typ in types.items():
-        assert typ in ("counter", "gauge"), name
-        if typ == "counter":
-            assert name.endswith("_total"), name
-        assert name.startswith("mdm_pushd_"), name
-    return samples, types
 
 
 def scrape(port):
-    status, headers, body = get(port)
-    assert status == 200, body
-    assert headers["Content-Type"] == "text/plain; version=0.0.4"
-    assert int(headers["Content-Length"]) == len(body.encode())
-    return parse(body)[0]
-
-
-def val(s, name, **labels):
-    return s.get((name, frozenset((k, str(v)) for k, v in labels.items())),
-                 0.0)
+    return mdmtest.scrape(port, "mdm_pushd_")
 
 
 def delta(a, b, name, **labels):
@@ -154,35 +107,9 @@ def test_metrics_exact_deltas(rc, standin, make_pushd, topic_cert):
 def test_metrics_http(rc, standin, make_pushd):
     port = free_port()
     make_pushd(metrics_listen="127.0.0.1:%d" % port).start()
-    st, _, _ = get(port, "/")
-    assert st == 404
-    st, _, _ = get(port, "/metricsx")
-    assert st == 404
-    st, h, _ = get(port, "/metrics", "POST")
-    assert st == 405 and "GET" in h["Allow"]
-    st, h, body = get(port, "/metrics", "HEAD")
-    assert st == 200 and body == "" and int(h["Content-Length"]) > 0
     st, _, _ = get(port, "/metrics?x=1")
     assert st == 200
-    # not HTTP
-    s = socket.create_connection(("127.0.0.1", port), 5)
-    s.sendall(b"hello\r\n\r\n")
-    assert s.recv(100).startswith(b"HTTP/1.1 400")
-    s.close()
-    # a request head that never ends is bounded
-    s = socket.create_connection(("127.0.0.1", port), 5)
-    s.sendall(b"GET /metrics HTTP/1.1\r\n" + b"X: " + b"a" * 5000)
-    data = s.recv(100)
-    assert data.startswith(b"HTTP/1.1 431"), data
-    s.close()
-    # clients that connect and say nothing do not stop scrapes, even more
-    # of them than are served at once
-    idle = [socket.create_connection(("127.0.0.1", port), 5)
-            for _ in range(12)]
-    time.sleep(0.2)
-    for s in idle:
-        s.close()
-    assert wait_for(lambda: get(port)[0] == 200)
+    check_metrics_http(port)
     # many scrapes in a row
     for _ in range(30):
         assert get(port)[0] == 200
@@ -198,28 +125,7 @@ def test_metrics_listen_refused(tmp_path, pki, redis_server):
         return subprocess.run([pushd_bin(), "-c", str(p)] +
                               (["-t"] if check else []),
                               capture_output=True, text=True, timeout=20)
-    for ok in ("metrics_listen 127.0.0.1:9101", "metrics_listen [::1]:9101",
-               "metrics_listen off"):
-        p = run(ok)
-        assert p.returncode == 0, (ok, p.stderr)
-    for bad in ("localhost:9101", "metrics.example.com:9101", "127.0.0.1",
-                "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:x",
-                "::1:9101", "[::1]", "300.1.2.3:9101", ":9101"):
-        p = run("metrics_listen " + bad)
-        assert p.returncode == 1, (bad, p.stderr)
-        assert "MDM09100" in p.stderr and "metrics_listen" in p.stderr, \
-            (bad, p.stderr)
-    # a port already taken: refused at start, naming the option
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(1)
-    try:
-        p = run("metrics_listen 127.0.0.1:%d" % s.getsockname()[1],
-                check=False)
-    finally:
-        s.close()
-    assert p.returncode == 1 and "metrics_listen" in p.stderr, p.stderr
-    assert "in use" in p.stderr, p.stderr
+    check_metrics_listen_refused(run, "MDM09100", 9101)
 
 
 def test_metrics_label_sets_bounded(rc, standin, make_pushd, topic_cert):
