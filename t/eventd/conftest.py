@@ -21,6 +21,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+# the shared helpers, also when another suite loads this file
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
 from mdmtest import (TOP, Daemon, build_bin, free_port,  # noqa: E402,F401
                      make_ca, redis_fixtures, wait_for)

@@ -21,6 +21,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+# the shared helpers, also when another suite loads this file
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
 from apns_standin import Standin  # noqa: E402
 from mdmtest import (TOP, Daemon, RedisServer, build_bin,  # noqa: E402,F401
