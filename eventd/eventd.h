@@ -22,10 +22,13 @@
  *   0  eventd_metrics.c   failures by reason; the text of GET /metrics
  *                         (eventd_metrics.h)
  *      eventd_conf.c      the configuration file, the secret files
- *      eventd_util.c      logging, clock, back-off, stream ids
+ *      eventd_util.c      stream ids
  *
  * Below them all, shared with mdm-pushd: common/mdm_listen.c, the
- * metrics_listen listener (IP:port, accept, one request, the answer).
+ * metrics_listen listener (IP:port, accept, one request, the answer);
+ * common/mdm_daemon.c, options, logging, clock, back-off, signals;
+ * common/mdm_redisconn.c, the Redis connections, their back-off, the
+ * blocking read sent without waiting.
  */
 #ifndef EVENTD_H
 #define EVENTD_H
@@ -38,27 +41,17 @@
 #include <curl/curl.h>
 #include <hiredis.h>
 
+#include "mdm_daemon.h"
+#include "mdm_redisconn.h"
+
 #define EVENTD_VERSION "0.1.0"
 
 /* ------------------------------------------------------------------ */
-/* logging, clock, back-off, stream ids (eventd_util.c)               */
+/* logging: mdm_daemon_log() (common/mdm_daemon.c), one line on stderr: */
+/* "mdm-eventd[pid]: LEVEL MDM12nnn text"; clock and retry back-off:    */
+/* mdm_now_ms(), mdm_backoff_ms(); stream ids (eventd_util.c)           */
 
 enum { EL_ERR = 3, EL_WARN = 4, EL_NOTICE = 5, EL_INFO = 6, EL_DEBUG = 7 };
-
-extern int eventd_log_level;
-
-/** One line on stderr: "mdm-eventd[pid]: LEVEL MDM12nnn text". */
-void eventd_log(int level, const char *id, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/** Milliseconds on the monotonic clock. */
-int64_t eventd_now_ms(void);
-
-/**
- * Delay before retry number attempt (1, 2, ...): base_ms doubling up to
- * max_ms, with equal jitter (half fixed, half random()).
- */
-int64_t eventd_backoff_ms(long base_ms, long max_ms, int attempt);
 
 /** A stream entry id "ms-seq". */
 typedef struct {
@@ -223,6 +216,7 @@ typedef struct {
     char *stream, *status_index;
     int64_t retry_at_ms; /* reconnect back-off */
     int64_t backoff_ms;
+    mdm_redisconn_t conn; /* the fields above, for mdm_redisconn.c */
 } eventd_redis_t;
 
 typedef void (*eventd_entry_fn)(void *data, const char *sid,

@@ -179,16 +179,17 @@ read_batch(eventd_t *d, eventd_ep_t *ep)
     if (!ep->recovered) {
         /* entries this consumer had read and not acknowledged: the batch
          * that was on the wire when an earlier run stopped */
-        eventd_log(EL_NOTICE, "MDM12125",
-                   "endpoint %s: delivering again %zu event(s) from %s left "
-                   "unacknowledged by an earlier run (at-least-once)",
-                   ep->conf->name, ep->nids, ep->ids[0]);
+        mdm_daemon_log(
+            EL_NOTICE, "MDM12125",
+            "endpoint %s: delivering again %zu event(s) from %s left "
+            "unacknowledged by an earlier run (at-least-once)",
+            ep->conf->name, ep->nids, ep->ids[0]);
     }
     if (rd.trimmed || rd.malformed) {
-        eventd_log(EL_NOTICE, "MDM12124",
-                   "endpoint %s: %zu pending entr(ies) trimmed from the "
-                   "stream, %zu malformed: acknowledged without delivery",
-                   ep->conf->name, rd.trimmed, rd.malformed);
+        mdm_daemon_log(EL_NOTICE, "MDM12124",
+                       "endpoint %s: %zu pending entr(ies) trimmed from the "
+                       "stream, %zu malformed: acknowledged without delivery",
+                       ep->conf->name, rd.trimmed, rd.malformed);
     }
     if (rd.newer) {
         eventd_ep_wake_all(d);
@@ -218,30 +219,30 @@ retry_later(eventd_t *d, eventd_ep_t *ep, const char *why)
     ep->last_fail = time(NULL);
     snprintf(ep->last_error, sizeof(ep->last_error), "%s", why);
     if (d->conf.max_attempts > 0 && ep->attempts >= d->conf.max_attempts) {
-        eventd_log(EL_ERR, "MDM12143",
-                   "endpoint %s: giving up after %d attempts (%s): %zu "
-                   "event(s) %s..%s dropped",
-                   ep->conf->name, ep->attempts, why, ep->nevents, ep->ids[0],
-                   ep->ids[ep->nids - 1]);
+        mdm_daemon_log(EL_ERR, "MDM12143",
+                       "endpoint %s: giving up after %d attempts (%s): %zu "
+                       "event(s) %s..%s dropped",
+                       ep->conf->name, ep->attempts, why, ep->nevents,
+                       ep->ids[0], ep->ids[ep->nids - 1]);
         ep->dropped += (long long) ep->nevents;
         delivered(d, ep);
         return;
     }
-    delay = eventd_backoff_ms(d->conf.retry_base_ms, d->conf.retry_max_ms,
-                              ep->attempts);
+    delay = mdm_backoff_ms(d->conf.retry_base_ms, d->conf.retry_max_ms,
+                           ep->attempts);
     if (ep->retry_after > 0 && ep->retry_after * 1000 > delay) {
         delay = ep->retry_after * 1000;
         if (delay > d->conf.retry_max_ms) {
             delay = d->conf.retry_max_ms;
         }
     }
-    ep->due_ms = eventd_now_ms() + delay;
+    ep->due_ms = mdm_now_ms() + delay;
     ep->state = d->draining ? EP_PARKED : EP_BACKOFF;
-    eventd_log(EL_WARN, "MDM12141",
-               "endpoint %s: delivery of %zu event(s) from %s failed "
-               "(attempt %d): %s; retrying in %lld ms",
-               ep->conf->name, ep->nevents, ep->ids[0], ep->attempts, why,
-               (long long) delay);
+    mdm_daemon_log(EL_WARN, "MDM12141",
+                   "endpoint %s: delivery of %zu event(s) from %s failed "
+                   "(attempt %d): %s; retrying in %lld ms",
+                   ep->conf->name, ep->nevents, ep->ids[0], ep->attempts, why,
+                   (long long) delay);
 }
 
 void
@@ -315,16 +316,16 @@ eventd_ep_done(eventd_t *d, CURL *easy, CURLcode rc)
     ep->delivered += (long long) ep->nevents;
     ep->last_ok = time(NULL);
     if (ep->attempts > 0) {
-        eventd_log(EL_NOTICE, "MDM12142",
-                   "endpoint %s: delivered %zu event(s) from %s after %d "
-                   "failed attempt(s) (HTTP %ld)",
-                   ep->conf->name, ep->nevents, ep->ids[0], ep->attempts,
-                   ep->http);
+        mdm_daemon_log(EL_NOTICE, "MDM12142",
+                       "endpoint %s: delivered %zu event(s) from %s after %d "
+                       "failed attempt(s) (HTTP %ld)",
+                       ep->conf->name, ep->nevents, ep->ids[0], ep->attempts,
+                       ep->http);
     } else {
-        eventd_log(EL_DEBUG, "MDM12140",
-                   "endpoint %s: delivered %zu event(s) %s..%s (HTTP %ld)",
-                   ep->conf->name, ep->nevents, ep->ids[0],
-                   ep->ids[ep->nids - 1], ep->http);
+        mdm_daemon_log(EL_DEBUG, "MDM12140",
+                       "endpoint %s: delivered %zu event(s) %s..%s (HTTP %ld)",
+                       ep->conf->name, ep->nevents, ep->ids[0],
+                       ep->ids[ep->nids - 1], ep->http);
     }
     ep->last_error[0] = '\0';
     delivered(d, ep);
@@ -395,10 +396,11 @@ eventd_ep_reload_secrets(eventd_t *d)
         eventd_ep_conf_t *c = &d->conf.eps[i];
         if (eventd_secret_read(c->secret_file, &s, &len, err, sizeof(err)) !=
             0) {
-            eventd_log(EL_ERR, "MDM12103",
-                       "reload: endpoint %s: secret: %s; the old secret stays "
-                       "in use",
-                       c->name, err);
+            mdm_daemon_log(
+                EL_ERR, "MDM12103",
+                "reload: endpoint %s: secret: %s; the old secret stays "
+                "in use",
+                c->name, err);
             continue;
         }
         memset(c->secret, 0, c->secret_len);
@@ -407,10 +409,11 @@ eventd_ep_reload_secrets(eventd_t *d)
         c->secret_len = len;
         ok++;
     }
-    eventd_log(EL_NOTICE, "MDM12102",
-               "SIGHUP: %zu of %zu secret(s) read again; they sign the next "
-               "attempts",
-               ok, d->neps);
+    mdm_daemon_log(
+        EL_NOTICE, "MDM12102",
+        "SIGHUP: %zu of %zu secret(s) read again; they sign the next "
+        "attempts",
+        ok, d->neps);
 }
 
 int64_t

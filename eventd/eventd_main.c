@@ -12,8 +12,6 @@
 #include "eventd_metrics.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,26 +32,8 @@ static struct {
     int64_t drain_until;
     int64_t next_status;
     time_t started;
-    int sigpipe[2];
+    int sigfd; /* the self-pipe's read end (mdm_daemon_signals()) */
 } S;
-
-static volatile sig_atomic_t got_hup, got_term;
-
-static void
-on_signal(int sig)
-{
-    int saved = errno;
-    ssize_t w;
-
-    if (sig == SIGHUP) {
-        got_hup = 1;
-    } else {
-        got_term++;
-    }
-    w = write(S.sigpipe[1], "x", 1);
-    (void) w;
-    errno = saved;
-}
 
 static void
 status_flush(void)
@@ -75,12 +55,13 @@ static void
 start_drain(void)
 {
     D.draining = 1;
-    S.drain_until = eventd_now_ms() + D.conf.drain_ms;
-    eventd_log(EL_NOTICE, "MDM12107",
-               "draining: %d delivery(ies) on the wire may finish within %ld "
-               "ms; every other batch stays pending in its group for the "
-               "next run",
-               eventd_ep_busy(&D), D.conf.drain_ms);
+    S.drain_until = mdm_now_ms() + D.conf.drain_ms;
+    mdm_daemon_log(
+        EL_NOTICE, "MDM12107",
+        "draining: %d delivery(ies) on the wire may finish within %ld "
+        "ms; every other batch stays pending in its group for the "
+        "next run",
+        eventd_ep_busy(&D), D.conf.drain_ms);
     eventd_ep_park(&D);
     if (D.redis.wake) {
         redisFree(D.redis.wake);
@@ -98,21 +79,20 @@ run(void)
     int running, left, wfd;
     size_t i;
     CURLMsg *m;
-    char buf[64];
 
     for (;;) {
-        now = eventd_now_ms();
-        if (got_hup) {
-            got_hup = 0;
+        now = mdm_now_ms();
+        if (mdm_daemon_got_hup) {
+            mdm_daemon_got_hup = 0;
             eventd_ep_reload_secrets(&D);
         }
-        if (got_term && !D.draining) {
+        if (mdm_daemon_got_term && !D.draining) {
             start_drain();
         }
-        if (got_term > 1) {
-            eventd_log(EL_WARN, "MDM12108",
-                       "second signal: exiting now; unacknowledged batches "
-                       "are delivered again by the next run");
+        if (mdm_daemon_got_term > 1) {
+            mdm_daemon_log(EL_WARN, "MDM12108",
+                           "second signal: exiting now; unacknowledged batches "
+                           "are delivered again by the next run");
             break;
         }
         if (D.draining && (eventd_ep_busy(&D) == 0 || now >= S.drain_until)) {
@@ -144,7 +124,7 @@ run(void)
             eventd_redis_wake_start(&D.redis);
         }
     poll:
-        now = eventd_now_ms();
+        now = mdm_now_ms();
         due = now + 1000;
         if (D.redis.cmd == NULL && D.redis.retry_at_ms < due) {
             due = D.redis.retry_at_ms;
@@ -155,7 +135,7 @@ run(void)
         due = eventd_ep_next_due(&D, now, due);
         due = mdm_listen_due(&M.listen, due);
         nfds = 0;
-        fds[nfds].fd = S.sigpipe[0];
+        fds[nfds].fd = S.sigfd;
         fds[nfds].events = CURL_WAIT_POLLIN;
         fds[nfds++].revents = 0;
         wfd = eventd_redis_wake_fd(&D.redis);
@@ -169,10 +149,9 @@ run(void)
             &M, fds + nfds, sizeof(fds) / sizeof(fds[0]) - nfds);
         curl_multi_poll(D.multi, fds, nfds, (int) (due > now ? due - now : 0),
                         NULL);
-        eventd_metrics_io(&M, fds + mfirst, nfds - mfirst, eventd_now_ms());
+        eventd_metrics_io(&M, fds + mfirst, nfds - mfirst, mdm_now_ms());
         if (fds[0].revents) {
-            while (read(S.sigpipe[0], buf, sizeof(buf)) > 0) {
-            }
+            mdm_daemon_signals_drain();
         }
         if (wfd >= 0 && fds[1].revents && eventd_redis_wake_ready(&D.redis)) {
             eventd_ep_wake_all(&D);
@@ -187,48 +166,37 @@ run(void)
     if (D.redis.cmd) {
         status_flush();
     }
-    eventd_log(EL_NOTICE, "MDM12109",
-               "stopped: %d delivery(ies) cut short, delivered again by the "
-               "next run",
-               eventd_ep_busy(&D));
+    mdm_daemon_log(
+        EL_NOTICE, "MDM12109",
+        "stopped: %d delivery(ies) cut short, delivered again by the "
+        "next run",
+        eventd_ep_busy(&D));
 }
 
 int
 main(int argc, char **argv)
 {
-    struct sigaction sa;
     char err[1024];
-    int opt, check = 0, verbose = 0;
+    int rc, check = 0, verbose = 0;
     size_t i;
 
+    mdm_daemon_name = "mdm-eventd";
     S.conf_file = "/etc/mdm/eventd.conf";
-    while ((opt = getopt(argc, argv, "c:tvh")) != -1) {
-        switch (opt) {
-        case 'c':
-            S.conf_file = optarg;
-            break;
-        case 't':
-            check = 1;
-            break;
-        case 'v':
-            verbose = 1;
-            break;
-        default:
-            fputs(usage, opt == 'h' ? stdout : stderr);
-            return opt == 'h' ? 0 : 2;
-        }
+    rc = mdm_daemon_options(argc, argv, usage, &S.conf_file, &check, &verbose);
+    if (rc >= 0) {
+        return rc;
     }
     if (optind != argc) {
         fputs(usage, stderr);
         return 2;
     }
     if (eventd_conf_load(S.conf_file, &D.conf, err, sizeof(err)) != 0) {
-        eventd_log(EL_ERR, "MDM12100", "configuration: %s", err);
+        mdm_daemon_log(EL_ERR, "MDM12100", "configuration: %s", err);
         eventd_conf_free(&D.conf);
         return 1;
     }
     if (verbose || D.conf.verbose) {
-        eventd_log_level = EL_DEBUG;
+        mdm_daemon_log_level = EL_DEBUG;
     }
     if (check) {
         fprintf(stderr, "mdm-eventd: %s: configuration ok (%zu endpoint(s))\n",
@@ -239,7 +207,7 @@ main(int argc, char **argv)
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
         eventd_redis_init(&D.redis, &D.conf) != 0 || eventd_ep_init(&D) != 0 ||
         (D.multi = curl_multi_init()) == NULL) {
-        eventd_log(EL_ERR, "MDM12100", "out of memory");
+        mdm_daemon_log(EL_ERR, "MDM12100", "out of memory");
         return 1;
     }
     S.started = time(NULL);
@@ -247,44 +215,38 @@ main(int argc, char **argv)
     if (D.conf.metrics_listen &&
         mdm_listen_open(&M.listen, "metrics_listen", D.conf.metrics_listen, err,
                         sizeof(err)) != 0) {
-        eventd_log(EL_ERR, "MDM12100", "%s", err);
+        mdm_daemon_log(EL_ERR, "MDM12100", "%s", err);
         return 1;
     }
     srandom((unsigned) (S.started ^ getpid()));
-    if (pipe(S.sigpipe) != 0 || fcntl(S.sigpipe[0], F_SETFL, O_NONBLOCK) != 0 ||
-        fcntl(S.sigpipe[1], F_SETFL, O_NONBLOCK) != 0) {
-        eventd_log(EL_ERR, "MDM12100", "pipe: %s", strerror(errno));
+    S.sigfd = mdm_daemon_signals();
+    if (S.sigfd < 0) {
+        mdm_daemon_log(EL_ERR, "MDM12100", "pipe: %s", strerror(errno));
         return 1;
     }
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGHUP, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
 
     for (i = 0; i < D.neps; i++) {
         const eventd_ep_conf_t *c = D.eps[i].conf;
         if (c->insecure) {
-            eventd_log(EL_WARN, "MDM12104",
-                       "endpoint %s: tls_verify off: the receiver's "
-                       "certificate is not checked",
-                       c->name);
+            mdm_daemon_log(EL_WARN, "MDM12104",
+                           "endpoint %s: tls_verify off: the receiver's "
+                           "certificate is not checked",
+                           c->name);
         } else if (strncmp(c->url, "http://", 7) == 0) {
-            eventd_log(EL_WARN, "MDM12104",
-                       "endpoint %s: plain http://: events travel "
-                       "unencrypted (the signature only proves their origin)",
-                       c->name);
+            mdm_daemon_log(
+                EL_WARN, "MDM12104",
+                "endpoint %s: plain http://: events travel "
+                "unencrypted (the signature only proves their origin)",
+                c->name);
         }
     }
-    eventd_log(EL_NOTICE, "MDM12101",
-               "mdm-eventd %s started: %zu endpoint(s), redis %s, stream "
-               "%s, consumer %s%s%s",
-               EVENTD_VERSION, D.neps, D.conf.redis, D.redis.stream,
-               D.conf.consumer, D.conf.metrics_listen ? ", metrics on " : "",
-               D.conf.metrics_listen ? D.conf.metrics_listen : "");
+    mdm_daemon_log(EL_NOTICE, "MDM12101",
+                   "mdm-eventd %s started: %zu endpoint(s), redis %s, stream "
+                   "%s, consumer %s%s%s",
+                   EVENTD_VERSION, D.neps, D.conf.redis, D.redis.stream,
+                   D.conf.consumer,
+                   D.conf.metrics_listen ? ", metrics on " : "",
+                   D.conf.metrics_listen ? D.conf.metrics_listen : "");
 
     run();
 
@@ -294,7 +256,6 @@ main(int argc, char **argv)
     eventd_redis_free(&D.redis);
     eventd_conf_free(&D.conf);
     curl_global_cleanup();
-    close(S.sigpipe[0]);
-    close(S.sigpipe[1]);
+    mdm_daemon_signals_close();
     return 0;
 }

@@ -24,37 +24,6 @@
 
 #define WAKE_BLOCK_MS "5000"
 
-static redisContext *
-connect_to(const char *addr, long timeout_ms)
-{
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    char host[256];
-    const char *colon;
-    redisContext *c;
-
-    if (addr[0] == '/' || strncmp(addr, "unix:", 5) == 0) {
-        c = redisConnectUnixWithTimeout(addr[0] == '/' ? addr : addr + 5, tv);
-    } else {
-        colon = strrchr(addr, ':');
-        if (colon == NULL || (size_t) (colon - addr) >= sizeof(host)) {
-            return NULL;
-        }
-        snprintf(host, sizeof(host), "%.*s", (int) (colon - addr), addr);
-        c = redisConnectWithTimeout(host, atoi(colon + 1), tv);
-    }
-    if (c == NULL) {
-        return NULL;
-    }
-    if (c->err) {
-        eventd_log(EL_ERR, "MDM12120", "cannot connect to Redis at %s: %s",
-                   addr, c->errstr);
-        redisFree(c);
-        return NULL;
-    }
-    redisSetTimeout(c, tv);
-    return c;
-}
-
 static redisReply *
 call(redisContext *c, int argc, const char **argv)
 {
@@ -67,6 +36,10 @@ eventd_redis_init(eventd_redis_t *r, const eventd_conf_t *conf)
     memset(r, 0, sizeof(*r));
     r->conf = conf;
     r->backoff_ms = 100;
+    /* its connections as common/mdm_redisconn.c handles them */
+    r->conn = (mdm_redisconn_t){&r->cmd,         &r->wake,       &r->waking,
+                                &r->retry_at_ms, &r->backoff_ms, "MDM12120",
+                                "MDM12121"};
     if (asprintf(&r->stream, "%sevents", conf->prefix) < 0 ||
         asprintf(&r->status_index, "%seventd", conf->prefix) < 0) {
         return -1;
@@ -91,26 +64,7 @@ eventd_redis_free(eventd_redis_t *r)
 void
 eventd_redis_fail(eventd_redis_t *r, const char *what)
 {
-    const char *why = "closed";
-
-    if (r->cmd && r->cmd->err) {
-        why = r->cmd->errstr;
-    } else if (r->wake && r->wake->err) {
-        why = r->wake->errstr;
-    }
-    eventd_log(EL_ERR, "MDM12121",
-               "Redis failed (%s: %s); reconnecting in %lld ms", what, why,
-               (long long) r->backoff_ms);
-    if (r->cmd) {
-        redisFree(r->cmd);
-    }
-    if (r->wake) {
-        redisFree(r->wake);
-    }
-    r->cmd = r->wake = NULL;
-    r->waking = 0;
-    r->retry_at_ms = eventd_now_ms() + r->backoff_ms;
-    r->backoff_ms = r->backoff_ms * 2 > 5000 ? 5000 : r->backoff_ms * 2;
+    mdm_redis_fail(&r->conn, what);
 }
 
 int
@@ -142,21 +96,21 @@ create_group(eventd_redis_t *r, eventd_ep_t *ep)
         return -1;
     }
     if (x->type == REDIS_REPLY_ERROR && strncmp(x->str, "BUSYGROUP", 9) != 0) {
-        eventd_log(EL_ERR, "MDM12122", "XGROUP CREATE %s %s: %s", r->stream,
-                   ep->group, x->str);
+        mdm_daemon_log(EL_ERR, "MDM12122", "XGROUP CREATE %s %s: %s", r->stream,
+                       ep->group, x->str);
         freeReplyObject(x);
         return -1;
     }
     created = x->type != REDIS_REPLY_ERROR;
     freeReplyObject(x);
     if (created || !ep->had_group) {
-        eventd_log(EL_INFO, "MDM12123",
-                   "endpoint %s: group %s on %s %s, consumer %s",
-                   ep->conf->name, ep->group, r->stream,
-                   !created         ? "resumes where it stopped"
-                   : from[0] == '0' ? "created at the stream's start"
-                                    : "created at the stream's end",
-                   r->conf->consumer);
+        mdm_daemon_log(EL_INFO, "MDM12123",
+                       "endpoint %s: group %s on %s %s, consumer %s",
+                       ep->conf->name, ep->group, r->stream,
+                       !created         ? "resumes where it stopped"
+                       : from[0] == '0' ? "created at the stream's start"
+                                        : "created at the stream's end",
+                       r->conf->consumer);
     }
     if (created && ep->had_group) {
         /* our pending entries went with the old group */
@@ -180,10 +134,7 @@ eventd_redis_ensure(eventd_redis_t *r, eventd_ep_t *eps, size_t neps,
     if (now_ms < r->retry_at_ms) {
         return -1;
     }
-    r->cmd = connect_to(r->conf->redis, 2000);
-    r->wake = r->cmd ? connect_to(r->conf->redis, 10000) : NULL;
-    if (r->cmd == NULL || r->wake == NULL) {
-        eventd_redis_fail(r, "connect");
+    if (mdm_redis_connect(&r->conn, r->conf->redis) != 0) {
         return -1;
     }
     for (i = 0; i < neps; i++) {
@@ -211,8 +162,8 @@ eventd_redis_ensure(eventd_redis_t *r, eventd_ep_t *eps, size_t neps,
     }
     freeReplyObject(x);
     r->backoff_ms = 100;
-    eventd_log(EL_INFO, "MDM12123", "Redis %s: %zu endpoint(s) on %s",
-               r->conf->redis, neps, r->stream);
+    mdm_daemon_log(EL_INFO, "MDM12123", "Redis %s: %zu endpoint(s) on %s",
+                   r->conf->redis, neps, r->stream);
     return 0;
 }
 
@@ -269,8 +220,8 @@ eventd_redis_read(eventd_redis_t *r, eventd_ep_t *ep, long count,
         if (x->type == REDIS_REPLY_ERROR) {
             /* NOGROUP after a FLUSHALL or a deleted stream: reconnecting
              * creates the groups again */
-            eventd_log(EL_ERR, "MDM12126", "endpoint %s: XREADGROUP %s: %s",
-                       ep->conf->name, ep->group, x->str);
+            mdm_daemon_log(EL_ERR, "MDM12126", "endpoint %s: XREADGROUP %s: %s",
+                           ep->conf->name, ep->group, x->str);
             freeReplyObject(x);
             eventd_redis_fail(r, "XREADGROUP");
             return -1;
@@ -310,10 +261,11 @@ eventd_redis_ack(eventd_redis_t *r, const eventd_ep_t *ep,
     x = call(r->cmd, (int) (n + 3), argv);
     free(argv);
     if (x == NULL || x->type == REDIS_REPLY_ERROR) {
-        eventd_log(EL_ERR, "MDM12127",
-                   "endpoint %s: XACK of %zu entries failed (%s): delivered, "
-                   "acknowledged again once Redis answers",
-                   ep->conf->name, n, x ? x->str : r->cmd->errstr);
+        mdm_daemon_log(
+            EL_ERR, "MDM12127",
+            "endpoint %s: XACK of %zu entries failed (%s): delivered, "
+            "acknowledged again once Redis answers",
+            ep->conf->name, n, x ? x->str : r->cmd->errstr);
         rc = -1;
     }
     if (x) {
@@ -337,48 +289,29 @@ eventd_redis_wake_start(eventd_redis_t *r)
     char after[48];
     const char *argv[] = {"XREAD",       "COUNT",   "1",       "BLOCK",
                           WAKE_BLOCK_MS, "STREAMS", r->stream, after};
-    int done = 0;
 
     if (r->wake == NULL || r->waking) {
         return r->waking ? 0 : -1;
     }
     snprintf(after, sizeof(after), "%llu-%llu", (unsigned long long) r->seen.ms,
              (unsigned long long) r->seen.seq);
-    if (redisAppendCommandArgv(r->wake, 8, argv, NULL) != REDIS_OK) {
-        return -1;
-    }
-    while (!done) {
-        if (redisBufferWrite(r->wake, &done) != REDIS_OK) {
-            eventd_redis_fail(r, "XREAD");
-            return -1;
-        }
-    }
-    r->waking = 1;
-    return 0;
+    return mdm_redis_send(&r->conn, 8, argv, "XREAD") == 0 ? 0 : -1;
 }
 
 int
 eventd_redis_wake_ready(eventd_redis_t *r)
 {
-    void *reply = NULL;
     redisReply *x, *en;
     int newer = 0;
 
     if (r->wake == NULL || !r->waking) {
         return 0;
     }
-    if (redisBufferRead(r->wake) != REDIS_OK ||
-        redisGetReplyFromReader(r->wake, &reply) != REDIS_OK) {
-        eventd_redis_fail(r, "XREAD");
-        return 0;
+    if (mdm_redis_reply(&r->conn, &x, "XREAD") <= 0) {
+        return 0; /* failed, or a partial reply */
     }
-    if (reply == NULL) {
-        return 0; /* partial reply */
-    }
-    r->waking = 0;
-    x = reply;
     if (x->type == REDIS_REPLY_ERROR) {
-        eventd_log(EL_ERR, "MDM12126", "XREAD %s: %s", r->stream, x->str);
+        mdm_daemon_log(EL_ERR, "MDM12126", "XREAD %s: %s", r->stream, x->str);
         freeReplyObject(x);
         eventd_redis_fail(r, "XREAD");
         return 0;
@@ -401,23 +334,6 @@ eventd_redis_wake_ready(eventd_redis_t *r)
 
 /* ------------------------------------------------------------------ */
 /* status                                                             */
-
-static const redisReply *
-kv(const redisReply *a, const char *name)
-{
-    size_t i;
-
-    if (a == NULL || a->type != REDIS_REPLY_ARRAY) {
-        return NULL;
-    }
-    for (i = 0; i + 1 < a->elements; i += 2) {
-        if (a->element[i]->type == REDIS_REPLY_STRING &&
-            strcmp(a->element[i]->str, name) == 0) {
-            return a->element[i + 1];
-        }
-    }
-    return NULL;
-}
 
 static void
 num_str(const redisReply *v, char *out, size_t outlen)
@@ -442,7 +358,8 @@ static void
 check_trimmed(eventd_ep_t *ep, const char *last_delivered, const char *lag,
               const redisReply *xs)
 {
-    const redisReply *first = kv(xs, "first-entry"), *len = kv(xs, "length");
+    const redisReply *first = mdm_redis_kv(xs, "first-entry"),
+                     *len = mdm_redis_kv(xs, "length");
     eventd_sid_t ld, f;
     long long behind;
     int lost;
@@ -457,12 +374,13 @@ check_trimmed(eventd_ep_t *ep, const char *last_delivered, const char *lag,
     behind = strtoll(lag, NULL, 10);
     lost = eventd_sid_cmp(&f, &ld) > 0 && behind > len->integer;
     if (lost && !ep->trimmed) {
-        eventd_log(EL_WARN, "MDM12130",
-                   "endpoint %s: %lld event(s) after %s were trimmed from "
-                   "the stream before delivery: they are lost for this "
-                   "endpoint; raise the web servers' events_maxlen to cover "
-                   "longer outages",
-                   ep->conf->name, behind - len->integer, last_delivered);
+        mdm_daemon_log(
+            EL_WARN, "MDM12130",
+            "endpoint %s: %lld event(s) after %s were trimmed from "
+            "the stream before delivery: they are lost for this "
+            "endpoint; raise the web servers' events_maxlen to cover "
+            "longer outages",
+            ep->conf->name, behind - len->integer, last_delivered);
     }
     ep->trimmed = lost;
 }
@@ -498,13 +416,13 @@ eventd_redis_status(eventd_redis_t *r, eventd_ep_t *eps, size_t neps,
 
         for (g = 0; xg && xg->type == REDIS_REPLY_ARRAY && g < xg->elements;
              g++) {
-            const redisReply *name = kv(xg->element[g], "name");
+            const redisReply *name = mdm_redis_kv(xg->element[g], "name");
             if (name && name->type == REDIS_REPLY_STRING &&
                 strcmp(name->str, ep->group) == 0) {
-                num_str(kv(xg->element[g], "pending"), pending,
+                num_str(mdm_redis_kv(xg->element[g], "pending"), pending,
                         sizeof(pending));
-                num_str(kv(xg->element[g], "lag"), lag, sizeof(lag));
-                num_str(kv(xg->element[g], "last-delivered-id"), last,
+                num_str(mdm_redis_kv(xg->element[g], "lag"), lag, sizeof(lag));
+                num_str(mdm_redis_kv(xg->element[g], "last-delivered-id"), last,
                         sizeof(last));
             }
         }

@@ -11,25 +11,28 @@
  * The files form layers: a file calls only files of lower layers, never
  * up (t/check-call-cycles.py -v pushd prints them):
  *
- *   5  pushd_main.c    start and stop, signals, the poll loop, its timers
- *   4  pushd_push.c    one push from request to outcome (pushd_push.h)
- *   3  pushd_topics.c  the certificates in use, one per topic; reload;
+ *   4  pushd_main.c    start and stop, signals, the poll loop, its timers
+ *   3  pushd_push.c    one push from request to outcome (pushd_push.h)
+ *   2  pushd_topics.c  the certificates in use, one per topic; reload;
  *                      the topic guard in Redis
- *   2  pushd_redis.c   stream, records, outcomes, status hashes, guard
  *      pushd_metrics.c counters since start, their text for the GET
  *                      /metrics listener (pushd_metrics.h)
  *      pushd_apns.c    one APNs request, what its answer means
- *   1  pushd_cert.c    load one certificate; its expiry
+ *   1  pushd_redis.c   stream, records, outcomes, status hashes, guard
  *      pushd_h2.c      HTTP/2 client: TLS connections, nghttp2 sessions
  *                      (pushd_h2.h)
- *   0  pushd_conf.c    the configuration file
- *      pushd_util.c    logging, counters, clock, retry back-off
+ *   0  pushd_cert.c    load one certificate; its expiry
+ *      pushd_conf.c    the configuration file
+ *      pushd_util.c    counters
  *      pushd_jobs.c    the jobs in memory: list, hash, counts per state
  *      pushd_tls.c     TLS of the APNs connections: endpoint, contexts per
  *                      certificate load, connect, handshake (pushd_tls.h)
  *
  * Below them all, shared with mdm-eventd: common/mdm_listen.c, the
- * metrics_listen listener (IP:port, accept, one request, the answer).
+ * metrics_listen listener (IP:port, accept, one request, the answer);
+ * common/mdm_daemon.c, options, logging, clock, back-off, signals;
+ * common/mdm_redisconn.c, the Redis connections, their back-off, the
+ * blocking read sent without waiting.
  */
 #ifndef PUSHD_H
 #define PUSHD_H
@@ -41,18 +44,17 @@
 
 #include <hiredis.h>
 
+#include "mdm_daemon.h"
+#include "mdm_redisconn.h"
+
 #define PUSHD_VERSION "0.1.0"
 
 /* ------------------------------------------------------------------ */
-/* logging (pushd_util.c)                                             */
+/* logging: mdm_daemon_log() (common/mdm_daemon.c), one line on stderr: */
+/* "mdm-pushd[pid]: LEVEL MDM091nn text"; clock and retry back-off:     */
+/* mdm_now_ms(), mdm_backoff_ms()                                       */
 
 enum { PL_ERR = 3, PL_WARN = 4, PL_NOTICE = 5, PL_INFO = 6, PL_DEBUG = 7 };
-
-extern int pushd_log_level;
-
-/** One line on stderr: "mdm-pushd[pid]: LEVEL MDM091nn text". */
-void pushd_log(int level, const char *id, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* ------------------------------------------------------------------ */
 /* counters: name -> delta since the last status flush (pushd_util.c) */
@@ -69,18 +71,6 @@ typedef struct {
 
 void pushd_count(pushd_counters_t *c, const char *name, long long by);
 void pushd_counters_free(pushd_counters_t *c);
-
-/* ------------------------------------------------------------------ */
-/* time (pushd_util.c)                                                */
-
-/** Milliseconds on the monotonic clock. */
-int64_t pushd_now_ms(void);
-
-/**
- * Delay before retry number attempt: base_ms doubling up to max_ms, with
- * equal jitter (half fixed, half random()).
- */
-int64_t pushd_backoff_ms(long base_ms, long max_ms, int attempt);
 
 /* ------------------------------------------------------------------ */
 /* push certificates (pushd_cert.c)                                   */
@@ -279,6 +269,7 @@ typedef struct {
     int reading;          /* a read is outstanding on reader */
     int64_t retry_at_ms;  /* reconnect back-off */
     int64_t backoff_ms;
+    mdm_redisconn_t conn; /* the fields above, for mdm_redisconn.c */
     char *stream, *events, *status_index;
     char *daemon_key, *topics_key;
     char *guard_key; /* <prefix>pushd-topics: cert file -> topic */

@@ -339,12 +339,13 @@ pushd_cert_check_expiry(pushd_cert_t *c, time_t now)
 
     if (now >= c->not_after) {
         if (c->warned_days != -1) {
-            pushd_log(PL_ERR, "MDM09111",
-                      "push certificate for topic %s (%s) EXPIRED %ld day(s) "
-                      "ago: APNs refuses it and no device on this topic can "
-                      "be woken; renew it (same Apple ID, Renew in the "
-                      "portal) and reload with SIGHUP",
-                      c->topic, c->cert_file, -left);
+            mdm_daemon_log(
+                PL_ERR, "MDM09111",
+                "push certificate for topic %s (%s) EXPIRED %ld day(s) "
+                "ago: APNs refuses it and no device on this topic can "
+                "be woken; renew it (same Apple ID, Renew in the "
+                "portal) and reload with SIGHUP",
+                c->topic, c->cert_file, -left);
             c->warned_days = -1;
         }
         return;
@@ -355,12 +356,13 @@ pushd_cert_check_expiry(pushd_cert_t *c, time_t now)
         }
     }
     if (step != 0 && (c->warned_days == 0 || step < c->warned_days)) {
-        pushd_log(PL_WARN, "MDM09110",
-                  "push certificate for topic %s (%s) expires in %ld day(s) "
-                  "(under %d): renew it (same Apple ID, Renew in the "
-                  "portal, so the topic stays the same) and reload with "
-                  "SIGHUP",
-                  c->topic, c->cert_file, left, step);
+        mdm_daemon_log(
+            PL_WARN, "MDM09110",
+            "push certificate for topic %s (%s) expires in %ld day(s) "
+            "(under %d): renew it (same Apple ID, Renew in the "
+            "portal, so the topic stays the same) and reload with "
+            "SIGHUP",
+            c->topic, c->cert_file, left, step);
         c->warned_days = step;
     }
 }

@@ -161,8 +161,8 @@ conn_fail(conn_t *c, const char *why)
         /* could not connect: the next attempt waits */
         c->h->fails++;
         c->h->next_connect =
-            pushd_now_ms() +
-            pushd_backoff_ms(BACKOFF_BASE_MS, BACKOFF_MAX_MS, c->h->fails);
+            mdm_now_ms() +
+            mdm_backoff_ms(BACKOFF_BASE_MS, BACKOFF_MAX_MS, c->h->fails);
     }
     snprintf(buf, sizeof(buf), "%s", why);
     c->state = C_DEAD;
@@ -481,7 +481,7 @@ conn_connect(conn_t *c)
 {
     char why[160];
 
-    c->deadline = pushd_now_ms() + CONNECT_TIMEOUT_MS;
+    c->deadline = mdm_now_ms() + CONNECT_TIMEOUT_MS;
     c->state = C_CONNECT;
     if (pushd_tls_connect(&c->h->tls, c->cert, &c->fd, &c->ssl, why,
                           sizeof(why)) != 0) {
@@ -616,7 +616,7 @@ pushd_h2_submit(pushd_h2_t *h, const pushd_cert_t *cert, const char *path,
         if (usable >= (unsigned) h->conf->connections) {
             return PUSHD_H2_BUSY;
         }
-        best = conn_new(h, cert, pushd_now_ms());
+        best = conn_new(h, cert, mdm_now_ms());
         if (best == NULL) {
             return PUSHD_H2_NOMEM;
         }
@@ -648,7 +648,7 @@ pushd_h2_submit(pushd_h2_t *h, const pushd_cert_t *cert, const char *path,
     sl->status = 0;
     sl->ended = 0;
     sl->apns_id[0] = '\0';
-    sl->deadline = pushd_now_ms() + h->conf->timeout_ms;
+    sl->deadline = mdm_now_ms() + h->conf->timeout_ms;
     prd.source.ptr = sl;
     prd.read_callback = body_read;
     id = nghttp2_submit_request(c->s, NULL, nv, n, &prd, sl);

@@ -13,9 +13,7 @@
 #include "pushd_push.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,26 +38,8 @@ static struct {
     int64_t drain_until;
     int64_t next_status, next_claim, next_touch;
     time_t started;
-    int sigpipe[2];
+    int sigfd; /* the self-pipe's read end (mdm_daemon_signals()) */
 } S;
-
-static volatile sig_atomic_t got_hup, got_term;
-
-static void
-on_signal(int sig)
-{
-    int saved = errno;
-    ssize_t w;
-
-    if (sig == SIGHUP) {
-        got_hup = 1;
-    } else {
-        got_term++;
-    }
-    w = write(S.sigpipe[1], "x", 1);
-    (void) w;
-    errno = saved;
-}
 
 /* ------------------------------------------------------------------ */
 /* periodic                                                           */
@@ -176,13 +156,14 @@ static void
 start_drain(void)
 {
     D.draining = 1;
-    S.drain_until = pushd_now_ms() + D.conf.drain_ms;
-    pushd_log(PL_NOTICE, "MDM09107",
-              "draining: %zu push(es) on the wire may finish within %ld ms; "
-              "%zu waiting or new stay pending in the stream for the next "
-              "run",
-              D.jobs.ninflight, D.conf.drain_ms,
-              D.jobs.nwaiting + D.jobs.nnew + D.jobs.nready);
+    S.drain_until = mdm_now_ms() + D.conf.drain_ms;
+    mdm_daemon_log(
+        PL_NOTICE, "MDM09107",
+        "draining: %zu push(es) on the wire may finish within %ld ms; "
+        "%zu waiting or new stay pending in the stream for the next "
+        "run",
+        D.jobs.ninflight, D.conf.drain_ms,
+        D.jobs.nwaiting + D.jobs.nnew + D.jobs.nready);
     pushd_push_park(&D);
     /* no more reads; an entry the outstanding read still delivers waits
      * in our pending list */
@@ -204,22 +185,21 @@ run(void)
     int64_t now, due, h2due;
     size_t nfds, h2first, mfirst, ended;
     int rfd, ri;
-    char buf[64];
 
     for (;;) {
-        now = pushd_now_ms();
-        if (got_hup) {
-            got_hup = 0;
+        now = mdm_now_ms();
+        if (mdm_daemon_got_hup) {
+            mdm_daemon_got_hup = 0;
             pushd_topics_reload(&D.topics, S.conf_file);
         }
-        if (got_term && !D.draining) {
+        if (mdm_daemon_got_term && !D.draining) {
             start_drain();
         }
-        if (got_term > 1) {
-            pushd_log(PL_WARN, "MDM09108",
-                      "second signal: exiting now, %zu push(es) stay "
-                      "pending in the stream",
-                      D.jobs.n);
+        if (mdm_daemon_got_term > 1) {
+            mdm_daemon_log(PL_WARN, "MDM09108",
+                           "second signal: exiting now, %zu push(es) stay "
+                           "pending in the stream",
+                           D.jobs.n);
             break;
         }
         if (D.draining && ((D.jobs.ninflight == 0 && D.jobs.nfinal == 0) ||
@@ -258,7 +238,7 @@ run(void)
                                    room < D.conf.batch ? room : D.conf.batch);
         }
     poll:
-        now = pushd_now_ms();
+        now = mdm_now_ms();
         /* send what the sessions hold, time out requests; requests that
          * ended here are handled at once */
         ended = pushd_h2_flush(D.h2, now);
@@ -272,7 +252,7 @@ run(void)
         }
         due = mdm_listen_due(&D.metrics.listen, due);
         nfds = 0;
-        fds[nfds].fd = S.sigpipe[0];
+        fds[nfds].fd = S.sigfd;
         fds[nfds].events = POLLIN;
         fds[nfds++].revents = 0;
         rfd = pushd_redis_reader_fd(&D.redis);
@@ -290,19 +270,18 @@ run(void)
         nfds += pushd_h2_pollfds(D.h2, fds + nfds, POLL_MAX - nfds);
         if (poll(fds, nfds, (int) (due > now ? due - now : 0)) < 0 &&
             errno != EINTR) {
-            pushd_log(PL_ERR, "MDM09100", "poll: %s", strerror(errno));
+            mdm_daemon_log(PL_ERR, "MDM09100", "poll: %s", strerror(errno));
             break;
         }
         if (fds[0].revents) {
-            while (read(S.sigpipe[0], buf, sizeof(buf)) > 0) {
-            }
+            mdm_daemon_signals_drain();
         }
         if (ri >= 0 && fds[ri].revents) {
             pushd_redis_read_ready(&D.redis, pushd_push_entry, &D);
         }
-        pushd_h2_io(D.h2, fds + h2first, nfds - h2first, pushd_now_ms());
+        pushd_h2_io(D.h2, fds + h2first, nfds - h2first, mdm_now_ms());
         mdm_listen_io(&D.metrics.listen, fds + mfirst, h2first - mfirst,
-                      pushd_now_ms());
+                      mdm_now_ms());
         if (!D.draining) {
             pushd_push_start_ready(&D);
         }
@@ -310,49 +289,38 @@ run(void)
     if (D.redis.cmd) {
         status_flush();
     }
-    pushd_log(PL_NOTICE, "MDM09109",
-              "stopped: %zu push(es) left pending in the stream", D.jobs.n);
+    mdm_daemon_log(PL_NOTICE, "MDM09109",
+                   "stopped: %zu push(es) left pending in the stream",
+                   D.jobs.n);
     return 0;
 }
 
 int
 main(int argc, char **argv)
 {
-    struct sigaction sa;
     char err[1024];
-    int opt, check = 0, verbose = 0;
+    int rc, check = 0, verbose = 0;
 
+    mdm_daemon_name = "mdm-pushd";
     S.conf_file = "/etc/mdm/pushd.conf";
-    while ((opt = getopt(argc, argv, "c:tvh")) != -1) {
-        switch (opt) {
-        case 'c':
-            S.conf_file = optarg;
-            break;
-        case 't':
-            check = 1;
-            break;
-        case 'v':
-            verbose = 1;
-            break;
-        default:
-            fputs(usage, opt == 'h' ? stdout : stderr);
-            return opt == 'h' ? 0 : 2;
-        }
+    rc = mdm_daemon_options(argc, argv, usage, &S.conf_file, &check, &verbose);
+    if (rc >= 0) {
+        return rc;
     }
     if (pushd_conf_load(S.conf_file, &D.conf, err, sizeof(err)) != 0) {
-        pushd_log(PL_ERR, "MDM09100", "configuration: %s", err);
+        mdm_daemon_log(PL_ERR, "MDM09100", "configuration: %s", err);
         return 1;
     }
     if (verbose || D.conf.verbose) {
-        pushd_log_level = PL_DEBUG;
+        mdm_daemon_log_level = PL_DEBUG;
     }
     if (pushd_redis_init(&D.redis, &D.conf) != 0) {
-        pushd_log(PL_ERR, "MDM09100", "out of memory");
+        mdm_daemon_log(PL_ERR, "MDM09100", "out of memory");
         return 1;
     }
     if (pushd_topics_load(&D.topics, &D.conf, D.redis.daemon_key, err,
                           sizeof(err)) != 0) {
-        pushd_log(PL_ERR, "MDM09100", "certificate: %s", err);
+        mdm_daemon_log(PL_ERR, "MDM09100", "certificate: %s", err);
         return 1;
     }
     if (check) {
@@ -368,35 +336,28 @@ main(int argc, char **argv)
     if (D.conf.metrics_listen &&
         mdm_listen_open(&D.metrics.listen, "metrics_listen",
                         D.conf.metrics_listen, err, sizeof(err)) != 0) {
-        pushd_log(PL_ERR, "MDM09100", "%s", err);
+        mdm_daemon_log(PL_ERR, "MDM09100", "%s", err);
         return 1;
     }
     srandom((unsigned) (S.started ^ getpid()));
-    if (pipe(S.sigpipe) != 0 || fcntl(S.sigpipe[0], F_SETFL, O_NONBLOCK) != 0 ||
-        fcntl(S.sigpipe[1], F_SETFL, O_NONBLOCK) != 0) {
-        pushd_log(PL_ERR, "MDM09100", "pipe: %s", strerror(errno));
+    S.sigfd = mdm_daemon_signals();
+    if (S.sigfd < 0) {
+        mdm_daemon_log(PL_ERR, "MDM09100", "pipe: %s", strerror(errno));
         return 1;
     }
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGHUP, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
 
     D.h2 = pushd_h2_new(&D.conf, pushd_push_done, &D, err, sizeof(err));
     if (D.h2 == NULL) {
-        pushd_log(PL_ERR, "MDM09100", "endpoint: %s", err);
+        mdm_daemon_log(PL_ERR, "MDM09100", "endpoint: %s", err);
         return 1;
     }
     D.metrics.h2 = D.h2;
-    pushd_log(PL_NOTICE, "MDM09101",
-              "mdm-pushd %s started: %zu topic(s), endpoint %s, redis %s%s%s",
-              PUSHD_VERSION, D.topics.n, D.conf.url, D.conf.redis,
-              D.conf.metrics_listen ? ", metrics on " : "",
-              D.conf.metrics_listen ? D.conf.metrics_listen : "");
+    mdm_daemon_log(
+        PL_NOTICE, "MDM09101",
+        "mdm-pushd %s started: %zu topic(s), endpoint %s, redis %s%s%s",
+        PUSHD_VERSION, D.topics.n, D.conf.url, D.conf.redis,
+        D.conf.metrics_listen ? ", metrics on " : "",
+        D.conf.metrics_listen ? D.conf.metrics_listen : "");
 
     run();
 

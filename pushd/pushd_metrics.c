@@ -64,23 +64,6 @@ pushd_metrics_add(pushd_mtable_t *t, const char *result, const char *reason,
 /* ------------------------------------------------------------------ */
 /* the queue                                                          */
 
-static const redisReply *
-field(const redisReply *a, const char *name)
-{
-    size_t i;
-
-    if (a == NULL || a->type != REDIS_REPLY_ARRAY) {
-        return NULL;
-    }
-    for (i = 0; i + 1 < a->elements; i += 2) {
-        if (a->element[i]->type == REDIS_REPLY_STRING &&
-            strcmp(a->element[i]->str, name) == 0) {
-            return a->element[i + 1];
-        }
-    }
-    return NULL;
-}
-
 int
 pushd_metrics_queue(pushd_metrics_t *m, redisContext *c, const char *stream,
                     const char *group)
@@ -104,13 +87,13 @@ pushd_metrics_queue(pushd_metrics_t *m, redisContext *c, const char *stream,
     m->queue_known = 0;
     m->lag_known = 0;
     for (i = 0; g->type == REDIS_REPLY_ARRAY && i < g->elements; i++) {
-        v = field(g->element[i], "name");
+        v = mdm_redis_kv(g->element[i], "name");
         if (v == NULL || v->type != REDIS_REPLY_STRING ||
             strcmp(v->str, group) != 0) {
             continue;
         }
         /* lag: Redis 7; nil when Redis cannot tell */
-        v = field(g->element[i], "lag");
+        v = mdm_redis_kv(g->element[i], "lag");
         if (v && v->type == REDIS_REPLY_INTEGER) {
             m->lag = v->integer;
             m->lag_known = 1;

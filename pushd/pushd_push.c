@@ -111,9 +111,9 @@ start_job(pushd_t *d, pushd_job_t *j)
 
     j->cert = pushd_topics_find(&d->topics, j->topic);
     if (j->cert == NULL) {
-        pushd_log(PL_WARN, "MDM09130",
-                  "push to %s: no certificate for its topic %s", j->id,
-                  j->topic ? j->topic : "(none in the record)");
+        mdm_daemon_log(PL_WARN, "MDM09130",
+                       "push to %s: no certificate for its topic %s", j->id,
+                       j->topic ? j->topic : "(none in the record)");
         final(d, j, "failed", "no-cert-for-topic");
         return 0;
     }
@@ -149,11 +149,11 @@ start_job(pushd_t *d, pushd_job_t *j)
         final(d, j, "failed", "bad-magic-in-record");
     } else if (rc != PUSHD_STARTED) {
         /* out of memory: try again a little later */
-        j->due_ms = pushd_now_ms() + 1000;
+        j->due_ms = mdm_now_ms() + 1000;
         pushd_jobs_set(&d->jobs, j, JOB_WAIT);
     } else {
         j->attempts++;
-        j->sent_ms = pushd_now_ms();
+        j->sent_ms = mdm_now_ms();
         j->cert->inflight++;
         pushd_count(&d->counters, "sent", 1);
         d->metrics.sent++;
@@ -253,13 +253,14 @@ pushd_push_write_finals(pushd_t *d)
         j = batch[i];
         count_outcome(d, j);
         if (strcmp(j->result, "ok") != 0) {
-            pushd_log(strcmp(j->result, "skipped") == 0 ? PL_INFO : PL_NOTICE,
-                      "MDM09131", "push to %s: %s%s%s (HTTP %ld, %d attempt%s)",
-                      j->id, j->result, j->reason[0] ? " " : "", j->reason,
-                      j->http, j->attempts, j->attempts == 1 ? "" : "s");
+            mdm_daemon_log(
+                strcmp(j->result, "skipped") == 0 ? PL_INFO : PL_NOTICE,
+                "MDM09131", "push to %s: %s%s%s (HTTP %ld, %d attempt%s)",
+                j->id, j->result, j->reason[0] ? " " : "", j->reason, j->http,
+                j->attempts, j->attempts == 1 ? "" : "s");
         } else {
-            pushd_log(PL_DEBUG, "MDM09132", "push to %s: ok apns-id %s", j->id,
-                      j->apns_id);
+            mdm_daemon_log(PL_DEBUG, "MDM09132", "push to %s: ok apns-id %s",
+                           j->id, j->apns_id);
         }
         if (j->more.n > 0 && !d->draining) {
             /* requests that came in while it was on the wire */
@@ -289,10 +290,11 @@ pushd_push_done(void *data, void *user, const pushd_h2_result_t *r)
     cl = pushd_apns_finish(j, r);
     j->cert->inflight--;
     if (!r->h2 && !d->warned_h1) {
-        pushd_log(PL_WARN, "MDM09133",
-                  "%s does not speak HTTP/2 (no h2 in the TLS ALPN answer): "
-                  "APNs requires HTTP/2",
-                  d->conf.url);
+        mdm_daemon_log(
+            PL_WARN, "MDM09133",
+            "%s does not speak HTTP/2 (no h2 in the TLS ALPN answer): "
+            "APNs requires HTTP/2",
+            d->conf.url);
         d->warned_h1 = 1;
     }
     switch (cl) {
@@ -306,13 +308,14 @@ pushd_push_done(void *data, void *user, const pushd_h2_result_t *r)
             j->cert->refused = 1;
             snprintf(j->cert->refused_why, sizeof(j->cert->refused_why),
                      "HTTP 403 %s", j->reason);
-            pushd_log(PL_ERR, "MDM09134",
-                      "APNS REFUSED THE PUSH CERTIFICATE for topic %s (%s): "
-                      "HTTP 403 %s. No more pushes with it: every push for "
-                      "this topic fails until a valid certificate is loaded "
-                      "(replace the file with the renewed certificate, then "
-                      "SIGHUP)",
-                      j->cert->topic, j->cert->cert_file, j->reason);
+            mdm_daemon_log(
+                PL_ERR, "MDM09134",
+                "APNS REFUSED THE PUSH CERTIFICATE for topic %s (%s): "
+                "HTTP 403 %s. No more pushes with it: every push for "
+                "this topic fails until a valid certificate is loaded "
+                "(replace the file with the renewed certificate, then "
+                "SIGHUP)",
+                j->cert->topic, j->cert->cert_file, j->reason);
         }
         pushd_jobs_set(&d->jobs, j, JOB_FINAL);
         break;
@@ -324,19 +327,19 @@ pushd_push_done(void *data, void *user, const pushd_h2_result_t *r)
             /* left pending in the stream: the next run sends it */
             pushd_jobs_set(&d->jobs, j, JOB_PARKED);
         } else if (j->attempts >= d->conf.retry_attempts) {
-            pushd_log(PL_WARN, "MDM09135",
-                      "push to %s: giving up after %d attempts (last: %s)",
-                      j->id, j->attempts, j->reason);
+            mdm_daemon_log(PL_WARN, "MDM09135",
+                           "push to %s: giving up after %d attempts (last: %s)",
+                           j->id, j->attempts, j->reason);
             snprintf(j->result, sizeof(j->result), "gave-up");
             pushd_jobs_set(&d->jobs, j, JOB_FINAL);
         } else {
-            j->due_ms = pushd_now_ms() + pushd_backoff_ms(d->conf.retry_base_ms,
-                                                          d->conf.retry_max_ms,
-                                                          j->attempts);
-            pushd_log(PL_DEBUG, "MDM09136",
-                      "push to %s: %s (HTTP %ld), retry %d in %lld ms", j->id,
-                      j->reason, j->http, j->attempts,
-                      (long long) (j->due_ms - pushd_now_ms()));
+            j->due_ms = mdm_now_ms() + mdm_backoff_ms(d->conf.retry_base_ms,
+                                                      d->conf.retry_max_ms,
+                                                      j->attempts);
+            mdm_daemon_log(PL_DEBUG, "MDM09136",
+                           "push to %s: %s (HTTP %ld), retry %d in %lld ms",
+                           j->id, j->reason, j->http, j->attempts,
+                           (long long) (j->due_ms - mdm_now_ms()));
             /* requests that arrived meanwhile ride on the retry */
             {
                 size_t i;

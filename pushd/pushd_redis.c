@@ -56,43 +56,16 @@ pushd_rec_key(const char *prefix, const char *id)
     return k;
 }
 
-static redisContext *
-connect_to(const char *addr, long timeout_ms)
-{
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    char host[256];
-    const char *colon;
-    redisContext *c;
-
-    if (addr[0] == '/' || strncmp(addr, "unix:", 5) == 0) {
-        c = redisConnectUnixWithTimeout(addr[0] == '/' ? addr : addr + 5, tv);
-    } else {
-        colon = strrchr(addr, ':');
-        if (colon == NULL || (size_t) (colon - addr) >= sizeof(host)) {
-            return NULL;
-        }
-        snprintf(host, sizeof(host), "%.*s", (int) (colon - addr), addr);
-        c = redisConnectWithTimeout(host, atoi(colon + 1), tv);
-    }
-    if (c == NULL) {
-        return NULL;
-    }
-    if (c->err) {
-        pushd_log(PL_ERR, "MDM09120", "cannot connect to Redis at %s: %s", addr,
-                  c->errstr);
-        redisFree(c);
-        return NULL;
-    }
-    redisSetTimeout(c, tv);
-    return c;
-}
-
 int
 pushd_redis_init(pushd_redis_t *r, const pushd_conf_t *conf)
 {
     memset(r, 0, sizeof(*r));
     r->conf = conf;
     r->backoff_ms = 100;
+    /* its connections as common/mdm_redisconn.c handles them */
+    r->conn = (mdm_redisconn_t){&r->cmd,         &r->reader,     &r->reading,
+                                &r->retry_at_ms, &r->backoff_ms, "MDM09120",
+                                "MDM09121"};
     if (asprintf(&r->stream, "%spush", conf->prefix) < 0 ||
         asprintf(&r->events, "%sevents", conf->prefix) < 0 ||
         asprintf(&r->status_index, "%spushd", conf->prefix) < 0 ||
@@ -126,26 +99,7 @@ pushd_redis_free(pushd_redis_t *r)
 void
 pushd_redis_fail(pushd_redis_t *r, const char *what)
 {
-    const char *why = "closed";
-
-    if (r->cmd && r->cmd->err) {
-        why = r->cmd->errstr;
-    } else if (r->reader && r->reader->err) {
-        why = r->reader->errstr;
-    }
-    pushd_log(PL_ERR, "MDM09121",
-              "Redis failed (%s: %s); reconnecting in %lld ms", what, why,
-              (long long) r->backoff_ms);
-    if (r->cmd) {
-        redisFree(r->cmd);
-    }
-    if (r->reader) {
-        redisFree(r->reader);
-    }
-    r->cmd = r->reader = NULL;
-    r->reading = 0;
-    r->retry_at_ms = pushd_now_ms() + r->backoff_ms;
-    r->backoff_ms = r->backoff_ms * 2 > 5000 ? 5000 : r->backoff_ms * 2;
+    mdm_redis_fail(&r->conn, what);
 }
 
 /* Append one command in the Redis protocol. hiredis's own
@@ -221,10 +175,7 @@ pushd_redis_ensure(pushd_redis_t *r, int64_t now_ms)
     if (now_ms < r->retry_at_ms) {
         return -1;
     }
-    r->cmd = connect_to(r->conf->redis, 2000);
-    r->reader = r->cmd ? connect_to(r->conf->redis, 10000) : NULL;
-    if (r->cmd == NULL || r->reader == NULL) {
-        pushd_redis_fail(r, "connect");
+    if (mdm_redis_connect(&r->conn, r->conf->redis) != 0) {
         return -1;
     }
     /* "0": pushes requested before the group existed are sent too (a
@@ -233,8 +184,8 @@ pushd_redis_ensure(pushd_redis_t *r, int64_t now_ms)
     if (x == NULL || (x->type == REDIS_REPLY_ERROR &&
                       strncmp(x->str, "BUSYGROUP", 9) != 0)) {
         if (x) {
-            pushd_log(PL_ERR, "MDM09122", "XGROUP CREATE %s %s: %s", r->stream,
-                      r->conf->group, x->str);
+            mdm_daemon_log(PL_ERR, "MDM09122", "XGROUP CREATE %s %s: %s",
+                           r->stream, r->conf->group, x->str);
             freeReplyObject(x);
         }
         pushd_redis_fail(r, "XGROUP CREATE");
@@ -253,8 +204,9 @@ pushd_redis_ensure(pushd_redis_t *r, int64_t now_ms)
     r->outcome_sha[40] = '\0';
     freeReplyObject(x);
     r->backoff_ms = 100;
-    pushd_log(PL_INFO, "MDM09123", "Redis %s: reading %s as %s in group %s",
-              r->conf->redis, r->stream, r->conf->consumer, r->conf->group);
+    mdm_daemon_log(PL_INFO, "MDM09123",
+                   "Redis %s: reading %s as %s in group %s", r->conf->redis,
+                   r->stream, r->conf->consumer, r->conf->group);
     return 0;
 }
 
@@ -330,10 +282,11 @@ deliver(pushd_redis_t *r, const redisReply *entries, pushd_entry_fn fn,
         if (x) {
             freeReplyObject(x);
         }
-        pushd_log(PL_NOTICE, "MDM09124",
-                  "acknowledged %zu push request(s) without an id (trimmed "
-                  "or malformed)",
-                  nj);
+        mdm_daemon_log(
+            PL_NOTICE, "MDM09124",
+            "acknowledged %zu push request(s) without an id (trimmed "
+            "or malformed)",
+            nj);
     }
     return n;
 }
@@ -388,10 +341,11 @@ pushd_redis_recover(pushd_redis_t *r, pushd_entry_fn fn, void *data)
         freeReplyObject(x);
     }
     if (total > 0) {
-        pushd_log(PL_NOTICE, "MDM09125",
-                  "resuming %zu push request(s) left pending by an earlier "
-                  "run of %s",
-                  total, r->conf->consumer);
+        mdm_daemon_log(
+            PL_NOTICE, "MDM09125",
+            "resuming %zu push request(s) left pending by an earlier "
+            "run of %s",
+            total, r->conf->consumer);
     }
     return 0;
 }
@@ -429,10 +383,11 @@ pushd_redis_autoclaim(pushd_redis_t *r, pushd_entry_fn fn, void *data)
         }
     }
     if (total > 0) {
-        pushd_log(PL_NOTICE, "MDM09126",
-                  "took over %zu push request(s) pending for more than %ld "
-                  "ms at another consumer of group %s",
-                  total, r->conf->claim_idle_ms, r->conf->group);
+        mdm_daemon_log(
+            PL_NOTICE, "MDM09126",
+            "took over %zu push request(s) pending for more than %ld "
+            "ms at another consumer of group %s",
+            total, r->conf->claim_idle_ms, r->conf->group);
     }
     return 0;
 }
@@ -484,46 +439,30 @@ pushd_redis_read_start(pushd_redis_t *r, long count)
         "XREADGROUP", "GROUP", r->conf->group, r->conf->consumer, "COUNT",
         cnt,          "BLOCK", READ_BLOCK_MS,  "STREAMS",         r->stream,
         ">"};
-    int done = 0;
 
     if (r->reader == NULL || r->reading) {
         return r->reading ? 0 : -1;
     }
     snprintf(cnt, sizeof(cnt), "%ld", count);
-    if (redisAppendCommandArgv(r->reader, 11, argv, NULL) != REDIS_OK) {
-        return -1;
-    }
-    while (!done) {
-        if (redisBufferWrite(r->reader, &done) != REDIS_OK) {
-            pushd_redis_fail(r, "XREADGROUP");
-            return -1;
-        }
-    }
-    r->reading = 1;
-    return 0;
+    return mdm_redis_send(&r->conn, 11, argv, "XREADGROUP") == 0 ? 0 : -1;
 }
 
 int
 pushd_redis_read_ready(pushd_redis_t *r, pushd_entry_fn fn, void *data)
 {
-    void *reply = NULL;
     redisReply *x;
+    int rc;
 
     if (r->reader == NULL || !r->reading) {
         return 0;
     }
-    if (redisBufferRead(r->reader) != REDIS_OK ||
-        redisGetReplyFromReader(r->reader, &reply) != REDIS_OK) {
-        pushd_redis_fail(r, "XREADGROUP");
-        return -1;
+    rc = mdm_redis_reply(&r->conn, &x, "XREADGROUP");
+    if (rc <= 0) {
+        return rc; /* -1: failed; 0: partial reply, more to come */
     }
-    if (reply == NULL) {
-        return 0; /* partial reply: more to come */
-    }
-    r->reading = 0;
-    x = reply;
     if (x->type == REDIS_REPLY_ERROR) {
-        pushd_log(PL_ERR, "MDM09127", "XREADGROUP %s: %s", r->stream, x->str);
+        mdm_daemon_log(PL_ERR, "MDM09127", "XREADGROUP %s: %s", r->stream,
+                       x->str);
         freeReplyObject(x);
         /* NOGROUP after a FLUSHALL or a deleted stream: create it again */
         pushd_redis_fail(r, "XREADGROUP");
@@ -749,9 +688,9 @@ pushd_redis_outcomes(pushd_redis_t *r, pushd_job_t **jobs, size_t n)
                     append_outcome(r, jobs[i], 1);
                     noscript++;
                 } else {
-                    pushd_log(PL_ERR, "MDM09128",
-                              "writing the outcome of the push to %s: %s",
-                              jobs[i]->id, x->str);
+                    mdm_daemon_log(PL_ERR, "MDM09128",
+                                   "writing the outcome of the push to %s: %s",
+                                   jobs[i]->id, x->str);
                 }
             }
             freeReplyObject(x);
@@ -922,8 +861,8 @@ pushd_redis_guard_read(pushd_redis_t *r, const char *const *files, size_t n,
     free(argv);
     if (x == NULL || x->type != REDIS_REPLY_ARRAY || x->elements != n) {
         if (x) {
-            pushd_log(PL_ERR, "MDM09127", "HMGET %s: %s", r->guard_key,
-                      x->type == REDIS_REPLY_ERROR ? x->str : "bad reply");
+            mdm_daemon_log(PL_ERR, "MDM09127", "HMGET %s: %s", r->guard_key,
+                           x->type == REDIS_REPLY_ERROR ? x->str : "bad reply");
             freeReplyObject(x);
         }
         return -1;

@@ -35,10 +35,10 @@ cert_loaded_log(const pushd_cert_t *c, const char *how)
 
     gmtime_r(&c->not_after, &tm);
     strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
-    pushd_log(PL_NOTICE, "MDM09112",
-              "%s push certificate %s: topic %s, expires %s (%ld days)", how,
-              c->cert_file, c->topic, when,
-              pushd_cert_days_left(c, time(NULL)));
+    mdm_daemon_log(PL_NOTICE, "MDM09112",
+                   "%s push certificate %s: topic %s, expires %s (%ld days)",
+                   how, c->cert_file, c->topic, when,
+                   pushd_cert_days_left(c, time(NULL)));
 }
 
 static pushd_cert_t *
@@ -123,11 +123,12 @@ pushd_topics_reload(pushd_topics_t *t, const char *conf_file)
     char err[512];
     size_t i, k;
 
-    pushd_log(PL_NOTICE, "MDM09102", "SIGHUP: reloading certificates from %s",
-              conf_file);
+    mdm_daemon_log(PL_NOTICE, "MDM09102",
+                   "SIGHUP: reloading certificates from %s", conf_file);
     if (pushd_conf_load(conf_file, &nc, err, sizeof(err)) != 0) {
-        pushd_log(PL_ERR, "MDM09103",
-                  "reload refused, keeping the current certificates: %s", err);
+        mdm_daemon_log(PL_ERR, "MDM09103",
+                       "reload refused, keeping the current certificates: %s",
+                       err);
         pushd_conf_free(&nc);
         return;
     }
@@ -144,9 +145,9 @@ pushd_topics_reload(pushd_topics_t *t, const char *conf_file)
         memset(&tmp, 0, sizeof(tmp));
         if (pushd_cert_load(cc->cert_file, cc->key_file, cc->pass_file, &tmp,
                             err, sizeof(err)) != 0) {
-            pushd_log(PL_ERR, "MDM09103",
-                      "reload: %s refused, keeping what was loaded: %s",
-                      cc->cert_file, err);
+            mdm_daemon_log(PL_ERR, "MDM09103",
+                           "reload: %s refused, keeping what was loaded: %s",
+                           cc->cert_file, err);
             continue;
         }
         c = pushd_topics_find(t, tmp.topic);
@@ -155,22 +156,24 @@ pushd_topics_reload(pushd_topics_t *t, const char *conf_file)
                : old->guard < 0 && old->guard_topic ? old->guard_topic
                                                     : old->topic;
         if (old != NULL && strcmp(want, tmp.topic) != 0) {
-            pushd_log(PL_ERR, "MDM09104",
-                      "reload: REFUSED replacement certificate %s: its "
-                      "topic %s differs from %s, the topic enrolled devices "
-                      "use. A new certificate strands every device (each "
-                      "must re-enroll); renew the existing one instead (same "
-                      "Apple ID, Renew in the portal) so the topic stays. "
-                      "Still pushing with the previous certificate.",
-                      cc->cert_file, tmp.topic, want);
+            mdm_daemon_log(
+                PL_ERR, "MDM09104",
+                "reload: REFUSED replacement certificate %s: its "
+                "topic %s differs from %s, the topic enrolled devices "
+                "use. A new certificate strands every device (each "
+                "must re-enroll); renew the existing one instead (same "
+                "Apple ID, Renew in the portal) so the topic stays. "
+                "Still pushing with the previous certificate.",
+                cc->cert_file, tmp.topic, want);
             pushd_cert_clear_loaded(&tmp);
             continue;
         }
         if (old == NULL && c != NULL) {
-            pushd_log(PL_ERR, "MDM09104",
-                      "reload: REFUSED %s: topic %s is already served by %s "
-                      "(one certificate per topic)",
-                      cc->cert_file, tmp.topic, c->cert_file);
+            mdm_daemon_log(
+                PL_ERR, "MDM09104",
+                "reload: REFUSED %s: topic %s is already served by %s "
+                "(one certificate per topic)",
+                cc->cert_file, tmp.topic, c->cert_file);
             pushd_cert_clear_loaded(&tmp);
             continue;
         }
@@ -179,10 +182,11 @@ pushd_topics_reload(pushd_topics_t *t, const char *conf_file)
                 old->warned_days = 0;
             }
             if (old->refused) {
-                pushd_log(PL_NOTICE, "MDM09105",
-                          "reload: topic %s in use again (APNs had refused "
-                          "the previous certificate: %s)",
-                          old->topic, old->refused_why);
+                mdm_daemon_log(
+                    PL_NOTICE, "MDM09105",
+                    "reload: topic %s in use again (APNs had refused "
+                    "the previous certificate: %s)",
+                    old->topic, old->refused_why);
             }
             old->refused = 0;
             old->refused_why[0] = '\0';
@@ -208,8 +212,8 @@ pushd_topics_reload(pushd_topics_t *t, const char *conf_file)
         c = cert_new(t, cc, err, sizeof(err));
         n = c ? realloc(t->v, (t->n + 1) * sizeof(*n)) : NULL;
         if (n == NULL) {
-            pushd_log(PL_ERR, "MDM09103", "reload: %s: %s", cc->cert_file,
-                      c ? "out of memory" : err);
+            mdm_daemon_log(PL_ERR, "MDM09103", "reload: %s: %s", cc->cert_file,
+                           c ? "out of memory" : err);
             if (c) {
                 cert_free(c);
             }
@@ -228,10 +232,10 @@ pushd_topics_reload(pushd_topics_t *t, const char *conf_file)
             }
         }
         if (i == nc.ncerts) {
-            pushd_log(PL_WARN, "MDM09106",
-                      "reload: %s (topic %s) is no longer configured but "
-                      "stays in use until a restart",
-                      t->v[k]->cert_file, t->v[k]->topic);
+            mdm_daemon_log(PL_WARN, "MDM09106",
+                           "reload: %s (topic %s) is no longer configured but "
+                           "stays in use until a restart",
+                           t->v[k]->cert_file, t->v[k]->topic);
         }
     }
     pushd_conf_free(&nc);
@@ -289,24 +293,24 @@ pushd_topics_guard(pushd_topics_t *t, pushd_redis_t *r)
             c->refused = 1;
             snprintf(c->refused_why, sizeof(c->refused_why),
                      "topic guard: the file served %s", c->guard_topic);
-            pushd_log(PL_ERR, "MDM09114",
-                      "REFUSED push certificate %s: its topic %s is not %s, "
-                      "the topic Redis records for this file (the devices "
-                      "enrolled with %s are pushed through it). A new "
-                      "certificate strands every device; put back a "
-                      "certificate of %s (renew it: same Apple ID, Renew in "
-                      "the portal) and send SIGHUP. To change the topic on "
-                      "purpose: HDEL %s %s, then SIGHUP. Not pushing with "
-                      "it; pushes of %s fail no-cert-for-topic.",
-                      c->cert_file, c->topic, c->guard_topic, c->guard_topic,
-                      c->guard_topic, r->guard_key, c->cert_file,
-                      c->guard_topic);
+            mdm_daemon_log(
+                PL_ERR, "MDM09114",
+                "REFUSED push certificate %s: its topic %s is not %s, "
+                "the topic Redis records for this file (the devices "
+                "enrolled with %s are pushed through it). A new "
+                "certificate strands every device; put back a "
+                "certificate of %s (renew it: same Apple ID, Renew in "
+                "the portal) and send SIGHUP. To change the topic on "
+                "purpose: HDEL %s %s, then SIGHUP. Not pushing with "
+                "it; pushes of %s fail no-cert-for-topic.",
+                c->cert_file, c->topic, c->guard_topic, c->guard_topic,
+                c->guard_topic, r->guard_key, c->cert_file, c->guard_topic);
             continue;
         }
         if (rec[i] == NULL) {
-            pushd_log(PL_NOTICE, "MDM09113",
-                      "topic guard: %s recorded as serving topic %s",
-                      c->cert_file, c->topic);
+            mdm_daemon_log(PL_NOTICE, "MDM09113",
+                           "topic guard: %s recorded as serving topic %s",
+                           c->cert_file, c->topic);
         }
         ok[nok++] = c;
     }
