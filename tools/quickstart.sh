@@ -107,72 +107,46 @@ for dir in build build-asan; do
     fail=$((fail + f))
 done
 
+# one pytest-3 suite in one build: NAME DIR [ENV=VALUE...]; its closing
+# line adds to the totals (no closing line counts as a failure)
+suite() {
+    name=$1
+    dir=$2
+    shift 2
+    echo "== $name ($dir)"
+    if env "$@" sh "t/$name/run.sh" "$top/$dir" >"$dir/$name.out" 2>&1; then
+        tail -1 "$dir/$name.out"
+    else
+        status=1
+        tail -60 "$dir/$name.out"
+    fi
+    last=$(tail -1 "$dir/$name.out")
+    p=$(echo "$last" | grep -Eo '[0-9]+ passed' | cut -d' ' -f1)
+    for f in $(echo "$last" | grep -Eo '[0-9]+ (failed|errors?)' |
+        cut -d' ' -f1); do
+        fail=$((fail + f))
+    done
+    pass=$((pass + ${p:-0}))
+    [ -n "$p" ] || fail=$((fail + 1))
+}
+
 # pytest-3 against Debian's nginx with our module and a real redis-server;
-# the sanitizer build's module runs with libasan preloaded into nginx
+# the sanitizer build's module runs with libasan preloaded into nginx and
+# apache2
 for dir in build build-asan; do
-    echo "== integration ($dir)"
     preload=""
     [ "$dir" = build-asan ] && preload=$(gcc -print-file-name=libasan.so)
-    if MDM_NGINX_PRELOAD="$preload" MDM_APACHE_PRELOAD="$preload" \
-        sh t/integration/run.sh "$top/$dir" \
-        >"$dir/integration.out" 2>&1; then
-        tail -1 "$dir/integration.out"
-    else
-        status=1
-        tail -60 "$dir/integration.out"
-    fi
-    last=$(tail -1 "$dir/integration.out")
-    p=$(echo "$last" | grep -Eo '[0-9]+ passed' | cut -d' ' -f1)
-    for f in $(echo "$last" | grep -Eo '[0-9]+ (failed|errors?)' |
-        cut -d' ' -f1); do
-        fail=$((fail + f))
-    done
-    pass=$((pass + ${p:-0}))
-    [ -n "$p" ] || fail=$((fail + 1))
+    suite integration "$dir" MDM_NGINX_PRELOAD="$preload" \
+        MDM_APACHE_PRELOAD="$preload"
 done
 
-# pytest-3: mdm-pushd against a python3-h2 APNs stand-in and a real
-# redis-server, in both builds (the daemon itself runs sanitized in the
-# second)
-for dir in build build-asan; do
-    echo "== pushd ($dir)"
-    if ASAN_OPTIONS=detect_leaks=1 sh t/pushd/run.sh "$top/$dir" \
-        >"$dir/pushd.out" 2>&1; then
-        tail -1 "$dir/pushd.out"
-    else
-        status=1
-        tail -60 "$dir/pushd.out"
-    fi
-    last=$(tail -1 "$dir/pushd.out")
-    p=$(echo "$last" | grep -Eo '[0-9]+ passed' | cut -d' ' -f1)
-    for f in $(echo "$last" | grep -Eo '[0-9]+ (failed|errors?)' |
-        cut -d' ' -f1); do
-        fail=$((fail + f))
+# mdm-pushd against a python3-h2 APNs stand-in, mdm-eventd against python3
+# http.server webhook receivers (plain and TLS), each with a real
+# redis-server, in both builds (the daemons run sanitized in the second)
+for name in pushd eventd; do
+    for dir in build build-asan; do
+        suite "$name" "$dir" ASAN_OPTIONS=detect_leaks=1
     done
-    pass=$((pass + ${p:-0}))
-    [ -n "$p" ] || fail=$((fail + 1))
-done
-
-# pytest-3: mdm-eventd against python3 http.server webhook receivers
-# (plain and TLS) and a real redis-server, in both builds (the daemon runs
-# sanitized in the second)
-for dir in build build-asan; do
-    echo "== eventd ($dir)"
-    if ASAN_OPTIONS=detect_leaks=1 sh t/eventd/run.sh "$top/$dir" \
-        >"$dir/eventd.out" 2>&1; then
-        tail -1 "$dir/eventd.out"
-    else
-        status=1
-        tail -60 "$dir/eventd.out"
-    fi
-    last=$(tail -1 "$dir/eventd.out")
-    p=$(echo "$last" | grep -Eo '[0-9]+ passed' | cut -d' ' -f1)
-    for f in $(echo "$last" | grep -Eo '[0-9]+ (failed|errors?)' |
-        cut -d' ' -f1); do
-        fail=$((fail + f))
-    done
-    pass=$((pass + ${p:-0}))
-    [ -n "$p" ] || fail=$((fail + 1))
 done
 
 echo "== fuzz (bounded)"
