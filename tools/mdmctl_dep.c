@@ -440,28 +440,16 @@ dep_token_decrypt(int argc, char **argv)
     size_t plen = 0, jlen = 0;
     time_t expiry = 0;
     mdmctl_file_t f;
-    int i, rc = 1;
+    int rc = 1;
 
-    for (i = 0; i < argc; i++) {
-        if (i + 1 >= argc) {
-            return usage_error("token-decrypt", "an option without its value");
-        } else if (strcmp(argv[i], "--key") == 0) {
-            keyp = argv[++i];
-        } else if (strcmp(argv[i], "--cert") == 0) {
-            certp = argv[++i];
-        } else if (strcmp(argv[i], "--in") == 0) {
-            in = argv[++i];
-        } else if (strcmp(argv[i], "--out") == 0) {
-            outp = argv[++i];
-        } else if (strcmp(argv[i], "--redis") == 0) {
-            addr = argv[++i];
-        } else if (strcmp(argv[i], "--prefix") == 0) {
-            prefix = argv[++i];
-        } else if (strcmp(argv[i], "--name") == 0) {
-            name = argv[++i];
-        } else {
-            return usage_error("token-decrypt", "unknown option");
-        }
+    const mdmctl_opt_t opts[] = {{"--key", &keyp},   {"--cert", &certp},
+                                 {"--in", &in},      {"--out", &outp},
+                                 {"--redis", &addr}, {"--prefix", &prefix},
+                                 {"--name", &name},  {NULL, NULL}};
+    const char *bad = mdmctl_opts(argc, argv, opts);
+
+    if (bad != NULL) {
+        return usage_error("token-decrypt", bad);
     }
     if (keyp == NULL || certp == NULL || in == NULL) {
         return usage_error("token-decrypt",

@@ -282,3 +282,23 @@ mdmctl_bio_text(BIO *b, size_t *len)
     }
     return s;
 }
+
+const char *
+mdmctl_opts(int argc, char **argv, const mdmctl_opt_t *opts)
+{
+    const mdmctl_opt_t *o;
+    int i;
+
+    for (i = 0; i < argc; i += 2) {
+        if (i + 1 >= argc) {
+            return "an option without its value";
+        }
+        for (o = opts; o->name && strcmp(o->name, argv[i]) != 0; o++) {
+        }
+        if (o->name == NULL) {
+            return "unknown option";
+        }
+        *o->value = argv[i + 1];
+    }
+    return NULL;
+}

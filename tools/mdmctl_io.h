@@ -55,6 +55,19 @@ typedef struct {
  */
 int mdmctl_write_files(const mdmctl_file_t *files, size_t n);
 
+/** One "--name VALUE" option of a subcommand and where its value goes. */
+typedef struct {
+    const char *name;
+    const char **value; /* borrowed from argv */
+} mdmctl_opt_t;
+
+/**
+ * Read argv[0..argc) as "--name VALUE" pairs into the table (ended by a
+ * NULL name). NULL on success, else what is wrong (for the usage
+ * message): an option without its value, or an unknown option.
+ */
+const char *mdmctl_opts(int argc, char **argv, const mdmctl_opt_t *opts);
+
 /** DIR exists as a directory, or is created 0700. -1 after a message. */
 int mdmctl_out_dir(const char *dir);
 

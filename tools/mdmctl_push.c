@@ -105,25 +105,16 @@ push_csr(int argc, char **argv)
     unsigned char *der = NULL;
     char *ktext = NULL, *ctext = NULL;
     size_t klen = 0, clen = 0;
-    int i, dlen = 0, rc = 1;
+    int dlen = 0, rc = 1;
     mdmctl_file_t files[3];
 
-    for (i = 0; i < argc; i++) {
-        if (i + 1 >= argc) {
-            return usage_error("csr", "an option without its value");
-        } else if (strcmp(argv[i], "--out") == 0) {
-            dir = argv[++i];
-        } else if (strcmp(argv[i], "--cn") == 0) {
-            cn = argv[++i];
-        } else if (strcmp(argv[i], "--email") == 0) {
-            email = argv[++i];
-        } else if (strcmp(argv[i], "--org") == 0) {
-            org = argv[++i];
-        } else if (strcmp(argv[i], "--country") == 0) {
-            country = argv[++i];
-        } else {
-            return usage_error("csr", "unknown option");
-        }
+    const mdmctl_opt_t opts[] = {{"--out", &dir},         {"--cn", &cn},
+                                 {"--email", &email},     {"--org", &org},
+                                 {"--country", &country}, {NULL, NULL}};
+    const char *bad = mdmctl_opts(argc, argv, opts);
+
+    if (bad != NULL) {
+        return usage_error("csr", bad);
     }
     if (dir == NULL) {
         return usage_error("csr", "--out DIR is required");
