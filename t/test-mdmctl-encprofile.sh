@@ -3,36 +3,10 @@
 # opened with openssl and the test PKI's device key, against a private
 # redis-server on a free loopback port.
 set -u
-bin=${MDMCTL:-./tools/mdmctl}
+name=ctl-enc
+. "${top_srcdir:-$(dirname "$0")/..}/t/lib/mdmctl-check.sh"
 pki=${MDM_TEST_PKI:?MDM_TEST_PKI is not set}
-work=$(mktemp -d /tmp/mdm-ctl-enc-XXXXXX)
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-fail=0
-pass=0
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-    --dir "$work" --loglevel warning >/dev/null 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
-i=0
-until redis-cli -p "$port" ping >/dev/null 2>&1; do
-    i=$((i + 1)); [ $i -lt 100 ] || { echo "FAIL: no redis"; exit 1; }
-    sleep 0.05
-done
-
-check() { # expected-exit, description, command...
-    want=$1
-    what=$2
-    shift 2
-    "$@" >"$work/out" 2>"$work/err"
-    got=$?
-    if [ "$got" -eq "$want" ]; then
-        pass=$((pass + 1))
-    else
-        fail=$((fail + 1))
-        echo "FAIL: $what: exit $got, expected $want"
-        cat "$work/out" "$work/err"
-    fi
-}
+start_redis
 expect() { # description, command...: the command must succeed
     what=$1
     shift

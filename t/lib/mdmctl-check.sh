@@ -1,7 +1,8 @@
-# Sourced by the mdmctl shell tests (t/test-mdmctl-push.sh,
-# t/test-mdmctl-dep.sh) after they set name (the work directory is
-# /tmp/mdm-$name-sh-XXXXXX): $bin, $py, $work (removed at exit), the
-# counters and the checks; the test ends with "finish".
+# Sourced by the mdmctl shell tests (t/test-mdmctl*.sh) after they set
+# name (the work directory is /tmp/mdm-$name-sh-XXXXXX): $bin, $py, $work
+# (removed at exit), the counters and the checks, start_redis (a private
+# redis-server on a free loopback port: $port); the test ends with
+# "finish".
 bin=${MDMCTL:-./tools/mdmctl}
 if ! command -v openssl >/dev/null 2>&1; then
     echo "SKIP: openssl not installed"
@@ -13,6 +14,20 @@ work=$(mktemp -d "/tmp/mdm-$name-sh-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 fail=0
 pass=0
+
+start_redis() {
+    port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    redis-server --port "$port" --bind 127.0.0.1 --save '' \
+        --appendonly no --dir "$work" --loglevel warning >/dev/null 2>&1 &
+    redis_pid=$!
+    trap 'kill $redis_pid 2>/dev/null; wait $redis_pid 2>/dev/null; rm -rf "$work"' EXIT
+    i=0
+    until redis-cli -p "$port" ping >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -lt 100 ] || { echo "FAIL: no redis"; exit 1; }
+        sleep 0.05
+    done
+}
 
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
