@@ -77,16 +77,26 @@ done
 printf '\nnginx %s, wrk -t%s -c%s -d%ss, %s worker(s), HTTPS keep-alive\n' \
     "$(nginx -v 2>&1 | sed 's/.*nginx\///')" "$workers" "$conns" "$secs" \
     "$workers"
-printf '%-40s %10s %10s %12s\n' scenario req/s p99 worker-RSS-KB
+printf '%-40s %10s %10s %12s %10s\n' scenario req/s p99 worker-RSS-KB \
+    redis-us/req
 rss0=$(rss)
+# Redis CPU seconds (user + sys) so far: its share per request is printed
+redis_cpu() {
+    redis-cli -p "$rport" info cpu |
+        awk -F: '/^used_cpu_(user|sys):/ { s += $2 } END { printf "%.6f", s }'
+}
 run() { # label url reqs ctype
+    c0=$(redis_cpu)
     out=$(wrk -t"$workers" -c"$conns" -d"${secs}s" --latency -s "$src/bench/wrk-mdm.lua" \
         "$2" -- "$work" "$3" "$(echo "$2" | sed 's|https://[^/]*||')" "$4")
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
     non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
-    printf '%-40s %10s %10s %12s %s\n' "$1" "$rps" "$p99" "$(rss)" \
-        "${non2xx:+NON-2XX: $non2xx}"
+    n=$(echo "$out" | awk '/requests in/ {print $1}')
+    rus=$(awk -v a="$c0" -v b="$(redis_cpu)" -v n="${n:-0}" \
+        'BEGIN { if (n > 0) printf "%.1f", (b - a) * 1e6 / n; else print "-" }')
+    printf '%-40s %10s %10s %12s %10s %s\n' "$1" "$rps" "$p99" "$(rss)" \
+        "$rus" "${non2xx:+NON-2XX: $non2xx}"
 }
 mdm=application/x-apple-aspen-mdm
 run "static 200 (baseline, Idle request)" "https://127.0.0.1:$sport/mdm/connect" idle $mdm
@@ -104,5 +114,10 @@ if [ -n "${MDM_BENCH_PROFILE:-}" ]; then
     wait "$perf_pid"
 fi
 run "TokenUpdate" "https://127.0.0.1:$port/mdm/checkin" tokenupdate $mdm-checkin
+if [ -n "${MDM_BENCH_REDIS_STATS:-}" ]; then
+    # per command: calls and microseconds per call inside Redis
+    redis-cli -p "$rport" info commandstats | grep -E '^cmdstat_' |
+        sed 's/,rejected_calls.*//'
+fi
 printf 'worker RSS before: %s KB, after: %s KB\n' "$rss0" "$(rss)"
 grep -E '\[(alert|crit|emerg)\]' "$work/run/logs/error.log" || true
