@@ -167,6 +167,36 @@ field(mdm_device_t *r, const char *name, const char *v)
     }
 }
 
+/* store_cert on (with binding): the bound certificate's DER is kept
+ * beside the record (P{D}:der), for what the admin side encrypts to the
+ * device (encrypted profiles); off by default: ~1 KB of Redis per
+ * enrollment. */
+static int
+der_wanted(const mdm_device_t *r)
+{
+    return r->cert != NULL && r->base.conf->store_cert &&
+           r->base.conf->identity && r->base.conf->binding != MDM_BIND_OFF;
+}
+
+/* The DER as the script's next argument; 0, or -1 on failure. */
+static int
+der_arg(mdm_device_t *r)
+{
+    int n;
+
+    if (r->cert_der == NULL) {
+        n = i2d_X509(r->cert, &r->cert_der);
+        if (n <= 0) {
+            r->cert_der = NULL;
+            r->base.pb.failed = 1;
+            return -1;
+        }
+        r->cert_der_len = (size_t) n;
+    }
+    mdm_planb_arg(&r->base.pb, r->cert_der, r->cert_der_len);
+    return 0;
+}
+
 static void
 script_head(mdm_device_t *r, mdm_lua_t which, int claimed)
 {
@@ -182,7 +212,15 @@ script_head(mdm_device_t *r, mdm_lua_t which, int claimed)
     }
     mdm_planb_str(&r->base.pb, modes[mode]);
     mdm_planb_str(&r->base.pb, r->cert_hash);
-    if (r->not_after > 0) {
+    if (claimed == 2 && der_wanted(r)) {
+        /* the DER goes last (plan_script): stored if the renewal rebinds */
+        if (r->not_after > 0) {
+            mdm_planb_fmt(&r->base.pb, "%d:%lld:%s:d", claimed, r->not_after,
+                          r->cn_hash);
+        } else {
+            mdm_planb_fmt(&r->base.pb, "%d::%s:d", claimed, r->cn_hash);
+        }
+    } else if (r->not_after > 0) {
         mdm_planb_fmt(&r->base.pb, "%d:%lld:%s", claimed, r->not_after,
                       r->cn_hash);
     } else {
@@ -278,30 +316,17 @@ hex_field(mdm_device_t *r, const char *name, const mdm_bytes_t *b)
     free(h);
 }
 
-/* Authenticate with binding and store_cert on: the bound certificate's
- * DER, stored by authenticate.lua beside the record (P{D}:der), for what
- * the admin side encrypts to the device (encrypted profiles); no extra
- * round trip. Off by default: it costs ~1 KB of Redis per enrollment. */
+/* Authenticate: the DER stored by authenticate.lua with the binding, no
+ * extra round trip (a renewal claim passes it through script_head's flag
+ * and stores it in the prelude when the renewal rebinds). */
 static void
 der_field(mdm_device_t *r)
 {
-    int n;
-
-    if (r->cert == NULL || !r->base.conf->store_cert ||
-        !r->base.conf->identity || r->base.conf->binding == MDM_BIND_OFF) {
+    if (!der_wanted(r)) {
         return;
     }
-    if (r->cert_der == NULL) {
-        n = i2d_X509(r->cert, &r->cert_der);
-        if (n <= 0) {
-            r->cert_der = NULL;
-            r->base.pb.failed = 1;
-            return;
-        }
-        r->cert_der_len = (size_t) n;
-    }
     mdm_planb_str(&r->base.pb, "cert_der");
-    mdm_planb_arg(&r->base.pb, r->cert_der, r->cert_der_len);
+    der_arg(r);
 }
 
 static mdm_step_t
@@ -379,6 +404,10 @@ plan_script(mdm_device_t *r, int claimed)
     default:
         script_head(r, MDM_LUA_TOUCH, claimed);
         break;
+    }
+    /* a renewal claim with store_cert: the DER last (common.lua) */
+    if (claimed == 2 && der_wanted(r)) {
+        der_arg(r);
     }
     /* The event goes out with the first attempt only, pipelined after the
      * script; its id comes back so that a refusal can take it out. */

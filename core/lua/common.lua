@@ -5,17 +5,23 @@
 --   KEYS[3] queue   KEYS[4] command bodies   KEYS[5] NotNow set
 --   KEYS[6] user channels of the device
 --   ARGV[1] binding mode (strict|retro|off)   ARGV[2] certificate SHA-256
---   ARGV[3] FLAG[:NOTAFTER[:CN]]: FLAG 1 when the certificate was just
---           claimed (retro binding), 2 when it was just claimed as the
---           renewal of the bound one; NOTAFTER its notAfter (UNIX
+--   ARGV[3] FLAG[:NOTAFTER[:CN[:d]]]: FLAG 1 when the certificate was
+--           just claimed (retro binding), 2 when it was just claimed as
+--           the renewal of the bound one; NOTAFTER its notAfter (UNIX
 --           seconds); CN the SHA-256 (hex) of its subject CN when that is a
---           renewal name ("mdm-renew-..."), else empty
+--           renewal name ("mdm-renew-..."), else empty; "d": the last ARGV
+--           is the certificate's DER (a renewal claim with store_cert on),
+--           taken off ARGV here and stored if the renewal rebinds
 -- Every key carries the device's hash tag, so one script = one slot.
 
-local mdm_flag, mdm_not_after, mdm_cn =
-    string.match(ARGV[3] or '', '^(%d):?(%d*):?(%x*)$')
+local mdm_flag, mdm_not_after, mdm_cn, mdm_d =
+    string.match(ARGV[3] or '', '^(%d):?(%d*):?(%x*):?(d?)$')
 mdm_flag, mdm_not_after, mdm_cn = mdm_flag or '', mdm_not_after or '',
     mdm_cn or ''
+local mdm_der = nil
+if mdm_d == 'd' then
+    mdm_der = table.remove(ARGV)
+end
 
 local function mdm_now()
     return redis.call('TIME')[1]
@@ -72,6 +78,10 @@ local function mdm_bind_check()
             redis.call('HSET', KEYS[1], 'not_after', mdm_not_after)
         end
         redis.call('HDEL', KEYS[1], 'renew_cn')
+        if mdm_der then
+            -- beside the record, as authenticate.lua stores it
+            redis.call('SET', string.sub(KEYS[1], 1, -5) .. ':der', mdm_der)
+        end
         return nil
     end
     return {'MISMATCH'}

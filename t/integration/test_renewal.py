@@ -7,6 +7,7 @@ moves, MDM03007) and the old certificate is refused from then (MDM03006)."""
 
 import os
 import plistlib
+import subprocess
 
 import pytest
 
@@ -15,6 +16,13 @@ from test_enroll import SCEPCLIENT, IssuedPki, enroll_scep, scepclient
 
 pytestmark = pytest.mark.skipif(not os.path.exists(SCEPCLIENT),
                                 reason="Debian's scep package is missing")
+
+
+ENC_PROFILE = {
+    "PayloadIdentifier": "com.example.itest.renewed",
+    "PayloadContent": [{"PayloadType": "com.apple.wifi.managed",
+                        "SSID_STR": "renewed"}],
+}
 
 
 def listed(admin, days):
@@ -84,6 +92,23 @@ def test_renewal_rebinds(server, pki, redis, tmp_path):
     server.wait_log_id("MDM03007", mark)
     assert admin.enrollment(old.udid).json()["record"]["cert"] == new_sha
     assert new.idle().status_code == 200
+
+    # store_cert on: the rebind stored the new certificate's DER with it,
+    # so an encrypted profile goes to the new key at once
+    r = admin.req("POST", "/profiles/encrypted/%s?nopush=1" % old.udid,
+                  data=plistlib.dumps(ENC_PROFILE),
+                  headers={"Content-Type": "application/x-plist"})
+    assert r.status_code == 200, r.text
+    assert r.json()["encrypted_to"] == new_sha
+    cmd = parse_command(new.idle())
+    prof = plistlib.loads(cmd["Command"]["Payload"])
+    inner = subprocess.run(
+        ["openssl", "cms", "-decrypt", "-binary", "-inform", "DER",
+         "-recip", new_cert, "-inkey", os.path.join(d, "key.pem")],
+        input=prof["EncryptedPayloadContent"], check=True,
+        capture_output=True).stdout
+    assert plistlib.loads(inner)[0]["SSID_STR"] == "renewed"
+    assert new.ack(cmd["CommandUUID"]).status_code == 200
 
     # from then the old certificate is refused, Authenticate included
     mark = server.log_mark()
