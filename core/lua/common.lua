@@ -35,16 +35,26 @@ local function mdm_revoked()
         redis.call('HEXISTS', KEYS[1], 'revoked:' .. ARGV[2]) == 1
 end
 
+-- KEYS[1] is known to exist (its bound certificate was read): mdm_touch
+-- need not ask
+local mdm_rec_seen = false
+
 -- nil when the request may proceed, else the refusal reply.
 local function mdm_bind_check()
     local mode, hash = ARGV[1], ARGV[2]
-    if mdm_revoked() then
-        return {'REVOKED'}
-    end
     if mode == 'off' then
+        if mdm_revoked() then
+            return {'REVOKED'}
+        end
         return nil
     end
-    local cur = redis.call('HGET', KEYS[1], 'cert')
+    -- the bound certificate and this one's revocation mark in one call
+    local rc = redis.call('HMGET', KEYS[1], 'cert', 'revoked:' .. hash)
+    if hash ~= '' and rc[2] then
+        return {'REVOKED'}
+    end
+    local cur = rc[1]
+    mdm_rec_seen = cur and true or false
     if cur == hash then
         return nil
     end
@@ -88,7 +98,7 @@ local function mdm_bind_check()
 end
 
 local function mdm_touch(key, t)
-    if redis.call('EXISTS', key) == 1 then
+    if (key == KEYS[1] and mdm_rec_seen) or redis.call('EXISTS', key) == 1 then
         redis.call('HSET', key, 'last', t)
     end
 end

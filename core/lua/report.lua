@@ -29,7 +29,8 @@ else
 end
 mdm_touch(KEYS[2], t)
 
-local skip = redis.call('SCARD', nn) > 0
+-- (an Idle just emptied the NotNow set)
+local skip = status ~= 'Idle' and redis.call('SCARD', nn) > 0
 local start = 0
 while true do
     local batch = redis.call('LRANGE', q, start, start + 31)
