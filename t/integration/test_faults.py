@@ -174,6 +174,9 @@ def other_statuses(counter, allowed):
 
 
 def start_load(server, req_dir, names, secs=LOAD_SECS):
+    if not os.path.exists(faultload.WRK):
+        pytest.fail("no %s: Debian's wrk (tools/quickstart.sh test "
+                    "installs it)" % faultload.WRK)
     return faultload.Wrk(server.base_url + "/mdm/connect", req_dir, names,
                          secs, conns=CONNS).start()
 
