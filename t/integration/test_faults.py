@@ -13,12 +13,15 @@ answers them, so that "nothing lost" is checked on real commands:
 
 What each fault may cost (the design's allowance, asserted):
 
-| fault | wrk answers allowed | requests without answer |
-|---|---|---|
-| Redis SIGKILL + restart (AOF, everysec) | 2xx, 503 | none |
-| reload (nginx SIGHUP, Apache SIGUSR1) | 2xx | a keep-alive request racing the old worker's close: at most one per connection |
-| one worker SIGKILLed (nginx worker, Apache child) | 2xx | those in flight on the killed worker: at most one per connection |
-| mdm-pushd SIGKILLed with pushes in flight | 2xx | none |
+- Redis SIGKILL + restart (AOF, everysec): 2xx or 503; every request
+  answered;
+- reload (nginx SIGHUP, Apache SIGUSR1), twice: 2xx only; without an
+  answer at most one request per keep-alive connection per reload (sent
+  just as the old generation closes the idle connection);
+- one worker SIGKILLed (nginx worker, Apache child): 2xx only; without an
+  answer at most one request per connection (in flight on the dead one);
+- mdm-pushd SIGKILLed with pushes in flight: 2xx only, every request
+  answered; every push request answered after the restart.
 
 Each test prints one line "FAULT <server> <fault>: requests=N 2xx=N
 503=N other=N sockerr=N lost=0" (pytest -s shows it; MDM_FAULT_LOG=FILE
