@@ -750,3 +750,52 @@ def device(server, pki):
     def make(**kw):
         return Device(server, pki, **kw)
     return make
+
+
+# ------------------------------------------- several nodes, fault tests
+# (test_nodes.py, test_faults.py: t/lib/faultload.py, wrk-status.lua)
+
+sys.path.insert(0, os.path.join(TOP, "t", "lib"))
+
+
+@pytest.fixture
+def extra_node(tmp_path, pki, redis, upstream):
+    """extra_node(kind, workers=2): another nginx or Apache started from
+    the same templates on the session Redis, stopped at the end of the
+    test; an alert in its error log fails the test (allow: lines that
+    match it are expected)."""
+    made = []
+
+    def make(kind, workers=2, allow=None):
+        run = str(tmp_path / ("%s-node%d" % (kind, len(made))))
+        srv = make_server(kind, run, pki, redis, upstream, workers=workers)
+        srv.start()
+        made.append((srv, allow))
+        return srv
+
+    yield make
+    bad = []
+    for srv, allow in made:
+        srv.stop()
+        bad += ["%s: %s" % (srv.run, l) for l in srv.bad_lines()
+                if not (allow and allow.search(l))]
+    assert not bad, "\n".join(bad)
+
+
+@pytest.fixture
+def load_devices(pki, tmp_path):
+    """load_devices(server, n): n devices with identities of their own,
+    enrolled through server, and their signed Idle reports written for
+    wrk; returns (request dir, names, [Device])."""
+    import faultload
+    from mdmdevice import Device
+
+    def make(server, n):
+        devs = []
+        for ident in faultload.issue_devices(pki.dir, n):
+            devs.append(Device(server, pki, ident=ident).enroll())
+        req_dir = str(tmp_path / "wrk-requests")
+        names = faultload.write_idle_requests(
+            req_dir, [(d.udid, d.cert_path, d.key_path) for d in devs])
+        return req_dir, names, devs
+    return make
