@@ -391,8 +391,14 @@ mdm_req_new_admin_http(const mdm_conf_t *c, const char *method, size_t mlen,
         want = "POST";
         a.op = SEG("enqueue") ? MDM_ADMIN_ENQUEUE : MDM_ADMIN_PUSH;
         a.nopush = mdm_query_flag(query, qlen, "nopush");
-        for (tok = strtok_r(dec[0], ",", &save); tok && a.nids < 1024;
+        for (tok = strtok_r(dec[0], ",", &save); tok;
              tok = strtok_r(NULL, ",", &save)) {
+            if (a.nids == sizeof(ids) / sizeof(ids[0])) {
+                /* more than one request may name: refused (400), never
+                 * cut short */
+                a.nids = (size_t) -1;
+                break;
+            }
             ids[a.nids++] = tok;
         }
         if (!is_post) {

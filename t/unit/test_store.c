@@ -1172,6 +1172,31 @@ test_conf_errors(void **state)
     mdm_conf_free(c);
 }
 
+/* More ids than one HTTP request may name: refused, never cut short. */
+static void
+test_too_many_ids(void **state)
+{
+    mdm_conf_t *c = make_conf("strict", NULL, NULL);
+    char path[16384];
+    size_t n = 0;
+    int i;
+    mdm_req_t *q;
+
+    (void) state;
+    n = (size_t) snprintf(path, sizeof(path), "/enqueue/");
+    for (i = 0; i < 1025; i++) {
+        n += (size_t) snprintf(path + n, sizeof(path) - n, "%s%d", i ? "," : "",
+                               i);
+    }
+    q = mdm_req_new_admin_http(c, "POST", 4, path, n, NULL, 0,
+                               (const unsigned char *) "{}", 2);
+    assert_non_null(q);
+    assert_int_equal(mdm_req_start(q), MDM_STEP_DONE);
+    assert_int_equal(mdm_req_response(q)->status, 400);
+    mdm_req_free(q);
+    mdm_conf_free(c);
+}
+
 int
 main(void)
 {
@@ -1195,6 +1220,7 @@ main(void)
         cmocka_unit_test_setup(test_checkin_answers, flush),
         cmocka_unit_test_setup(test_storage_down, flush),
         cmocka_unit_test(test_conf_errors),
+        cmocka_unit_test(test_too_many_ids),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
