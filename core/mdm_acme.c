@@ -1014,14 +1014,25 @@ mdm_acme_new(const mdm_conf_t *c, const char *method, size_t mlen,
     if (r == NULL) {
         return NULL;
     }
-    r->path = mdm_strndup(path ? path : "", path ? plen : 0);
+    if (path == NULL) {
+        path = "";
+        plen = 0;
+    }
+    /* a location "/acme/" leaves "directory": the same as "/directory" */
+    r->path = malloc(plen + 2);
+    if (r->path != NULL) {
+        size_t off = plen > 0 && path[0] != '/';
+
+        r->path[0] = '/';
+        memcpy(r->path + off, path, plen);
+        r->path[off + plen] = '\0';
+    }
     if (r->path == NULL) {
         mdm_tx_free(&r->base);
         return NULL;
     }
     r->base.what = NULL;
-    r->route = strlen(r->path) == plen || path == NULL ? route_of(r, r->path)
-                                                       : R_NONE;
+    r->route = memchr(path, '\0', plen) == NULL ? route_of(r, r->path) : R_NONE;
     get = mlen == 3 && memcmp(method, "GET", 3) == 0;
     head = mlen == 4 && memcmp(method, "HEAD", 4) == 0;
     post = mlen == 4 && memcmp(method, "POST", 4) == 0;

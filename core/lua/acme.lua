@@ -19,19 +19,20 @@ if used == 0 then
 end
 local now = tonumber(mdm_now())
 
--- newacct: ARGV[4] JWK (RFC 7638 members, JSON)  ARGV[5] '1': only an
--- existing account  ARGV[6] contact (JSON array)
+-- ARGV[4] the account's key thumbprint (RFC 7638), then per operation:
+-- newacct: ARGV[5] JWK (RFC 7638 members, JSON)  ARGV[6] '1': only an
+-- existing account  ARGV[7] contact (JSON array)
 -- {'EXISTS', contact} | {'CREATED'} | {'NOACCT'}
 if op == 'newacct' then
     local st = redis.call('HMGET', KEYS[3], 'status', 'contact')
     if st[1] then
         return {'EXISTS', st[2] or '[]', st[1]}
     end
-    if ARGV[5] == '1' then
+    if ARGV[6] == '1' then
         return {'NOACCT'}
     end
-    redis.call('HSET', KEYS[3], 'status', 'valid', 'jwk', ARGV[4],
-               'contact', ARGV[6], 'created', now)
+    redis.call('HSET', KEYS[3], 'status', 'valid', 'jwk', ARGV[5],
+               'contact', ARGV[7], 'created', now)
     return {'CREATED'}
 end
 
@@ -133,13 +134,13 @@ end
 -- {'OK', field, value, ...} (the order after) | {'STATE', status}
 --   | {'BADKEY'} | {'CHANGED'}
 if op == 'finalize' then
-    if f['status'] ~= 'ready' or ARGV[8] == '' then
+    if f['status'] ~= 'ready' then
         return {'STATE', f['status']}
     end
     if f['keyhash'] ~= ARGV[5] then
         return {'BADKEY'}
     end
-    if f['ident'] ~= ARGV[6] then
+    if f['ident'] ~= ARGV[6] or ARGV[8] == '' then
         return {'CHANGED'}
     end
     redis.call('HSET', KEYS[5], 'acct', tp, 'pem', ARGV[8], 'serial',
