@@ -64,6 +64,7 @@ typedef struct {
     char token[48], tokenhash[65];
     /* challenge */
     mdm_attest_t att;
+    char att_nonce[129]; /* hex: a plan argument, so it lives here */
     /* new-account */
     char *contact;
     int only_existing;
@@ -515,7 +516,7 @@ start_chall(acme_t *r)
     unsigned char *att = NULL;
     size_t alen = 0;
     const char *why = "";
-    char k4[64], nh[129];
+    char k4[64];
     mdm_attest_err_t rc;
 
     snprintf(k4, sizeof(k4), "authz:%s", r->id);
@@ -558,9 +559,9 @@ start_chall(acme_t *r)
                        "the attestation's freshness code is not the SHA-256 "
                        "of the challenge token");
     }
-    mdm_hex(r->att.nonce, r->att.nonce_len, nh);
+    mdm_hex(r->att.nonce, r->att.nonce_len, r->att_nonce);
     plan_script(r, "chall", k4, NULL);
-    mdm_planb_str(&r->base.pb, nh);
+    mdm_planb_str(&r->base.pb, r->att_nonce);
     mdm_planb_str(&r->base.pb, r->att.serial);
     mdm_planb_str(&r->base.pb, r->att.udid);
     mdm_planb_str(&r->base.pb, r->att.keyhash);
