@@ -48,16 +48,17 @@ typedef struct {
     const mdm_acme_conf_t *a;
     const struct mdm_scep_ca_s *ca;
     int route;
-    int head;     /* HEAD new-nonce */
+    int head; /* HEAD new-nonce */
     int bad_method;
-    int stage;    /* finalize: 0 reading the order, 1 the script */
-    char *path;   /* after the location, copied */
-    char id[40];  /* order, authorization or certificate id */
-    char *acct;   /* the account path segment of an account URL */
-    char *self;   /* this resource's URL */
-    char *kp;     /* key prefix with the hash tag ("mdm:{acme}:") */
+    int stage;   /* finalize: 0 reading the order, 1 the script */
+    char *path;  /* after the location, copied */
+    char id[40]; /* order, authorization or certificate id */
+    char *acct;  /* the account path segment of an account URL */
+    char *self;  /* this resource's URL */
+    char *kp;    /* key prefix with the hash tag ("mdm:{acme}:") */
     mdm_jws_t jws;
-    char nonce[48]; /* the answer's Replay-Nonce */
+    char nonce[48];   /* the answer's Replay-Nonce */
+    int nonce_stored; /* its plan ran: only then is it sent */
     /* new-order */
     char ident[MDM_ACME_MAX_IDENT + 1];
     char order_id[40], authz_id[40];
@@ -99,8 +100,7 @@ add_header(acme_t *r, const char *name, char *value)
     r->base.resp.nhdrs = n + 1;
 }
 
-static char *
-fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
 
 static char *
 fmt(const char *f, ...)
@@ -119,7 +119,7 @@ fmt(const char *f, ...)
 static void
 common_headers(acme_t *r)
 {
-    if (r->nonce[0]) {
+    if (r->nonce[0] && r->nonce_stored) {
         add_header(r, "Replay-Nonce", mdm_strdup(r->nonce));
     }
     add_header(r, "Link",
@@ -127,9 +127,9 @@ common_headers(acme_t *r)
 }
 
 /* An RFC 7807 problem document and one log line. */
-static mdm_step_t
-problem(acme_t *r, int status, const char *type, const char *id,
-        const char *fmtstr, ...) __attribute__((format(printf, 5, 6)));
+static mdm_step_t problem(acme_t *r, int status, const char *type,
+                          const char *id, const char *fmtstr, ...)
+    __attribute__((format(printf, 5, 6)));
 
 static mdm_step_t
 problem(acme_t *r, int status, const char *type, const char *id,
@@ -215,14 +215,13 @@ order_json(acme_t *r, const char *id, const redisReply *rep)
     j = json_pack("{s:s, s:s, s:[{s:s, s:s}], s:[s++], s:s+++}", "status",
                   field(rep, "status"), "expires", exp, "identifiers", "type",
                   "permanent-identifier", "value", field(rep, "ident"),
-                  "authorizations", r->a->url, "/authz/",
-                  field(rep, "authz"), "finalize", r->a->url, "/order/", id,
-                  "/finalize");
+                  "authorizations", r->a->url, "/authz/", field(rep, "authz"),
+                  "finalize", r->a->url, "/order/", id, "/finalize");
     if (j && strcmp(field(rep, "status"), "valid") == 0) {
         char *u = fmt("%s/cert/%s", r->a->url, field(rep, "cert"));
 
-        if (u == NULL || json_object_set_new(j, "certificate",
-                                             json_string(u)) != 0) {
+        if (u == NULL ||
+            json_object_set_new(j, "certificate", json_string(u)) != 0) {
             json_decref(j);
             j = NULL;
         }
@@ -345,7 +344,8 @@ random_b64url(char *out, size_t cap)
     unsigned char b[32];
     char *s;
 
-    if (RAND_bytes(b, sizeof(b)) != 1 || (s = mdm_b64url(b, sizeof(b))) == NULL) {
+    if (RAND_bytes(b, sizeof(b)) != 1 ||
+        (s = mdm_b64url(b, sizeof(b))) == NULL) {
         return -1;
     }
     snprintf(out, cap, "%s", s);
@@ -614,8 +614,9 @@ finalize_store(acme_t *r, const redisReply *rep)
     char k4[64], k5[64];
 
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 4) {
-        acct = rep->element[0]->type == REDIS_REPLY_STRING ? rep->element[0]->str
-                                                           : NULL;
+        acct = rep->element[0]->type == REDIS_REPLY_STRING
+                   ? rep->element[0]->str
+                   : NULL;
         status = rep->element[1]->type == REDIS_REPLY_STRING
                      ? rep->element[1]->str
                      : NULL;
@@ -673,10 +674,10 @@ static mdm_step_t
 directory(acme_t *r)
 {
     const char *u = r->a->url;
-    json_t *j = json_pack("{s:s+, s:s+, s:s+, s:{s:b}}", "newNonce", u,
-                          "/new-nonce", "newAccount", u, "/new-account",
-                          "newOrder", u, "/new-order", "meta",
-                          "externalAccountRequired", 0);
+    json_t *j =
+        json_pack("{s:s+, s:s+, s:s+, s:{s:b}}", "newNonce", u, "/new-nonce",
+                  "newAccount", u, "/new-account", "newOrder", u, "/new-order",
+                  "meta", "externalAccountRequired", 0);
 
     return reply_json(r, 200, j);
 }
@@ -786,9 +787,10 @@ acme_start(mdm_tx_t *tx)
                  : r->route == R_AUTHZ ? "authz"
                                        : "cert",
                  r->id);
-        plan_script(r, r->route == R_ORDER   ? "order"
-                       : r->route == R_AUTHZ ? "authz"
-                                             : "cert",
+        plan_script(r,
+                    r->route == R_ORDER   ? "order"
+                    : r->route == R_AUTHZ ? "authz"
+                                          : "cert",
                     k4, NULL);
         return mdm_tx_plan(tx, 1);
     }
@@ -833,10 +835,10 @@ script_refusal(acme_t *r, const char *what, const redisReply *rep)
                        r->att.serial, r->att.udid);
     }
     if (strcmp(what, "STATE") == 0) {
-        const char *st = rep->elements > 1 &&
-                                 rep->element[1]->type == REDIS_REPLY_STRING
-                             ? rep->element[1]->str
-                             : "?";
+        const char *st =
+            rep->elements > 1 && rep->element[1]->type == REDIS_REPLY_STRING
+                ? rep->element[1]->str
+                : "?";
 
         if (r->route == R_FINALIZE) {
             return problem(r, 403, "orderNotReady", "MDM15032",
@@ -869,14 +871,13 @@ answer(acme_t *r, const redisReply *rep)
     switch (r->route) {
     case R_NEWACCT:
     case R_ACCT: {
-        const char *contact = rep->elements > 1 &&
-                                      rep->element[1]->type ==
-                                          REDIS_REPLY_STRING
-                                  ? rep->element[1]->str
-                                  : r->contact;
+        const char *contact =
+            rep->elements > 1 && rep->element[1]->type == REDIS_REPLY_STRING
+                ? rep->element[1]->str
+                : r->contact;
         json_t *c = json_loads(contact ? contact : "[]", 0, NULL);
-        char *tpk = mdm_b64url((const unsigned char *) r->jws.jwk,
-                               strlen(r->jws.jwk));
+        char *tpk =
+            mdm_b64url((const unsigned char *) r->jws.jwk, strlen(r->jws.jwk));
         int created = strcmp(rep->element[0]->str, "CREATED") == 0;
 
         j = json_pack("{s:s, s:o}", "status", "valid", "contact",
@@ -890,8 +891,7 @@ answer(acme_t *r, const redisReply *rep)
     case R_NEWORDER: {
         char exp[32], *u;
 
-        rfc3339(rep->elements > 1 && rep->element[1]->type ==
-                                         REDIS_REPLY_STRING
+        rfc3339(rep->elements > 1 && rep->element[1]->type == REDIS_REPLY_STRING
                     ? atoll(rep->element[1]->str)
                     : 0,
                 exp);
@@ -936,8 +936,8 @@ answer(acme_t *r, const redisReply *rep)
             return problem(r, 404, "malformed", "MDM15043",
                            "no such certificate");
         }
-        st = mdm_tx_reply_str(&r->base, 200, "application/pem-certificate-chain",
-                              pem);
+        st = mdm_tx_reply_str(&r->base, 200,
+                              "application/pem-certificate-chain", pem);
         common_headers(r);
         return st;
     }
@@ -960,6 +960,10 @@ acme_feed(mdm_tx_t *tx, struct redisReply *const *rep, size_t n)
         r->nonce[0] = '\0';
         return mdm_tx_storage_failed(tx, x);
     }
+    /* the nonce plan (new-nonce) or the script (which sets the nonce
+     * first thing) ran: the answer can carry it */
+    r->nonce_stored =
+        r->route == R_NONCE || r->route != R_FINALIZE || r->stage == 1;
     if (r->route == R_NONCE) {
         mdm_step_t st = mdm_tx_reply(tx, r->head ? 200 : 204, NULL, NULL);
 
@@ -1002,8 +1006,7 @@ acme_free(mdm_tx_t *tx)
     }
 }
 
-static const mdm_tx_ops_t acme_ops = {"acme", acme_start, acme_feed,
-                                      acme_free};
+static const mdm_tx_ops_t acme_ops = {"acme", acme_start, acme_feed, acme_free};
 
 mdm_req_t *
 mdm_acme_new(const mdm_conf_t *c, const char *method, size_t mlen,
@@ -1041,7 +1044,7 @@ mdm_acme_new(const mdm_conf_t *c, const char *method, size_t mlen,
     if (r->route == R_NONE) {
         return &r->base;
     }
-    if (r->route == R_DIR ? !(get || head)
+    if (r->route == R_DIR     ? !(get || head)
         : r->route == R_NONCE ? !(get || head)
                               : !post) {
         r->bad_method = 1;

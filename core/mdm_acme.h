@@ -81,22 +81,22 @@ char *mdm_b64url(const unsigned char *in, size_t len);
 /* why a JWS is refused: the RFC 8555 error type it answers with */
 typedef enum {
     MDM_JWS_OK = 0,
-    MDM_JWS_MALFORMED,   /* malformed */
-    MDM_JWS_BADALG,      /* badSignatureAlgorithm */
-    MDM_JWS_BADSIG,      /* unauthorized: the signature does not verify */
-    MDM_JWS_BADKEY,      /* badPublicKey */
-    MDM_JWS_BADNONCE,    /* badNonce: no or malformed nonce */
-    MDM_JWS_URL,         /* unauthorized: "url" is not this resource */
+    MDM_JWS_MALFORMED, /* malformed */
+    MDM_JWS_BADALG,    /* badSignatureAlgorithm */
+    MDM_JWS_BADSIG,    /* unauthorized: the signature does not verify */
+    MDM_JWS_BADKEY,    /* badPublicKey */
+    MDM_JWS_BADNONCE,  /* badNonce: no or malformed nonce */
+    MDM_JWS_URL,       /* unauthorized: "url" is not this resource */
     MDM_JWS_NOMEM
 } mdm_jws_err_t;
 
 typedef struct {
-    char alg[8];     /* ES256, RS256 */
-    char *nonce;     /* as sent (base64url) */
+    char alg[8]; /* ES256, RS256 */
+    char *nonce; /* as sent (base64url) */
     char *url;
-    char *kid;       /* NULL when the key came as "jwk" */
-    char *jwk;       /* the key's RFC 7638 members as JSON (canonical) */
-    char tp[48];     /* RFC 7638 SHA-256 thumbprint, base64url */
+    char *kid;              /* NULL when the key came as "jwk" */
+    char *jwk;              /* the key's RFC 7638 members as JSON (canonical) */
+    char tp[48];            /* RFC 7638 SHA-256 thumbprint, base64url */
     unsigned char *payload; /* decoded, NUL-terminated; "" for POST-as-GET */
     size_t payload_len;
     EVP_PKEY *key;
@@ -121,7 +121,8 @@ mdm_jws_err_t mdm_jws_key(const char *jwk_json, size_t len, mdm_jws_t *jws,
 /* ---- mdm_acme_attest.c ---- */
 
 typedef struct {
-    unsigned char nonce[64]; /* the freshness code (1.2.840.113635.100.8.11.1) */
+    unsigned char
+        nonce[64]; /* the freshness code (1.2.840.113635.100.8.11.1) */
     size_t nonce_len;
     char serial[MDM_ACME_MAX_IDENT + 1]; /* 1.2.840.113635.100.8.9.1 */
     char udid[MDM_ACME_MAX_IDENT + 1];   /* 1.2.840.113635.100.8.9.2 */

@@ -199,8 +199,7 @@ mdm_attest_verify(const unsigned char *att, size_t len, X509_STORE *roots,
             X509_STORE_CTX_set_time(ctx, 0, (time_t) now);
         }
         if (X509_verify_cert(ctx) != 1) {
-            *why = X509_verify_cert_error_string(
-                X509_STORE_CTX_get_error(ctx));
+            *why = X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx));
             rc = MDM_ATTEST_UNTRUSTED;
             goto done;
         }

@@ -66,8 +66,10 @@ mdm_acme_conf_set(mdm_acme_conf_t *a, const char *name, const char *value,
         long *dst = name[0] == 'o' ? &a->order_ttl : &a->cert_ttl;
 
         if (mdm_parse_long(value, 60, 315360000, dst) != 0) {
-            snprintf(err, errlen, "%s: expected 60-315360000 seconds, got "
-                     "\"%s\"", name, value);
+            snprintf(err, errlen,
+                     "%s: expected 60-315360000 seconds, got "
+                     "\"%s\"",
+                     name, value);
             return -1;
         }
         return 0;
@@ -98,8 +100,7 @@ mdm_acme_load_roots(const char *file, char *err, size_t errlen)
         n++;
     }
     if (n == 0) {
-        snprintf(err, errlen, "attest_ca: no PEM certificate in \"%s\"",
-                 file);
+        snprintf(err, errlen, "attest_ca: no PEM certificate in \"%s\"", file);
         goto fail;
     }
     BIO_free(bio);

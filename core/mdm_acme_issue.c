@@ -162,8 +162,8 @@ pem_append(BIO *b, X509 *x)
 }
 
 int
-mdm_acme_issue(const struct mdm_scep_ca_s *ca, X509_REQ *csr,
-               const char *ident, char **pem, char serial[48])
+mdm_acme_issue(const struct mdm_scep_ca_s *ca, X509_REQ *csr, const char *ident,
+               char **pem, char serial[48])
 {
     unsigned char rnd[16];
     X509V3_CTX ctx;
@@ -189,10 +189,9 @@ mdm_acme_issue(const struct mdm_scep_ca_s *ca, X509_REQ *csr,
     } while (bn != NULL && BN_is_zero(bn));
     if (X509_NAME_entry_count(subj) == 0) {
         own = X509_NAME_new();
-        if (own == NULL ||
-            X509_NAME_add_entry_by_txt(own, "CN", MBSTRING_UTF8,
-                                       (const unsigned char *) ident, -1, -1,
-                                       0) != 1) {
+        if (own == NULL || X509_NAME_add_entry_by_txt(
+                               own, "CN", MBSTRING_UTF8,
+                               (const unsigned char *) ident, -1, -1, 0) != 1) {
             goto done;
         }
         subj = own;

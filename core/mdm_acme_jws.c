@@ -183,8 +183,7 @@ thumbprint(const char *canon, char out[48])
     unsigned int mdlen = 0;
     char *s;
 
-    if (EVP_Digest(canon, strlen(canon), md, &mdlen, EVP_sha256(), NULL) !=
-            1 ||
+    if (EVP_Digest(canon, strlen(canon), md, &mdlen, EVP_sha256(), NULL) != 1 ||
         (s = mdm_b64url(md, mdlen)) == NULL) {
         return -1;
     }
@@ -219,8 +218,9 @@ key_of(json_t *jwk, mdm_jws_t *jws, const char **why)
             *why = "the EC JWK needs 32-byte \"x\" and \"y\"";
             goto done;
         }
-        n = asprintf(&canon, "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\","
-                             "\"y\":\"%s\"}",
+        n = asprintf(&canon,
+                     "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\","
+                     "\"y\":\"%s\"}",
                      json_string_value(json_object_get(jwk, "x")),
                      json_string_value(json_object_get(jwk, "y")));
         if (n < 0) {
@@ -304,7 +304,8 @@ verify(const mdm_jws_t *jws, const char *input, size_t ilen,
     }
     if (strcmp(jws->alg, "ES256") == 0) {
         ECDSA_SIG *es = ECDSA_SIG_new();
-        BIGNUM *r = BN_bin2bn(sig, 32, NULL), *s = BN_bin2bn(sig + 32, 32, NULL);
+        BIGNUM *r = BN_bin2bn(sig, 32, NULL),
+               *s = BN_bin2bn(sig + 32, 32, NULL);
 
         if (es == NULL || r == NULL || s == NULL || slen != 64 ||
             ECDSA_SIG_set0(es, r, s) != 1) {
@@ -324,8 +325,8 @@ verify(const mdm_jws_t *jws, const char *input, size_t ilen,
         slen = (size_t) derlen;
     }
     ok = EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, jws->key) == 1 &&
-         EVP_DigestVerify(md, sig, slen, (const unsigned char *) input,
-                          ilen) == 1;
+         EVP_DigestVerify(md, sig, slen, (const unsigned char *) input, ilen) ==
+             1;
     OPENSSL_free(der);
     EVP_MD_CTX_free(md);
     return ok;
@@ -385,8 +386,9 @@ mdm_jws_parse(const unsigned char *body, size_t len, const char *kid_prefix,
         goto done;
     }
     alg = json_object_get(hdr, "alg");
-    if (!json_is_string(alg) || (strcmp(json_string_value(alg), "ES256") != 0 &&
-                                 strcmp(json_string_value(alg), "RS256") != 0)) {
+    if (!json_is_string(alg) ||
+        (strcmp(json_string_value(alg), "ES256") != 0 &&
+         strcmp(json_string_value(alg), "RS256") != 0)) {
         *why = "alg must be ES256 or RS256";
         rc = MDM_JWS_BADALG;
         goto done;

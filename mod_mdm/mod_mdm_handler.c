@@ -339,9 +339,9 @@ mdm_acme_handler(request_rec *r)
     if (d->location && strncmp(path, d->location, strlen(d->location)) == 0) {
         path += strlen(d->location);
     }
-    req = mdm_req_new_acme_http(conf, r->method, strlen(r->method), path,
-                                strlen(path), (const unsigned char *) body,
-                                len);
+    req =
+        mdm_req_new_acme_http(conf, r->method, strlen(r->method), path,
+                              strlen(path), (const unsigned char *) body, len);
     if (req == NULL) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
