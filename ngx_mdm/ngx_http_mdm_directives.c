@@ -261,6 +261,32 @@ ngx_command_t ngx_http_mdm_commands[] = {
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
          NGX_CONF_TAKE1,
      ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.scep_url"},
+    {ngx_string("mdm_profile_acme_url"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.acme_url"},
+    {ngx_string("mdm_profile_acme_client_identifier"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0,
+     "profile.acme_client_identifier"},
+    {ngx_string("mdm_profile_acme_key_type"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.acme_key_type"},
+    {ngx_string("mdm_profile_acme_key_size"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.acme_key_size"},
+    {ngx_string("mdm_profile_acme_hardware_bound"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0,
+     "profile.acme_hardware_bound"},
+    {ngx_string("mdm_profile_acme_attest"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.acme_attest"},
     {ngx_string("mdm_profile_scep_name"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
          NGX_CONF_TAKE1,

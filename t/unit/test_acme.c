@@ -13,8 +13,11 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include <plist/plist.h>
+
 #include "mdm_acme.h"
 #include "mdm_cbor.h"
+#include "mdm_profile.h"
 #include "test_acme_fixture.h"
 
 #define URL  "https://mdm.example.com/acme"
@@ -347,6 +350,125 @@ test_csr(void **state)
     EVP_PKEY_free(dev);
 }
 
+/* ---------------------------------------------------------------- */
+/* the enrollment profile's ACME payload                            */
+
+static mdm_profile_conf_t *
+acme_profile(const char *extra_name, const char *extra_value, char *err)
+{
+    mdm_profile_conf_t *p = mdm_profile_conf_new();
+    static const char *opts[][2] = {
+        {"server_url", "https://mdm.example.com/mdm"},
+        {"topic", "com.apple.mgmt.External.test"},
+        {"acme_url", "https://mdm.example.com/acme/directory"},
+        {"acme_client_identifier", "C02TESTSERIAL"},
+        {"unsigned", "on"},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+        assert_int_equal(
+            mdm_profile_conf_set(p, opts[i][0], opts[i][1], err, 512), 0);
+    }
+    if (extra_name &&
+        mdm_profile_conf_set(p, extra_name, extra_value, err, 512) != 0) {
+        mdm_profile_conf_free(p);
+        return NULL;
+    }
+    if (mdm_profile_conf_finish(p, err, 512) != 0) {
+        mdm_profile_conf_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void
+test_profile_payload(void **state)
+{
+    char err[512], *v = NULL, *uuid = NULL, *ident = NULL;
+    mdm_profile_conf_t *p = acme_profile(NULL, NULL, err);
+    unsigned char *out;
+    size_t len, i;
+    plist_t top = NULL, content, d, acme = NULL, mdm = NULL;
+    uint64_t u;
+    uint8_t b;
+
+    (void) state;
+    assert_non_null(p);
+    assert_int_equal(mdm_profile_build(p, NULL, NULL, NULL, &out, &len), 0);
+    plist_from_xml((const char *) out, (uint32_t) len, &top);
+    free(out);
+    assert_non_null(top);
+    content = plist_dict_get_item(top, "PayloadContent");
+    for (i = 0; i < plist_array_get_size(content); i++) {
+        d = plist_array_get_item(content, (uint32_t) i);
+        plist_get_string_val(plist_dict_get_item(d, "PayloadType"), &v);
+        assert_string_not_equal(v, "com.apple.security.scep");
+        if (strcmp(v, "com.apple.security.acme") == 0) {
+            acme = d;
+        } else if (strcmp(v, "com.apple.mdm") == 0) {
+            mdm = d;
+        }
+        free(v);
+    }
+    assert_non_null(acme);
+    assert_non_null(mdm);
+    plist_get_string_val(plist_dict_get_item(acme, "DirectoryURL"), &v);
+    assert_string_equal(v, "https://mdm.example.com/acme/directory");
+    free(v);
+    plist_get_string_val(plist_dict_get_item(acme, "ClientIdentifier"), &v);
+    assert_string_equal(v, "C02TESTSERIAL");
+    free(v);
+    plist_get_string_val(plist_dict_get_item(acme, "KeyType"), &v);
+    assert_string_equal(v, "ECSECPrimeRandom");
+    free(v);
+    plist_get_uint_val(plist_dict_get_item(acme, "KeySize"), &u);
+    assert_int_equal(u, 384);
+    plist_get_bool_val(plist_dict_get_item(acme, "HardwareBound"), &b);
+    assert_true(b);
+    plist_get_bool_val(plist_dict_get_item(acme, "Attest"), &b);
+    assert_true(b);
+    assert_non_null(plist_dict_get_item(acme, "Subject"));
+    /* the MDM payload's identity is the ACME payload */
+    plist_get_string_val(plist_dict_get_item(acme, "PayloadUUID"), &uuid);
+    plist_get_string_val(plist_dict_get_item(mdm, "IdentityCertificateUUID"),
+                         &ident);
+    assert_string_equal(uuid, ident);
+    free(uuid);
+    free(ident);
+    plist_free(top);
+    mdm_profile_conf_free(p);
+
+    /* Apple's key rules */
+    assert_null(acme_profile("acme_key_type", "RSA", err));
+    assert_non_null(strstr(err, "acme_key_size"));
+    assert_null(acme_profile("acme_key_size", "521", err));
+    assert_null(acme_profile("acme_hardware_bound", "off", err));
+    assert_non_null(strstr(err, "acme_attest"));
+    assert_null(acme_profile("acme_url", "http://plain.example/acme", err));
+    p = acme_profile("acme_key_size", "256", err);
+    assert_non_null(p);
+    mdm_profile_conf_free(p);
+    p = mdm_profile_conf_new();
+    assert_int_equal(mdm_profile_conf_set(p, "server_url",
+                                          "https://mdm.example.com/mdm", err,
+                                          sizeof(err)),
+                     0);
+    assert_int_equal(mdm_profile_conf_set(p, "topic",
+                                          "com.apple.mgmt.External.t", err,
+                                          sizeof(err)),
+                     0);
+    assert_int_equal(mdm_profile_conf_set(p, "acme_url",
+                                          "https://mdm.example.com/acme", err,
+                                          sizeof(err)),
+                     0);
+    assert_int_equal(
+        mdm_profile_conf_set(p, "unsigned", "on", err, sizeof(err)), 0);
+    assert_int_equal(mdm_profile_conf_finish(p, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "acme_client_identifier"));
+    mdm_profile_conf_free(p);
+}
+
 static int
 setup(void **state)
 {
@@ -368,9 +490,13 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_b64url),   cmocka_unit_test(test_cbor),
-        cmocka_unit_test(test_jws_good), cmocka_unit_test(test_jws_refused),
-        cmocka_unit_test(test_attest),   cmocka_unit_test(test_csr),
+        cmocka_unit_test(test_b64url),
+        cmocka_unit_test(test_cbor),
+        cmocka_unit_test(test_jws_good),
+        cmocka_unit_test(test_jws_refused),
+        cmocka_unit_test(test_attest),
+        cmocka_unit_test(test_csr),
+        cmocka_unit_test(test_profile_payload),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
