@@ -80,8 +80,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 2:
     case 3:
-        (void) mdm_attest_verify(p, n, data[0] % 5 == 3 ? empty : NULL, 0,
-                                 &att, &why);
+        (void) mdm_attest_verify(p, n, data[0] % 5 == 3 ? empty : NULL, 0, &att,
+                                 &why);
         break;
     default:
         req = mdm_acme_csr(p, n, kh, &why);
