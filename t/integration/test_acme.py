@@ -449,3 +449,46 @@ def test_unknown_account(acme_server, redis):
     assert "accountDoesNotExist" in str(e.value)
     acme_server.wait_log_id("MDM15041", mark)
     assert acme_state(redis) == {}
+
+
+# ------------------------------------------------------ configuration
+
+# case: (nginx old, nginx new, apache old, apache new, directives named)
+BROKEN = {
+    "no-url": ("        mdm_acme_url ", "        # ",
+               "        MDMACMEURL ", "        # ",
+               ("mdm_acme", "MDMACMEURL")),
+    "bad-url": ("        mdm_acme_url http://", "        mdm_acme_url ftp://",
+                "        MDMACMEURL http://", "        MDMACMEURL ftp://",
+                ("mdm_acme_url", "MDMACMEURL")),
+    "no-root-file": ("attest-root.pem;", "no-such-root.pem;",
+                     "attest-root.pem\n", "no-such-root.pem\n",
+                     ("mdm_acme_attest_ca", "MDMACMEAttestCA")),
+    "bad-ttl": ("        mdm_acme;\n", "        mdm_acme;\n"
+                "        mdm_acme_order_ttl 5;\n",
+                "        SetHandler mdm-acme\n", "        SetHandler mdm-acme\n"
+                "        MDMACMEOrderTTL 5\n",
+                ("mdm_acme_order_ttl", "MDMACMEOrderTTL")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_config(acme_server, tmp_path, case):
+    n_old, n_new, a_old, a_new, named = BROKEN[case]
+    old, new = (n_old, n_new) if acme_server.name == "nginx" else (a_old,
+                                                                    a_new)
+
+    def edit(name, text):
+        if name == "mdm-enroll.conf":
+            assert old in text, "%r not in %s" % (old, name)
+            text = text.replace(old, new, 1)
+        return text
+
+    run = str(tmp_path / "run")
+    os.makedirs(run)
+    conftest.open_parents(run, str(tmp_path.parent))
+    conf = acme_server.render(run, edit)
+    t = acme_server.test_config(run, conf)
+    assert t.returncode != 0, t.stderr
+    want = named[0] if acme_server.name == "nginx" else named[1]
+    assert want in t.stderr, t.stderr
