@@ -14,6 +14,8 @@ import datetime
 import hashlib
 import json
 import os
+import plistlib
+import subprocess
 
 import cbor2
 import josepy as jose
@@ -21,6 +23,7 @@ import OpenSSL
 import pytest
 import requests
 from acme import challenges, client, errors, messages
+from mdmdevice import new_session
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -146,6 +149,23 @@ def acme_server(server, tmp_path_factory, pki, redis, upstream, apple):
                     "        mdm_acme_url %s;\n"
                     "        mdm_acme_attest_ca %s;\n"
                     "    }\n" % (url, root_file)) + anchor, 1)
+            # the enrollment profile carries the ACME payload instead
+            prof = ("https://localhost:%d/acme/directory" % self.port,
+                    SERIAL)
+            if self.name == "nginx" and name == "mdm-server.conf":
+                anchor = "        mdm_profile;\n"
+                assert anchor in text
+                text = text.replace(anchor, anchor + (
+                    "        mdm_profile_acme_url %s;\n"
+                    "        mdm_profile_acme_client_identifier %s;\n"
+                    % prof), 1)
+            if self.name == "apache" and name == "mdm-vhost.conf":
+                anchor = "        SetHandler mdm-profile\n"
+                assert anchor in text
+                text = text.replace(anchor, anchor + (
+                    "        MDMProfileACMEURL %s\n"
+                    "        MDMProfileACMEClientIdentifier %s\n" % prof),
+                    1)
             if self.name == "apache" and name == "mdm-enroll.conf":
                 anchor = '    <LocationMatch "^/scep$">'
                 assert anchor in text
@@ -449,6 +469,34 @@ def test_unknown_account(acme_server, redis):
     assert "accountDoesNotExist" in str(e.value)
     acme_server.wait_log_id("MDM15041", mark)
     assert acme_state(redis) == {}
+
+
+def test_profile_has_acme_payload(acme_server, pki, tmp_path):
+    r = new_session(pki).get(acme_server.base_url + "/mdm/enroll",
+                             auth=acme_server.admin_auth, timeout=10)
+    assert r.status_code == 200, r.text
+    signed, out = str(tmp_path / "p.der"), str(tmp_path / "p.plist")
+    with open(signed, "wb") as f:
+        f.write(r.content)
+    subprocess.run(["openssl", "cms", "-verify", "-inform", "DER", "-in",
+                    signed, "-CAfile", pki.root, "-out", out],
+                   check=True, capture_output=True)
+    with open(out, "rb") as f:
+        profile = plistlib.load(f)
+    pl = {p["PayloadType"]: p for p in profile["PayloadContent"]}
+    assert "com.apple.security.scep" not in pl
+    acme = pl["com.apple.security.acme"]
+    assert acme["DirectoryURL"] == \
+        "https://localhost:%d/acme/directory" % acme_server.port
+    assert acme["ClientIdentifier"] == SERIAL
+    assert acme["KeyType"] == "ECSECPrimeRandom"
+    assert acme["KeySize"] == 384
+    assert acme["HardwareBound"] is True and acme["Attest"] is True
+    assert acme["Subject"] == [[["O", "libmdm test"]],
+                               [["CN", "MDM Identity"]]]
+    assert acme["ExtendedKeyUsage"] == ["1.3.6.1.5.5.7.3.2"]
+    assert pl["com.apple.mdm"]["IdentityCertificateUUID"] == \
+        acme["PayloadUUID"]
 
 
 # ------------------------------------------------------ configuration
