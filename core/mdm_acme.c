@@ -712,6 +712,7 @@ acme_start(mdm_tx_t *tx)
     if (r->route == R_DIR) {
         return directory(r);
     }
+    /* the answer's nonce: sent only once its plan ran (nonce_stored) */
     if (random_b64url(r->nonce, sizeof(r->nonce)) != 0) {
         return mdm_tx_oom(tx);
     }
@@ -732,17 +733,14 @@ acme_start(mdm_tx_t *tx)
     }
     if (!mdm_ctype_prefix(tx->in.ctype, tx->in.ctype_len,
                           "application/jose+json")) {
-        r->nonce[0] = '\0';
         return problem(r, 415, "malformed", "MDM15003",
                        "the Content-Type must be application/jose+json");
     }
     snprintf(prefix, sizeof(prefix), "%s/acct/", r->a->url);
     e = mdm_jws_parse(tx->in.body, tx->in.body_len, prefix, &r->jws, &why);
     if (e != MDM_JWS_OK) {
-        r->nonce[0] = '\0';
         return refuse_jws(r, e, why);
     }
-    r->nonce[0] = '\0'; /* minted only when the script runs */
     if (strcmp(r->jws.url, r->self) != 0) {
         return problem(r, 403, "unauthorized", "MDM15009",
                        "the JWS \"url\" is not this resource's URL");
@@ -763,9 +761,6 @@ acme_start(mdm_tx_t *tx)
         r->jws.payload_len != 0) {
         return bad_payload(r, "this resource takes POST-as-GET (an empty "
                               "payload)");
-    }
-    if (random_b64url(r->nonce, sizeof(r->nonce)) != 0) {
-        return mdm_tx_oom(tx);
     }
     switch (r->route) {
     case R_NEWACCT:
