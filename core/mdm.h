@@ -135,6 +135,11 @@ typedef struct {
     unsigned retry_after; /* seconds; 0: no Retry-After header */
     int no_store;         /* 1: send Cache-Control: no-store (a profile
                              carries a one-time challenge) */
+    /* more header fields to send (ACME: Replay-Nonce, Location, Link):
+       hdr_names[i]: hdr_values[i], owned by the transaction */
+    const char *const *hdr_names;
+    const char *const *hdr_values;
+    size_t nhdrs;
 } mdm_response_t;
 
 /** A device request to a check-in and/or command endpoint. */
@@ -270,8 +275,9 @@ void mdm_conf_identity_stats(const mdm_conf_t *c, mdm_identity_stats_t *st);
 
 /** What a finished configuration can serve (for config-time checks). */
 typedef enum {
-    MDM_CAN_SCEP = 1,   /* scep.* options: a SCEP CA */
-    MDM_CAN_PROFILE = 2 /* profile.* options: an enrollment profile */
+    MDM_CAN_SCEP = 1,    /* scep.* options: a SCEP CA */
+    MDM_CAN_PROFILE = 2, /* profile.* options: an enrollment profile */
+    MDM_CAN_ACME = 4     /* acme.* options and a SCEP CA to sign with */
 } mdm_can_t;
 
 /** 1 when the finished configuration has what `what` needs, else 0. */
@@ -294,5 +300,18 @@ mdm_req_t *mdm_req_new_scep_http(const mdm_conf_t *c, const char *method,
  * otherwise. The response is the signed .mobileconfig.
  */
 mdm_req_t *mdm_req_new_profile(const mdm_conf_t *c);
+
+/**
+ * An ACME request (RFC 8555, device-attest-01) at a location whose
+ * configuration can MDM_CAN_ACME. path is the part after the ACME
+ * location ("/directory", "/new-order", "/order/ID"...); the
+ * Content-Type is given with mdm_req_set_content_type(). method, path and
+ * body are borrowed until mdm_req_free(). Answers are JSON, RFC 7807
+ * problem documents (application/problem+json) or the PEM chain; a
+ * Replay-Nonce, Location and Link come as extra header fields.
+ */
+mdm_req_t *mdm_req_new_acme_http(const mdm_conf_t *c, const char *method,
+                                 size_t mlen, const char *path, size_t plen,
+                                 const unsigned char *body, size_t blen);
 
 #endif

@@ -111,7 +111,8 @@ mdm_conf_set(mdm_conf_t *c, const char *name, const char *value, char *err,
         snprintf(err, errlen, "configuration already finished");
         return -1;
     }
-    if (strncmp(name, "scep.", 5) == 0 || strncmp(name, "profile.", 8) == 0) {
+    if (strncmp(name, "scep.", 5) == 0 || strncmp(name, "profile.", 8) == 0 ||
+        strncmp(name, "acme.", 5) == 0) {
         return mdm_enroll_conf_set(c, name, value, err, errlen);
     }
     if (strcmp(name, "prefix") == 0) {

@@ -1,8 +1,10 @@
 /*
  * The enrollment options of a configuration: "scep.NAME" goes to the SCEP
  * CA (mdm_scep.h), "profile.NAME" to the enrollment profile
- * (mdm_profile.h). Called by mdm_conf.c.
+ * (mdm_profile.h), "acme.NAME" to the ACME server (mdm_acme.h). Called
+ * by mdm_conf.c.
  */
+#include "mdm_acme.h"
 #include "mdm_internal.h"
 #include "mdm_profile.h"
 #include "mdm_scep.h"
@@ -73,6 +75,18 @@ mdm_enroll_conf_set(mdm_conf_t *c, const char *name, const char *value,
         }
         return 0;
     }
+    if (strncmp(name, "acme.", 5) == 0) {
+        name += 5;
+        if (c->acme == NULL && (c->acme = mdm_acme_conf_new()) == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        if (mdm_acme_conf_set(c->acme, name, value, err, errlen) != 0) {
+            enroll_err("acme", name, err, errlen);
+            return -1;
+        }
+        return 0;
+    }
     name += 8; /* "profile." */
     if (c->profile == NULL && (c->profile = mdm_profile_conf_new()) == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -98,6 +112,10 @@ mdm_enroll_conf_finish(mdm_conf_t *c, char *err, size_t errlen)
         enroll_err("profile", NULL, err, errlen);
         return -1;
     }
+    if (c->acme && mdm_acme_conf_finish(c->acme, err, errlen) != 0) {
+        enroll_err("acme", NULL, err, errlen);
+        return -1;
+    }
     return 0;
 }
 
@@ -106,6 +124,7 @@ mdm_enroll_conf_free(mdm_conf_t *c)
 {
     mdm_scep_ca_free(c->scep);
     mdm_profile_conf_free(c->profile);
+    mdm_acme_conf_free(c->acme);
 }
 
 int
@@ -113,6 +132,9 @@ mdm_conf_can(const mdm_conf_t *c, mdm_can_t what)
 {
     if (!c->finished) {
         return 0;
+    }
+    if (what == MDM_CAN_ACME) {
+        return c->acme != NULL && c->scep != NULL;
     }
     return what == MDM_CAN_SCEP ? c->scep != NULL : c->profile != NULL;
 }

@@ -48,6 +48,7 @@ struct mdm_conf_s {
     char *admin_key;
     struct mdm_scep_ca_s *scep;         /* scep.* options (mdm_enroll.c) */
     struct mdm_profile_conf_s *profile; /* profile.* options */
+    struct mdm_acme_conf_s *acme;       /* acme.* options (mdm_acme.h) */
     int scep_dynamic;                   /* scep.challenge dynamic */
     long crl_days;                      /* scep.crl_days: nextUpdate */
     long renew_days; /* renew_days: renewal offers this close to expiry */
@@ -81,6 +82,7 @@ typedef enum {
     MDM_LUA_DDM,          /* mdm_ddm.c: DeclarativeManagement check-ins */
     MDM_LUA_DDM_SYNC,     /* mdm_ddm_admin.c: materialize, queue command */
     MDM_LUA_RENEW_OFFER,  /* mdm_renew.c: the renewal sweep */
+    MDM_LUA_ACME,         /* mdm_acme.c: every ACME POST */
     MDM_LUA_COUNT
 } mdm_lua_t;
 

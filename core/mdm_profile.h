@@ -57,7 +57,20 @@ void mdm_profile_conf_free(mdm_profile_conf_t *p);
  *   topic             push topic, starts "com.apple.mgmt."
  *   push_cert         PEM/DER push certificate: topic from its subject UID
  *                     (one of topic / push_cert required; both must agree)
- *   scep_url          SCEP URL, http:// or https:// (required)
+ *   scep_url          SCEP URL, http:// or https:// (required unless
+ *                     acme_url)
+ *   acme_url          DirectoryURL, https://: the identity comes from an
+ *                     ACME payload (com.apple.security.acme, device
+ *                     attestation) instead of SCEP; scep_* then unused
+ *                     but scep_subject (its Subject) and scep_key_usage
+ *                     (its UsageFlags)
+ *   acme_client_identifier  ClientIdentifier, the identifier the device
+ *                     orders (its serial number or UDID for
+ *                     device-attest-01; required with acme_url)
+ *   acme_key_type     ECSECPrimeRandom (default) | RSA
+ *   acme_key_size     KeySize (default 384 for EC, 2048 for RSA)
+ *   acme_hardware_bound  HardwareBound (default on)
+ *   acme_attest       Attest (default on; needs acme_hardware_bound)
  *   scep_name         SCEP Name (CA identifier; default none)
  *   scep_subject      "/O=Example/CN=Device": short names C L ST O OU CN,
  *                     other OpenSSL names or dotted OIDs; '\' escapes

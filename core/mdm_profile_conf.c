@@ -79,6 +79,8 @@ mdm_profile_conf_new(void)
     p->retry_delay = 10;
     p->access_rights = 8191;
     p->sign_message = 1;
+    p->acme_hw_bound = 1;
+    p->acme_attest = 1;
     p->check_out = 1;
     if (parse_caps(p, "com.apple.mdm.per-user-connections,"
                       "com.apple.mdm.bootstraptoken") != 0 ||
@@ -104,6 +106,8 @@ mdm_profile_conf_free(mdm_profile_conf_t *p)
     free(p->push_topic);
     free(p->scep_url);
     free(p->scep_name);
+    free(p->acme_url);
+    free(p->acme_client_id);
     if (p->scep_subject) {
         plist_free(p->scep_subject);
     }
@@ -224,6 +228,39 @@ mdm_profile_conf_set(mdm_profile_conf_t *p, const char *name, const char *value,
     }
     if (strcmp(name, "scep_url") == 0) {
         return set_url(&p->scep_url, name, value, 0, err, errlen);
+    }
+    if (strcmp(name, "acme_url") == 0) {
+        return set_url(&p->acme_url, name, value, 1, err, errlen);
+    }
+    if (strcmp(name, "acme_client_identifier") == 0) {
+        return set_text(&p->acme_client_id, name, value, 128, err, errlen);
+    }
+    if (strcmp(name, "acme_key_type") == 0) {
+        if (strcmp(value, "RSA") != 0 &&
+            strcmp(value, "ECSECPrimeRandom") != 0) {
+            snprintf(err, errlen,
+                     "invalid acme_key_type \"%.40s\": expected RSA or "
+                     "ECSECPrimeRandom",
+                     value);
+            return -1;
+        }
+        p->acme_rsa = value[0] == 'R';
+        return 0;
+    }
+    if (strcmp(name, "acme_key_size") == 0) {
+        if (mdm_parse_long(value, 192, 4096, &p->acme_key_size) != 0) {
+            snprintf(err, errlen,
+                     "invalid acme_key_size \"%.40s\": expected 192-4096",
+                     value);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(name, "acme_hardware_bound") == 0) {
+        return set_flag(&p->acme_hw_bound, name, value, err, errlen);
+    }
+    if (strcmp(name, "acme_attest") == 0) {
+        return set_flag(&p->acme_attest, name, value, err, errlen);
     }
     if (strcmp(name, "topic") == 0) {
         if (!mdm_profile_topic_ok(value)) {

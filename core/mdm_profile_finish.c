@@ -110,6 +110,45 @@ join_id(const char *base, const char *suffix)
     return s;
 }
 
+/*
+ * The ACME payload's key rules (Apple's com.apple.security.acme): RSA
+ * keys of 1024-4096 bits (a multiple of 8) and never hardware bound; EC
+ * keys on P-192/256/384/521, hardware bound only on 256 and 384; Attest
+ * needs HardwareBound.
+ */
+static int
+acme_check(mdm_profile_conf_t *p, char *err, size_t errlen)
+{
+    long k;
+
+    if (p->acme_client_id == NULL) {
+        snprintf(err, errlen,
+                 "acme_client_identifier is required with acme_url");
+        return -1;
+    }
+    if (p->acme_key_size == 0) {
+        p->acme_key_size = p->acme_rsa ? 2048 : 384;
+    }
+    k = p->acme_key_size;
+    if (p->acme_rsa ? (k < 1024 || k > 4096 || k % 8 != 0 || p->acme_hw_bound)
+                    : (k != 192 && k != 256 && k != 384 && k != 521) ||
+                          (p->acme_hw_bound && k != 256 && k != 384)) {
+        snprintf(err, errlen,
+                 "acme_key_size %ld does not fit acme_key_type %s with "
+                 "acme_hardware_bound %s (RSA: 1024-4096, not hardware "
+                 "bound; ECSECPrimeRandom: 192, 256, 384, 521, hardware "
+                 "bound only 256 or 384)",
+                 k, p->acme_rsa ? "RSA" : "ECSECPrimeRandom",
+                 p->acme_hw_bound ? "on" : "off");
+        return -1;
+    }
+    if (p->acme_attest && !p->acme_hw_bound) {
+        snprintf(err, errlen, "acme_attest needs acme_hardware_bound on");
+        return -1;
+    }
+    return 0;
+}
+
 int
 mdm_profile_conf_finish(mdm_profile_conf_t *p, char *err, size_t errlen)
 {
@@ -125,8 +164,11 @@ mdm_profile_conf_finish(mdm_profile_conf_t *p, char *err, size_t errlen)
         snprintf(err, errlen, "server_url is required");
         return -1;
     }
-    if (p->scep_url == NULL) {
-        snprintf(err, errlen, "scep_url is required");
+    if (p->scep_url == NULL && p->acme_url == NULL) {
+        snprintf(err, errlen, "scep_url (or acme_url) is required");
+        return -1;
+    }
+    if (p->acme_url && acme_check(p, err, errlen) != 0) {
         return -1;
     }
     if (p->topic && p->push_topic && strcmp(p->topic, p->push_topic) != 0) {
@@ -142,6 +184,9 @@ mdm_profile_conf_finish(mdm_profile_conf_t *p, char *err, size_t errlen)
                  "a push topic is required: set topic or "
                  "push_cert");
         return -1;
+    }
+    if (p->acme_url) {
+        p->fp_hash = MDM_PROFILE_FP_NONE; /* no SCEP payload to check */
     }
     if (p->fp_hash != MDM_PROFILE_FP_NONE && p->scep_ca == NULL) {
         snprintf(err, errlen,
@@ -231,7 +276,8 @@ mdm_profile_conf_finish(mdm_profile_conf_t *p, char *err, size_t errlen)
     p->base_id = p->identifier ? mdm_strdup(p->identifier)
                                : identifier_from_url(p->server_url);
     if (p->base_id == NULL ||
-        (p->scep_id = join_id(p->base_id, "scep")) == NULL ||
+        (p->scep_id = join_id(p->base_id, p->acme_url ? "acme" : "scep")) ==
+            NULL ||
         (p->mdm_id = join_id(p->base_id, "mdm")) == NULL ||
         uuid_v5(p->server_url, p->the_topic, "profile", p->uuid_profile) != 0 ||
         uuid_v5(p->server_url, p->the_topic, "scep", p->uuid_scep) != 0 ||

@@ -39,6 +39,13 @@ struct mdm_profile_conf_s {
     char *push_topic; /* read from option "push_cert" */
     char *scep_url;
     char *scep_name;
+    /* an ACME payload instead of SCEP (acme_url set) */
+    char *acme_url;
+    char *acme_client_id;
+    int acme_rsa; /* KeyType RSA, else ECSECPrimeRandom */
+    long acme_key_size;
+    int acme_hw_bound;
+    int acme_attest;
     plist_t scep_subject; /* array of RDN arrays; NULL: default */
     STACK_OF(X509) * scep_ca;
     int fp_hash;
@@ -68,7 +75,7 @@ struct mdm_profile_conf_s {
     int finished;
     const char *the_topic;
     char *base_id;
-    char *scep_id;
+    char *scep_id; /* the identity payload's (SCEP or ACME) */
     char *mdm_id;
     unsigned char fp[EVP_MAX_MD_SIZE];
     unsigned int fplen;

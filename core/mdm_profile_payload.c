@@ -1,7 +1,8 @@
 /*
  * Enrollment profile: the XML plist of one download (trust certificate
- * payloads, the SCEP payload with this download's challenge, the MDM
- * payload). Reads a finished configuration only: safe in several threads.
+ * payloads, the SCEP payload with this download's challenge or the ACME
+ * payload, the MDM payload). Reads a finished configuration only: safe in
+ * several threads.
  */
 #include "mdm_profile_int.h"
 
@@ -119,6 +120,30 @@ scep_payload(const mdm_profile_conf_t *p, const char *challenge)
     return d;
 }
 
+/* com.apple.security.acme: the device gets its identity by ACME with
+ * device attestation (the module's mdm_acme location) */
+static plist_t
+acme_payload(const mdm_profile_conf_t *p)
+{
+    plist_t d, eku;
+
+    d = payload_new("com.apple.security.acme", p->scep_id, p->uuid_scep,
+                    "Device Identity (ACME)");
+    dset(d, "DirectoryURL", plist_new_string(p->acme_url));
+    dset(d, "ClientIdentifier", plist_new_string(p->acme_client_id));
+    dset(d, "KeyType",
+         plist_new_string(p->acme_rsa ? "RSA" : "ECSECPrimeRandom"));
+    dset(d, "KeySize", plist_new_uint((uint64_t) p->acme_key_size));
+    dset(d, "HardwareBound", plist_new_bool(p->acme_hw_bound));
+    dset(d, "Attest", plist_new_bool(p->acme_attest));
+    dset(d, "Subject", plist_copy(p->scep_subject));
+    dset(d, "UsageFlags", plist_new_uint((uint64_t) p->key_usage));
+    eku = plist_new_array();
+    plist_array_append_item(eku, plist_new_string("1.3.6.1.5.5.7.3.2"));
+    dset(d, "ExtendedKeyUsage", eku);
+    return d;
+}
+
 static plist_t
 mdm_payload(const mdm_profile_conf_t *p)
 {
@@ -199,7 +224,8 @@ mdm_profile_xml(const mdm_profile_conf_t *p, const char *challenge,
             return -1;
         }
     }
-    plist_array_append_item(content, scep_payload(p, challenge));
+    plist_array_append_item(content, p->acme_url ? acme_payload(p)
+                                                 : scep_payload(p, challenge));
     plist_array_append_item(content, mdm_payload(p));
     dset(top, "PayloadContent", content);
     rc = mdm_plist_xml(top, xml);

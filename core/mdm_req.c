@@ -4,6 +4,7 @@
  * mdm_req_feed() runs that type's ops through the transaction layer
  * (mdm_tx.c). The types never call back up here.
  */
+#include "mdm_acme.h"
 #include "mdm_ddm.h"
 #include "mdm_scep.h"
 #include "mdm_tx.h"
@@ -34,6 +35,20 @@ mdm_req_t *
 mdm_req_new_profile(const mdm_conf_t *c)
 {
     return mdm_enroll_profile_new(c);
+}
+
+mdm_req_t *
+mdm_req_new_acme_http(const mdm_conf_t *c, const char *method, size_t mlen,
+                      const char *path, size_t plen, const unsigned char *body,
+                      size_t blen)
+{
+    mdm_req_t *r = mdm_acme_new(c, method, mlen, path, plen);
+
+    if (r) {
+        r->in.body = body;
+        r->in.body_len = blen;
+    }
+    return r;
 }
 
 static int

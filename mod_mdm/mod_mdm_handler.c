@@ -195,6 +195,7 @@ static int
 mdm_respond(request_rec *r, mdm_req_t *req)
 {
     const mdm_response_t *resp = mdm_req_response(req);
+    size_t i;
 
     mdm_export(r, req);
     r->status = resp->status;
@@ -204,6 +205,9 @@ mdm_respond(request_rec *r, mdm_req_t *req)
     }
     if (resp->no_store) {
         apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    }
+    for (i = 0; i < resp->nhdrs; i++) {
+        apr_table_add(r->headers_out, resp->hdr_names[i], resp->hdr_values[i]);
     }
     if (resp->content_type) {
         ap_set_content_type(r, apr_pstrdup(r->pool, resp->content_type));
@@ -293,6 +297,67 @@ mdm_enroll_handler(request_rec *r, int scep)
     return mdm_respond(r, req);
 }
 
+/* SetHandler mdm-acme: RFC 8555 with device-attest-01 */
+static int
+mdm_acme_handler(request_rec *r)
+{
+    mdm_dir_conf_t *d;
+    const mdm_conf_t *conf;
+    mdm_req_t *req;
+    const char *path, *ct;
+    char *body = NULL;
+    apr_size_t len = 0;
+    int rc;
+
+    r->allowed = (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST);
+    if (r->method_number != M_GET && r->method_number != M_POST) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "MDM15001 method %s not allowed on an ACME endpoint",
+                      r->method);
+        mdm_refused(r, "MDM15001");
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    d = ap_get_module_config(r->per_dir_config, &mdm_module);
+    conf = mdm_dir_mdm_conf(r, d, MDM_KIND_ENROLL);
+    if (conf == NULL) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (!mdm_conf_can(conf, MDM_CAN_ACME)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "MDM07007 %s: SetHandler mdm-acme without MDMACMEURL, "
+                      "MDMACMEAttestCA and a SCEP CA (MDMSCEPCACert, "
+                      "MDMSCEPCAKey, MDMSCEPChallenge)",
+                      d->location);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rc = mdm_read_body(r, NULL, &body, &len);
+    if (rc != OK) {
+        return rc;
+    }
+    /* the path after the <Location> prefix */
+    path = r->uri;
+    if (d->location && strncmp(path, d->location, strlen(d->location)) == 0) {
+        path += strlen(d->location);
+    }
+    req =
+        mdm_req_new_acme_http(conf, r->method, strlen(r->method), path,
+                              strlen(path), (const unsigned char *) body, len);
+    if (req == NULL) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    apr_pool_cleanup_register(r->pool, req, mdm_req_cleanup,
+                              apr_pool_cleanup_null);
+    ct = apr_table_get(r->headers_in, "Content-Type");
+    if (ct) {
+        mdm_req_set_content_type(req, ct, strlen(ct));
+    }
+    mdm_req_set_logger(req, mdm_log, r);
+    if (mdm_req_start(req) == MDM_STEP_REDIS) {
+        mdm_redis_run(r, req);
+    }
+    return mdm_respond(r, req);
+}
+
 int
 mdm_handler(request_rec *r)
 {
@@ -311,6 +376,9 @@ mdm_handler(request_rec *r)
     if (strcmp(r->handler, "mdm-scep") == 0 ||
         strcmp(r->handler, "mdm-profile") == 0) {
         return mdm_enroll_handler(r, r->handler[4] == 's');
+    }
+    if (strcmp(r->handler, "mdm-acme") == 0) {
+        return mdm_acme_handler(r);
     }
     admin = strcmp(r->handler, "mdm-admin") == 0;
     if (strcmp(r->handler, "mdm-checkin") == 0) {

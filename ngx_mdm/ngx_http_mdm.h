@@ -31,7 +31,8 @@ typedef enum {
     NGX_HTTP_MDM_ADMIN,
     NGX_HTTP_MDM_SCEP,
     NGX_HTTP_MDM_PROFILE,
-    NGX_HTTP_MDM_METRICS /* the exposition, no libmdm configuration */
+    NGX_HTTP_MDM_METRICS, /* the exposition, no libmdm configuration */
+    NGX_HTTP_MDM_ACME
 } ngx_http_mdm_kind_e;
 
 typedef struct {
@@ -105,6 +106,7 @@ ngx_int_t ngx_http_mdm_admin_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_mdm_access_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_mdm_scep_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_mdm_profile_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_mdm_acme_handler(ngx_http_request_t *r);
 
 /* ngx_http_mdm_redis.c */
 /** A plan's replies arrived (NULL replies, n 0: storage failed). */

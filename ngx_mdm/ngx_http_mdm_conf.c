@@ -19,7 +19,8 @@ ngx_http_mdm_conf_error(ngx_conf_t *cf, const char *fallback, const char *err)
         /* void */
     }
     if ((ngx_strncmp(err, "scep.", 5) == 0 ||
-         ngx_strncmp(err, "profile.", 8) == 0) &&
+         ngx_strncmp(err, "profile.", 8) == 0 ||
+         ngx_strncmp(err, "acme.", 5) == 0) &&
         n + 4 < sizeof(name) && err[n] == ':') {
         p = ngx_cpymem(name, "mdm_", 4);
         for (; *err != ':'; err++) {
@@ -83,7 +84,7 @@ ngx_http_mdm_conf_build(ngx_conf_t *cf, ngx_http_mdm_loc_conf_t *conf)
     }
     SET("mdm_prefix", "prefix", conf->prefix);
     if (conf->kind == NGX_HTTP_MDM_ADMIN || conf->kind == NGX_HTTP_MDM_SCEP ||
-        conf->kind == NGX_HTTP_MDM_PROFILE) {
+        conf->kind == NGX_HTTP_MDM_PROFILE || conf->kind == NGX_HTTP_MDM_ACME) {
         /* the admin API and enrollment do not identify enrolled devices */
         ngx_str_t none = ngx_string("none"), off = ngx_string("off");
 
@@ -139,6 +140,7 @@ ngx_http_mdm_conf_build(ngx_conf_t *cf, ngx_http_mdm_loc_conf_t *conf)
             cf,
             ngx_strncmp(err, "scep", 4) == 0                 ? "mdm_scep"
             : ngx_strncmp(err, "profile", 7) == 0            ? "mdm_profile"
+            : ngx_strncmp(err, "acme", 4) == 0               ? "mdm_acme"
             : ngx_strstr(err, "CA") || ngx_strstr(err, "ca") ? "mdm_identity_ca"
                                                              : "mdm",
             err);
@@ -148,6 +150,14 @@ ngx_http_mdm_conf_build(ngx_conf_t *cf, ngx_http_mdm_loc_conf_t *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"mdm_scep\" needs a CA: \"mdm_scep_ca_cert\", "
                            "\"mdm_scep_ca_key\" and \"mdm_scep_challenge\"");
+        return NGX_ERROR;
+    }
+    if (conf->kind == NGX_HTTP_MDM_ACME && !mdm_conf_can(m, MDM_CAN_ACME)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"mdm_acme\" needs \"mdm_acme_url\", "
+                           "\"mdm_acme_attest_ca\" and a SCEP CA to sign "
+                           "with (\"mdm_scep_ca_cert\", "
+                           "\"mdm_scep_ca_key\", \"mdm_scep_challenge\")");
         return NGX_ERROR;
     }
     if (conf->kind == NGX_HTTP_MDM_PROFILE &&

@@ -129,6 +129,28 @@ ngx_command_t ngx_http_mdm_commands[] = {
      ngx_http_mdm_handler_set, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MDM_PROFILE,
      NULL},
 
+    {ngx_string("mdm_acme"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+     ngx_http_mdm_handler_set, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MDM_ACME,
+     NULL},
+
+    /* ACME: "mdm_acme_X" is libmdm's "acme.X" */
+    {ngx_string("mdm_acme_url"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "acme.url"},
+    {ngx_string("mdm_acme_attest_ca"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "acme.attest_ca"},
+    {ngx_string("mdm_acme_order_ttl"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "acme.order_ttl"},
+    {ngx_string("mdm_acme_cert_ttl"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "acme.cert_ttl"},
+
     /* SCEP CA and enrollment profile: "mdm_scep_X" is libmdm's "scep.X",
      * "mdm_profile_X" its "profile.X" (post: the option name) */
     {ngx_string("mdm_scep_ca_cert"),
@@ -239,6 +261,32 @@ ngx_command_t ngx_http_mdm_commands[] = {
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
          NGX_CONF_TAKE1,
      ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.scep_url"},
+    {ngx_string("mdm_profile_acme_url"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.acme_url"},
+    {ngx_string("mdm_profile_acme_client_identifier"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0,
+     "profile.acme_client_identifier"},
+    {ngx_string("mdm_profile_acme_key_type"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.acme_key_type"},
+    {ngx_string("mdm_profile_acme_key_size"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.acme_key_size"},
+    {ngx_string("mdm_profile_acme_hardware_bound"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0,
+     "profile.acme_hardware_bound"},
+    {ngx_string("mdm_profile_acme_attest"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
+         NGX_CONF_TAKE1,
+     ngx_http_mdm_opt, NGX_HTTP_LOC_CONF_OFFSET, 0, "profile.acme_attest"},
     {ngx_string("mdm_profile_scep_name"),
      NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF |
          NGX_CONF_TAKE1,
@@ -469,6 +517,9 @@ ngx_http_mdm_handler_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         break;
     case NGX_HTTP_MDM_METRICS:
         clcf->handler = ngx_http_mdm_metrics_handler;
+        break;
+    case NGX_HTTP_MDM_ACME:
+        clcf->handler = ngx_http_mdm_acme_handler;
         break;
     default:
         clcf->handler = ngx_http_mdm_device_handler;

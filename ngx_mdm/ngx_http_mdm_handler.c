@@ -10,6 +10,7 @@ static void ngx_http_mdm_device_body(ngx_http_request_t *r);
 static void ngx_http_mdm_admin_body(ngx_http_request_t *r);
 static void ngx_http_mdm_verify_body(ngx_http_request_t *r);
 static void ngx_http_mdm_scep_body(ngx_http_request_t *r);
+static void ngx_http_mdm_acme_body(ngx_http_request_t *r);
 static void ngx_http_mdm_step(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx,
                               mdm_step_t step);
 
@@ -195,6 +196,7 @@ ngx_http_mdm_send(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx)
 {
     const mdm_response_t *resp = mdm_req_response(ctx->req);
     ngx_table_elt_t *h;
+    size_t i;
     ngx_buf_t *b;
     ngx_chain_t out;
     ngx_int_t rc;
@@ -230,6 +232,17 @@ ngx_http_mdm_send(ngx_http_request_t *r, ngx_http_mdm_ctx_t *ctx)
         h->hash = 1;
         ngx_str_set(&h->key, "Cache-Control");
         ngx_str_set(&h->value, "no-store");
+    }
+    for (i = 0; i < resp->nhdrs; i++) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+        h->hash = 1;
+        h->key.data = (u_char *) resp->hdr_names[i];
+        h->key.len = ngx_strlen(resp->hdr_names[i]);
+        h->value.data = (u_char *) resp->hdr_values[i];
+        h->value.len = ngx_strlen(resp->hdr_values[i]);
     }
     if (resp->body_len == 0) {
         r->header_only = 1;
@@ -566,6 +579,62 @@ ngx_http_mdm_profile_handler(ngx_http_request_t *r)
     r->main->count++;
     ngx_http_mdm_step(r, ctx, mdm_req_start(ctx->req));
     return NGX_DONE;
+}
+
+/* ---------------------------------------------------------------- */
+/* ACME (RFC 8555, device-attest-01)                                */
+
+ngx_int_t
+ngx_http_mdm_acme_handler(ngx_http_request_t *r)
+{
+    if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD | NGX_HTTP_POST))) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "MDM15001 method %V not allowed on an ACME endpoint",
+                      &r->method_name);
+        ngx_http_mdm_metrics_refusal(r, "MDM15001");
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+    return ngx_http_mdm_read_body(r, ngx_http_mdm_acme_body);
+}
+
+static void
+ngx_http_mdm_acme_body(ngx_http_request_t *r)
+{
+    ngx_http_mdm_loc_conf_t *lcf;
+    ngx_http_core_loc_conf_t *clcf;
+    ngx_http_mdm_ctx_t *ctx;
+    u_char *path;
+    size_t plen;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_mdm_module);
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_mdm_module);
+    if (ngx_http_mdm_flatten(r, ctx) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    /* the (decoded) path after the location prefix */
+    path = r->uri.data;
+    plen = r->uri.len;
+    if (plen >= clcf->name.len &&
+        ngx_strncmp(path, clcf->name.data, clcf->name.len) == 0) {
+        path += clcf->name.len;
+        plen -= clcf->name.len;
+    }
+    ctx->req = mdm_req_new_acme_http(lcf->mdm, (char *) r->method_name.data,
+                                     r->method_name.len, (char *) path, plen,
+                                     ctx->body, ctx->body_len);
+    if (ctx->req == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    if (r->headers_in.content_type) {
+        mdm_req_set_content_type(
+            ctx->req, (char *) r->headers_in.content_type->value.data,
+            r->headers_in.content_type->value.len);
+    }
+    mdm_req_set_logger(ctx->req, ngx_http_mdm_log, r);
+    ngx_http_mdm_step(r, ctx, mdm_req_start(ctx->req));
 }
 
 /* ---------------------------------------------------------------- */

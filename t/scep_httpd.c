@@ -115,7 +115,7 @@ static void
 serve(int fd, const mdm_scep_ca_t *ca, redisContext *rc)
 {
     static char buf[MAX_REQ];
-    static const mdm_response_t not_found = {404, NULL, NULL, 0, 0, 0};
+    static const mdm_response_t not_found = {.status = 404};
     char *method, *target, *sp, *query;
     size_t blen = 0;
     long body = read_request(fd, buf, sizeof(buf), &blen);

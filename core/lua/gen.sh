@@ -12,7 +12,7 @@ echo '#include "mdm_internal.h"'
 echo
 for s in authenticate tokenupdate checkout bootstrap touch report enqueue \
     dequeue revoke scep_issue scep_revoke scep_pending ddm ddm_sync \
-    renew_offer; do
+    renew_offer acme; do
     echo "static const char src_$s[] ="
     lit "$dir/common.lua"
     lit "$dir/$s.lua"
@@ -22,14 +22,14 @@ done
 echo 'const char *const mdm_lua_src[MDM_LUA_COUNT] = {'
 for s in authenticate tokenupdate checkout bootstrap touch report enqueue \
     dequeue revoke scep_issue scep_revoke scep_pending ddm ddm_sync \
-    renew_offer; do
+    renew_offer acme; do
     echo "    src_$s,"
 done
 echo '};'
 echo 'const char *const mdm_lua_name[MDM_LUA_COUNT] = {'
 for s in authenticate tokenupdate checkout bootstrap touch report enqueue \
     dequeue revoke scep_issue scep_revoke scep_pending ddm ddm_sync \
-    renew_offer; do
+    renew_offer acme; do
     echo "    \"$s\","
 done
 echo '};'
