@@ -21,6 +21,22 @@
 
 struct redisReply;
 
+/*
+ * Log ids shared by every glue (nginx, Apache, daemons, mdmctl), listed in
+ * README "Running several nodes". A request that fails meanwhile is still
+ * answered 503 + Retry-After with the core's MDM04001/MDM04002.
+ */
+#define MDM_ID_REDIS_AUTH          "MDM14001" /* error: AUTH refused */
+#define MDM_ID_REDIS_PWFILE_MODE   "MDM14002" /* warn: group/other-readable */
+#define MDM_ID_SENTINEL_NONE       "MDM14003" /* error: no sentinel answered */
+#define MDM_ID_SENTINEL_NOT_MASTER "MDM14004" /* warn: ROLE is not master */
+#define MDM_ID_SENTINEL_MASTER     "MDM14005" /* notice: master is ADDR */
+#define MDM_ID_REDIS_FAILOVER      "MDM14006" /* warn: READONLY... dropped */
+#define MDM_ID_CLUSTER_MAP         "MDM14007" /* error: no CLUSTER SLOTS */
+#define MDM_ID_CLUSTER_REDIRECTS   "MDM14008" /* error: redirect limit: 503 */
+#define MDM_ID_CLUSTER_MOVED       "MDM14009" /* info: MOVED, map refreshed */
+#define MDM_ID_REDIS_WAIT          "MDM14010" /* warn: WAIT fell short */
+
 #define MDM_REDIS_SLOTS        16384
 #define MDM_REDIS_MAX_NODES    64
 #define MDM_REDIS_NO_NODE      255
