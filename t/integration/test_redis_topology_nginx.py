@@ -1,0 +1,245 @@
+"""ngx_mdm behind Redis AUTH, Sentinel and Cluster (README "Running several
+nodes"): real redis-server / redis-sentinel processes on free 127.0.0.1
+ports, started and stopped by PID here (own fixtures: this file does not
+depend on t/lib/redistopo.py). nginx only: the Apache half has its own
+file (test_redis_topology_apache.py)."""
+
+import concurrent.futures
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+import redis as redislib
+
+from conftest import NginxServer, free_port, open_parents, wait_port
+from mdmdevice import Admin, Device, command, parse_command
+
+PASSWORD = "s3cret-Topo-7f1d9a"
+USER = "mdmapp"
+USER_PASSWORD = "u-pw-Topo-42c0b1"
+
+
+@pytest.fixture(autouse=True)
+def nginx_only(server):
+    if server.name != "nginx":
+        pytest.skip("nginx side (the Apache side: "
+                    "test_redis_topology_apache.py)")
+
+
+# ------------------------------------------------------------ processes
+
+class Proc:
+    """A redis-server or redis-sentinel from a config file in its own dir
+    (the password is in the file, never in argv)."""
+
+    def __init__(self, d, conf, sentinel=False, port=None, unix=None):
+        self.dir = d
+        os.makedirs(d, exist_ok=True)
+        os.chmod(d, 0o755)
+        self.port = port or free_port()
+        self.unix = unix
+        self.conf = os.path.join(d, "sentinel.conf" if sentinel else
+                                 "redis.conf")
+        lines = ["port %d" % self.port, "bind 127.0.0.1",
+                 "dir %s" % d, "daemonize no",
+                 "logfile %s" % os.path.join(d, "log")]
+        if not sentinel:
+            lines += ["save \"\""]
+        if unix:
+            lines += ["unixsocket %s" % unix, "unixsocketperm 777"]
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines + conf) + "\n")
+        os.chmod(self.conf, 0o600)
+        argv = ["redis-sentinel" if sentinel else "redis-server", self.conf]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_port(self.port, 10, self.proc)
+
+    def client(self, password=None):
+        return redislib.Redis(host="127.0.0.1", port=self.port,
+                              password=password, socket_timeout=5,
+                              decode_responses=True)
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+    def kill9(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+
+class TopoNginx(NginxServer):
+    """The suite's nginx, its "mdm_redis ADDR;" replaced by redis_conf."""
+
+    def __init__(self, run, pki, redis, upstream, redis_conf, workers=2):
+        self.redis_conf = redis_conf
+        os.makedirs(run, exist_ok=True)
+        open_parents(run, os.path.dirname(os.path.dirname(run)))
+        super().__init__(run, pki, redis, upstream, workers=workers)
+
+    def adjust(self, name, text, run):
+        text = super().adjust(name, text, run)
+        if name == "nginx.conf":
+            old = "mdm_redis %s;" % self.redis_addr
+            assert old in text, "nginx.conf has no %r" % old
+            text = text.replace(old, self.redis_conf)
+        return text
+
+
+def password_file(d, pw, name="redis.pw"):
+    p = os.path.join(str(d), name)
+    with open(p, "w") as f:
+        f.write(pw + "\n")
+    os.chmod(p, 0o600)
+    return p
+
+
+def mdm_ids(srv, mark, mdm_id):
+    return [l for l in srv.error_log_lines(mark) if mdm_id in l]
+
+
+def enqueue_deliver(srv, pki, devices):
+    """One enqueue to all devices (one plan over their slots), each device
+    fetches it, acknowledges it, and the admin API reads the result."""
+    admin = Admin(srv, pki)
+    c = command("DeviceInformation", Queries=["UDID"])
+    r = admin.enqueue([d.udid for d in devices], c, nopush=True)
+    assert r.status_code == 200, (r.status_code, r.text)
+    for d in devices:
+        r = d.idle()
+        assert r.status_code == 200, (r.status_code, r.text)
+        got = parse_command(r)
+        assert got and got["CommandUUID"] == c["CommandUUID"], got
+        r = d.ack(c["CommandUUID"], QueryResponses={"UDID": d.udid})
+        assert r.status_code == 200, (r.status_code, r.text)
+        r = admin.result(d.udid, c["CommandUUID"])
+        assert r.status_code == 200, (r.status_code, r.text)
+        assert admin.queue(d.udid).json()["commands"] == []
+    return c
+
+
+# ----------------------------------------------------------------- AUTH
+
+def test_auth_password_file_and_unix_socket(server, pki, redis, upstream,
+                                            tmp_path):
+    """ACL user + password from a file over TCP; requirepass over a unix
+    socket; a wrong password: 503 + Retry-After and one MDM14001 line;
+    the password never in argv (ps) nor in the logs."""
+    sock = os.path.join(str(tmp_path), "r.sock")
+    rd = Proc(str(tmp_path / "redis"), [
+        "requirepass %s" % PASSWORD,
+        "user %s on >%s ~* &* +@all" % (USER, USER_PASSWORD),
+        "appendonly no"], unix=sock)
+    good_user = password_file(tmp_path, USER_PASSWORD, "user.pw")
+    good = password_file(tmp_path, PASSWORD, "good.pw")
+    bad = password_file(tmp_path, "not-the-password", "bad.pw")
+    servers = {
+        "user": TopoNginx(str(tmp_path / "n-user"), pki, redis, upstream,
+                          "mdm_redis %s;\n    mdm_redis_user %s;\n"
+                          "    mdm_redis_password_file %s;" % (
+                              rd.addr, USER, good_user)),
+        "unix": TopoNginx(str(tmp_path / "n-unix"), pki, redis, upstream,
+                          "mdm_redis unix:%s;\n"
+                          "    mdm_redis_password_file %s;" % (sock, good)),
+        "bad": TopoNginx(str(tmp_path / "n-bad"), pki, redis, upstream,
+                         "mdm_redis %s;\n    mdm_redis_password_file %s;"
+                         % (rd.addr, bad), workers=1),
+    }
+    try:
+        for s in servers.values():
+            s.start()
+        for name in ("user", "unix"):
+            s = servers[name]
+            d = Device(s, pki).enroll()
+            enqueue_deliver(s, pki, [d])
+            assert rd.client(PASSWORD).exists("mdm:{%s}:rec" % d.udid)
+            rd.client(PASSWORD).flushall()  # frees the device identity
+        s = servers["bad"]
+        mark = s.log_mark()
+        for i in range(4):
+            t = time.time()
+            r = Admin(s, pki).queue("AUTH-TEST-0001")
+            assert r.status_code == 503, (r.status_code, r.text)
+            assert r.headers.get("Retry-After", "").isdigit()
+            assert time.time() - t < s.redis_timeout + 1
+            time.sleep(0.15 * i)
+        lines = mdm_ids(s, mark, "MDM14001")
+        assert len(lines) == 1, lines
+        assert "WRONGPASS" in lines[0] or "invalid" in lines[0], lines
+        ps = subprocess.run(["ps", "-eo", "args"], capture_output=True,
+                            text=True).stdout
+        for pw in (PASSWORD, USER_PASSWORD, "not-the-password"):
+            assert pw not in ps
+            for srv in servers.values():
+                assert not any(pw in l for l in srv.error_log_lines())
+    finally:
+        for s in servers.values():
+            s.stop()
+        rd.stop()
+    for s in servers.values():
+        assert not s.bad_lines(), s.bad_lines()
+
+
+def test_config_errors(server, pki, redis, upstream, tmp_path):
+    """nginx -t names the directive at fault."""
+    empty = password_file(tmp_path, "", "empty.pw")
+    good = password_file(tmp_path, PASSWORD, "good.pw")
+    loose = password_file(tmp_path, PASSWORD, "loose.pw")
+    os.chmod(loose, 0o644)
+    r = "127.0.0.1:%d" % redis.port
+    cases = [
+        ("mdm_redis %s;\n    mdm_redis_cluster 127.0.0.1:1;" % r,
+         '"mdm_redis_cluster" and "mdm_redis" are mutually exclusive'),
+        ("mdm_redis_sentinel m 127.0.0.1:1;\n    mdm_redis %s;" % r,
+         '"mdm_redis" and "mdm_redis_sentinel" are mutually exclusive'),
+        ("mdm_redis %s;\n    mdm_redis_password_file %s;" % (
+            r, os.path.join(str(tmp_path), "missing.pw")),
+         '"mdm_redis_password_file": cannot open'),
+        ("mdm_redis %s;\n    mdm_redis_password_file %s;" % (r, empty),
+         '"mdm_redis_password_file": "%s" is empty' % empty),
+        ("mdm_redis %s;\n    mdm_redis_user u;" % r,
+         '"mdm_redis_user" needs "mdm_redis_password_file"'),
+        ("mdm_redis_sentinel m redis.example:26379;",
+         '"mdm_redis_sentinel": "redis.example" is not an IP address'),
+        ("mdm_redis_sentinel 127.0.0.1:26379 127.0.0.1:26380;",
+         '"mdm_redis_sentinel": the first argument is the master'),
+        ("mdm_redis_sentinel m;", 'invalid number of arguments in '
+         '"mdm_redis_sentinel"'),
+        ("mdm_redis_cluster 127.0.0.1:0;",
+         '"mdm_redis_cluster": invalid port'),
+        ("mdm_redis %s;\n    mdm_redis_wait 0 100;" % r,
+         '"mdm_redis_wait": expected N'),
+        ("mdm_redis_wait 1 100;", '"mdm_redis_wait" needs "mdm_redis"'),
+        ("", 'MDM handlers need "mdm_redis"'),
+    ]
+    for i, (conf, want) in enumerate(cases):
+        s = TopoNginx(str(tmp_path / ("t%d" % i)), pki, redis, upstream,
+                      conf)
+        t = s.test_config()
+        assert t.returncode != 0 and want in t.stderr, (conf, t.stderr)
+    s = TopoNginx(str(tmp_path / "ok"), pki, redis, upstream,
+                  "mdm_redis_cluster 127.0.0.1:7000 [::1]:7001;\n"
+                  "    mdm_redis_password_file %s;" % loose)
+    t = s.test_config()
+    assert t.returncode == 0, t.stderr
+    assert "MDM14002" in t.stderr and "can be read by group" in t.stderr
+    s = TopoNginx(str(tmp_path / "ok2"), pki, redis, upstream,
+                  "mdm_redis_sentinel mymaster 127.0.0.1:26379 "
+                  "unix:/run/s.sock;\n    mdm_redis_user u;\n"
+                  "    mdm_redis_password_file %s;\n"
+                  "    mdm_redis_wait 1 200;" % good)
+    t = s.test_config()
+    assert t.returncode == 0, t.stderr
