@@ -49,6 +49,8 @@ struct ngx_http_mdm_node_s {
     unsigned auth_logged : 1; /* a refused AUTH was logged */
     unsigned check_role : 1;  /* ROLE must say master */
     unsigned failover_logged : 1;
+    unsigned wait_short : 1; /* WAIT fell short: skipped until wait_retry */
+    ngx_msec_t wait_retry;
 };
 
 /* One plan command's callback state. */
@@ -107,6 +109,7 @@ static ngx_http_mdm_redis_t ngx_http_mdm_rds;
 
 static void ngx_http_mdm_node_drop(ngx_http_mdm_node_t *node);
 static void ngx_http_mdm_kick_post(void);
+static void ngx_http_mdm_kick_later(ngx_msec_t delay);
 
 /* ---------------------------------------------------------------- */
 /* hiredis event hooks                                              */
@@ -277,6 +280,7 @@ ngx_http_mdm_lost_master(ngx_http_mdm_node_t *node)
     if (node == &rds->main &&
         rds->mcf->redis_mode == NGX_HTTP_MDM_REDIS_SENTINEL) {
         rds->master_known = 0;
+        ngx_http_mdm_kick_later(node->backoff ? node->backoff : 1);
     } else if (rds->mcf->redis_mode == NGX_HTTP_MDM_REDIS_CLUSTER &&
                node->kind == NGX_HTTP_MDM_NODE_DATA) {
         rds->map_stale = 1;
@@ -565,6 +569,7 @@ ngx_http_mdm_sentinel_step(void)
                           &rds->mcf->sentinel_master);
             rds->resolving = 0;
             ngx_http_mdm_failed(&rds->main);
+            ngx_http_mdm_kick_later(rds->main.backoff);
             return;
         }
         ngx_memzero(&a, sizeof(a));
@@ -594,9 +599,12 @@ ngx_http_mdm_sentinel_resolve(void)
 {
     ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
 
-    if (rds->resolving || rds->exiting ||
-        (rds->main.backoff &&
-         (ngx_msec_int_t) (rds->main.retry_at - ngx_current_msec) > 0)) {
+    if (rds->resolving || rds->exiting) {
+        return;
+    }
+    if (rds->main.backoff &&
+        (ngx_msec_int_t) (rds->main.retry_at - ngx_current_msec) > 0) {
+        ngx_http_mdm_kick_later(rds->main.retry_at - ngx_current_msec);
         return;
     }
     rds->resolving = 1;
@@ -805,6 +813,18 @@ ngx_http_mdm_kick_handler(ngx_event_t *ev)
     }
 }
 
+/* Discovery again after delay, without waiting for a request: idle
+ * workers find the new master too. */
+static void
+ngx_http_mdm_kick_later(ngx_msec_t delay)
+{
+    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+
+    if (!rds->exiting && !rds->kick.timer_set) {
+        ngx_add_timer(&rds->kick, delay);
+    }
+}
+
 static void
 ngx_http_mdm_kick_post(void)
 {
@@ -965,28 +985,44 @@ ngx_http_mdm_redirect(ngx_http_mdm_ref_t *ref, const redisReply *r)
     return ngx_http_mdm_send_one(b, ref, &b->cmds[ref->idx], node, ask);
 }
 
-/* WAIT's answer: fewer replicas than asked is logged, not an error. */
+/*
+ * WAIT's answer. Fewer replicas than asked is logged, not an error; and
+ * as WAIT then blocks the connection for its whole timeout, it is left
+ * out for NGX_HTTP_MDM_WAIT_PAUSE ms on that connection before it is
+ * tried again.
+ */
+#define NGX_HTTP_MDM_WAIT_PAUSE 5000
+
 static void
 ngx_http_mdm_wait_reply(ngx_http_mdm_node_t *node, const redisReply *r)
 {
     ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
-    static ngx_msec_t logged;
 
     if (r->type == REDIS_REPLY_INTEGER &&
         r->integer >= (long long) rds->mcf->redis_wait) {
+        if (node->wait_short) {
+            node->wait_short = 0;
+            ngx_log_error(NGX_LOG_NOTICE, rds->log, 0,
+                          "Redis at %s: %L replicas acknowledge writes "
+                          "again",
+                          node->name, r->integer);
+        }
         return;
     }
-    if (logged == 0 || ngx_current_msec - logged >= 10000) {
-        logged = ngx_current_msec ? ngx_current_msec : 1;
+    if (!node->wait_short) {
         ngx_log_error(NGX_LOG_WARN, rds->log, 0,
                       MDM_ID_REDIS_WAIT
                       " Redis at %s: %L of %i replicas "
-                      "acknowledged the write within %M ms (the write is on "
-                      "the master; logged at most every 10 s)",
+                      "acknowledged a write within %M ms (the write is on "
+                      "the master); WAIT paused for %d ms at a time until "
+                      "they do",
                       node->name,
                       r->type == REDIS_REPLY_INTEGER ? r->integer : -1LL,
-                      rds->mcf->redis_wait, rds->mcf->redis_wait_timeout);
+                      rds->mcf->redis_wait, rds->mcf->redis_wait_timeout,
+                      NGX_HTTP_MDM_WAIT_PAUSE);
     }
+    node->wait_short = 1;
+    node->wait_retry = ngx_current_msec + NGX_HTTP_MDM_WAIT_PAUSE;
 }
 
 static void
@@ -1232,8 +1268,14 @@ ngx_http_mdm_redis_send(ngx_http_mdm_main_conf_t *mcf, const mdm_plan_t *p,
         for (k = 0; k < j && route[k] != route[j]; k++) {
             /* void */
         }
-        if (k < j || !ngx_http_mdm_cmd_writes(&p->cmds[j])) {
+        if (k < j || !ngx_http_mdm_cmd_writes(&p->cmds[j]) ||
+            (route[j]->wait_short &&
+             (ngx_msec_int_t) (route[j]->wait_retry - ngx_current_msec) > 0)) {
             continue;
+        }
+        if (route[j]->wait_short) {
+            /* one WAIT tries again; the others skip it meanwhile */
+            route[j]->wait_retry = ngx_current_msec + NGX_HTTP_MDM_WAIT_PAUSE;
         }
         ref = &b->refs[nref + j];
         if (route[j]->ac == NULL ||
@@ -1331,6 +1373,7 @@ ngx_http_mdm_redis_init_process(ngx_cycle_t *cycle)
     rds->kick.handler = ngx_http_mdm_kick_handler;
     rds->kick.data = &rds->dummy;
     rds->kick.log = cycle->log;
+    rds->kick.cancelable = 1;
     mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_mdm_module);
     if (mcf == NULL || mcf->redis_mode == NGX_HTTP_MDM_REDIS_NONE) {
         return NGX_OK;
@@ -1369,6 +1412,9 @@ ngx_http_mdm_redis_exit_process(ngx_cycle_t *cycle)
     rds->exiting = 1;
     if (rds->kick.posted) {
         ngx_delete_posted_event(&rds->kick);
+    }
+    if (rds->kick.timer_set) {
+        ngx_del_timer(&rds->kick);
     }
     ngx_http_mdm_node_drop(&rds->main);
     ngx_http_mdm_node_drop(&rds->sentinel);

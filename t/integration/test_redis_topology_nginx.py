@@ -243,3 +243,148 @@ def test_config_errors(server, pki, redis, upstream, tmp_path):
                   "    mdm_redis_wait 1 200;" % good)
     t = s.test_config()
     assert t.returncode == 0, t.stderr
+
+
+# ------------------------------------------------------------- Sentinel
+
+def wait_until(fn, timeout, what):
+    end = time.time() + timeout
+    while True:
+        try:
+            v = fn()
+            if v:
+                return v
+        except (redislib.exceptions.RedisError, OSError):
+            pass
+        if time.time() > end:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.1)
+
+
+def queued_uuids(admin, udid):
+    r = admin.queue(udid)
+    assert r.status_code == 200, (r.status_code, r.text)
+    out = set()
+    for c in r.json()["commands"]:
+        out.add(c["uuid"] if isinstance(c, dict) else c)
+    return out
+
+
+def test_sentinel_failover_under_load(server, pki, redis, upstream,
+                                      tmp_path):
+    """master + replica + 3 sentinels (quorum 2); the master is SIGKILLed
+    under load: only 200 and 503 during the window, then 200 from the
+    promoted replica; every enqueue answered 200 (WAIT 1 after writes,
+    appendonly yes) is still queued after the failover."""
+    base = ["requirepass %s" % PASSWORD, "masterauth %s" % PASSWORD,
+            "appendonly yes", "appendfsync everysec"]
+    master = Proc(str(tmp_path / "master"), base)
+    replica = Proc(str(tmp_path / "replica"),
+                   base + ["replicaof 127.0.0.1 %d" % master.port])
+    sentinels = [Proc(str(tmp_path / ("s%d" % i)), [
+        "sentinel monitor mm 127.0.0.1 %d 2" % master.port,
+        "sentinel down-after-milliseconds mm 1000",
+        "sentinel failover-timeout mm 4000",
+        "sentinel auth-pass mm %s" % PASSWORD], sentinel=True)
+        for i in range(3)]
+    srv = None
+    procs = [master, replica] + sentinels
+    try:
+        wait_until(lambda: replica.client(PASSWORD).info("replication")
+                   ["master_link_status"] == "up", 10, "replication")
+        for s in sentinels:
+            wait_until(lambda: len(s.client().execute_command(
+                "SENTINEL", "REPLICAS", "mm")) == 1 and
+                s.client().execute_command("SENTINEL", "CKQUORUM", "mm"),
+                15, "sentinel %s ready" % s.addr)
+        pw = password_file(tmp_path, PASSWORD)
+        # the first sentinel listed is down: the next one answers
+        dead = "127.0.0.1:%d" % free_port()
+        srv = TopoNginx(str(tmp_path / "nginx"), pki, redis, upstream,
+                        "mdm_redis_sentinel mm %s %s;\n"
+                        "    mdm_redis_password_file %s;\n"
+                        "    mdm_redis_wait 1 200;" % (
+                            dead, " ".join(s.addr for s in sentinels), pw))
+        srv.start()
+        mark = srv.log_mark()
+        devices = [Device(srv, pki, ident=i) for i in ("dev1", "dev2")]
+        for d in devices:
+            r, _ = wait_until(lambda: (lambda r: (r, 0) if
+                                       r.status_code == 200 else None)(
+                d.authenticate()), 5, "first 200")
+            assert d.token_update().status_code == 200
+        admin = Admin(srv, pki)
+        acked = {d.udid: set() for d in devices}
+        statuses = []
+        stop = threading.Event()
+        lock = threading.Lock()
+
+        def load(d):
+            a = Admin(srv, pki)
+            while not stop.is_set():
+                c = command("ProfileList")
+                try:
+                    r = a.enqueue(d.udid, c, nopush=True)
+                    st = r.status_code
+                except Exception as e:  # noqa: B902 (any client error)
+                    st = repr(e)
+                r2 = d.idle() if st == 200 else None
+                with lock:
+                    statuses.append((time.time(), st))
+                    if st == 200:
+                        acked[d.udid].add(c["CommandUUID"])
+                    if r2 is not None:
+                        statuses.append((time.time(), r2.status_code))
+                    if r2 is not None and r2.status_code == 200:
+                        got = parse_command(r2)
+                        if got:
+                            # leave it queued: NotNow keeps it
+                            d.notnow(got["CommandUUID"])
+                time.sleep(0.01)
+
+        ex = concurrent.futures.ThreadPoolExecutor(4)
+        futs = [ex.submit(load, d) for d in devices * 2]
+        try:
+            time.sleep(1.0)
+            killed = time.time()
+            master.kill9()
+            new = wait_until(lambda: sentinels[0].client().execute_command(
+                "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mm")[1] ==
+                str(replica.port), 20, "failover")
+            assert new
+            promoted = time.time()
+            # and the server finds the new master
+            wait_until(lambda: any(st == 200 for t, st in statuses
+                                   if t > promoted + 0.2), 15,
+                       "200 after the failover")
+            time.sleep(max(1.0, promoted + 5 - time.time()))
+        finally:
+            stop.set()
+            ex.shutdown(wait=True)
+        for f in futs:
+            f.result(30)
+        bad = [(round(t - killed, 2), st) for t, st in statuses
+               if st not in (200, 503)]
+        assert not bad, bad
+        window = [st for t, st in statuses if t > killed]
+        assert 503 in window or 200 in window
+        after = [st for t, st in statuses if t > promoted + 3]
+        assert after and all(st == 200 for st in after), after[:20]
+        # nothing answered 200 was lost
+        for d in devices:
+            have = queued_uuids(admin, d.udid)
+            lost = acked[d.udid] - have
+            assert not lost, (len(lost), len(acked[d.udid]))
+        assert mdm_ids(srv, mark, "MDM14005"), "no new master logged"
+        n503 = sum(1 for t, st in statuses if st == 503)
+        print("sentinel failover: %d requests, %d x 503, %d acked "
+              "enqueues, window %.1fs" % (
+                  len(statuses), n503, sum(map(len, acked.values())),
+                  promoted - killed))
+    finally:
+        if srv:
+            srv.stop()
+        for p in procs:
+            p.stop()
+    bad = srv.bad_lines() if srv else []
+    assert not bad, bad
