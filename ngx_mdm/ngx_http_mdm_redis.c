@@ -948,6 +948,7 @@ ngx_http_mdm_redirect(ngx_http_mdm_ref_t *ref, const redisReply *r)
     mdm_redis_addr_t to;
     unsigned slot;
     int ask, i;
+    char name[300];
 
     if (mdm_redis_redirect(r->str, r->len, &ask, &slot, &to) != 1) {
         return NGX_DECLINED;
@@ -970,10 +971,10 @@ ngx_http_mdm_redirect(ngx_http_mdm_ref_t *ref, const redisReply *r)
         }
         if (!rds->map_stale) {
             ngx_log_error(NGX_LOG_INFO, rds->log, 0,
-                          MDM_ID_CLUSTER_MOVED " slot %ui moved to %*s; "
+                          MDM_ID_CLUSTER_MOVED " slot %ui moved to %s; "
                                                "refreshing the slot map",
-                          (ngx_uint_t) slot, (size_t) ngx_min(r->len, 300),
-                          r->str);
+                          (ngx_uint_t) slot,
+                          mdm_redis_addr_format(&to, name, sizeof(name)));
         }
         rds->map_stale = 1;
         ngx_http_mdm_kick_post();

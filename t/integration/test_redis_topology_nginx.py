@@ -15,7 +15,7 @@ import pytest
 import redis as redislib
 
 from conftest import NginxServer, free_port, open_parents, wait_port
-from mdmdevice import Admin, Device, command, parse_command
+from mdmdevice import Admin, Device, command, new_udid, parse_command
 
 PASSWORD = "s3cret-Topo-7f1d9a"
 USER = "mdmapp"
@@ -386,5 +386,121 @@ def test_sentinel_failover_under_load(server, pki, redis, upstream,
             srv.stop()
         for p in procs:
             p.stop()
+    bad = srv.bad_lines() if srv else []
+    assert not bad, bad
+
+
+# -------------------------------------------------------------- Cluster
+
+def cluster_slots(node):
+    """slot ranges -> port of their master."""
+    out = []
+    for lo, hi, master, *rest in node.client().execute_command(
+            "CLUSTER", "SLOTS"):
+        out.append((int(lo), int(hi), int(master[1])))
+    return out
+
+
+def owner_port(node, udid):
+    slot = node.client().execute_command("CLUSTER", "KEYSLOT",
+                                         "{%s}" % udid)
+    for lo, hi, port in cluster_slots(node):
+        if lo <= slot <= hi:
+            return slot, port
+    raise AssertionError("slot %d has no owner" % slot)
+
+
+def test_cluster(server, pki, redis, upstream, tmp_path):
+    """3 masters: devices on different masters (one admin enqueue spans
+    them), enqueue/deliver/results; then one device's slot moves to
+    another master: ASK while it migrates, MOVED once it has moved."""
+    nodes = [Proc(str(tmp_path / ("c%d" % i)), [
+        "cluster-enabled yes", "cluster-config-file nodes.conf",
+        "cluster-node-timeout 2000", "appendonly no"]) for i in range(3)]
+    srv = None
+    try:
+        subprocess.run(["redis-cli", "--cluster", "create"] +
+                       [n.addr for n in nodes] +
+                       ["--cluster-replicas", "0", "--cluster-yes"],
+                       check=True, capture_output=True, timeout=30)
+        for n in nodes:
+            wait_until(lambda: n.client().execute_command(
+                "CLUSTER", "INFO").startswith("cluster_state:ok") and
+                len(cluster_slots(n)) == 3, 15, "cluster ok")
+        ports = {n.port: n for n in nodes}
+        # one device per master
+        want = {}
+        while len(want) < 3:
+            u = new_udid()
+            slot, port = owner_port(nodes[0], u)
+            want.setdefault(port, (u, slot))
+        dead = "127.0.0.1:%d" % free_port()
+        srv = TopoNginx(str(tmp_path / "nginx"), pki, redis, upstream,
+                        "mdm_redis_cluster %s %s;" % (dead, nodes[1].addr))
+        srv.start()
+        mark = srv.log_mark()
+        devices = []
+        for ident, (port, (u, slot)) in zip(("dev1", "dev2", "devec"),
+                                            sorted(want.items())):
+            d = Device(srv, pki, udid=u, ident=ident)
+            r, _ = wait_until(lambda: (lambda r: (r, 0) if
+                                       r.status_code == 200 else None)(
+                d.authenticate()), 5, "first 200")
+            assert d.token_update().status_code == 200
+            assert ports[port].client().exists("mdm:{%s}:rec" % u)
+            devices.append((d, port, slot))
+        enqueue_deliver(srv, pki, [d for d, _, _ in devices])
+
+        # move the first device's slot to the next master
+        d, src_port, slot = devices[0]
+        src = ports[src_port]
+        dst = ports[devices[1][1]]
+        sid = src.client().execute_command("CLUSTER", "MYID")
+        did = dst.client().execute_command("CLUSTER", "MYID")
+        dst.client().execute_command("CLUSTER", "SETSLOT", slot,
+                                     "IMPORTING", sid)
+        src.client().execute_command("CLUSTER", "SETSLOT", slot,
+                                     "MIGRATING", did)
+        keys = src.client().execute_command("CLUSTER", "GETKEYSINSLOT",
+                                            slot, 1000)
+        assert keys
+        src.client().execute_command("MIGRATE", "127.0.0.1", dst.port, "",
+                                     0, 5000, "KEYS", *keys)
+        # migrating: the source answers ASK; single-key commands follow
+        # it (ASKING), a script whose keys are partly missing gets
+        # TRYAGAIN from the importing node: 503, the client comes back
+        admin = Admin(srv, pki)
+        for _ in range(4):  # both workers
+            r = admin.queue(d.udid)
+            assert r.status_code == 200, (r.status_code, r.text)
+            assert r.json()["commands"] == []
+        r = admin.enqueue(d.udid, command("ProfileList"), nopush=True)
+        assert r.status_code in (200, 503), (r.status_code, r.text)
+        c1 = command("ProfileList")
+        for n in nodes:
+            n.client().execute_command("CLUSTER", "SETSLOT", slot, "NODE",
+                                       did)
+        # moved: the source answers MOVED, the map is refreshed
+        dst.client().delete("mdm:{%s}:q" % d.udid)
+        c2 = command("SecurityInfo")
+        for c in (c1, c2):
+            r = admin.enqueue(d.udid, c, nopush=True)
+            assert r.status_code == 200, (r.status_code, r.text)
+        for c in (c1, c2):
+            r = d.idle()
+            assert r.status_code == 200, (r.status_code, r.text)
+            assert parse_command(r)["CommandUUID"] == c["CommandUUID"]
+            assert d.ack(c["CommandUUID"]).status_code == 200
+        assert dst.client().llen("mdm:{%s}:q" % d.udid) == 0
+        assert src.client().execute_command("CLUSTER", "COUNTKEYSINSLOT",
+                                            slot) == 0
+        assert mdm_ids(srv, mark, "MDM14009"), "no MOVED logged"
+        # and all devices still work, across both workers
+        enqueue_deliver(srv, pki, [dd for dd, _, _ in devices])
+    finally:
+        if srv:
+            srv.stop()
+        for n in nodes:
+            n.stop()
     bad = srv.bad_lines() if srv else []
     assert not bad, bad
