@@ -89,6 +89,7 @@ typedef struct {
     ngx_uint_t sentinel_next;     /* index of the next one to ask */
     unsigned master_known : 1;
     unsigned resolving : 1;
+    unsigned asking : 1; /* a sentinel's answer is awaited */
 
     /* Cluster */
     ngx_http_mdm_node_t *nodes; /* MDM_REDIS_MAX_NODES */
@@ -519,6 +520,7 @@ ngx_http_mdm_sentinel_done(redisAsyncContext *ac, void *reply, void *privdata)
     if (s->ac == ac && s->timer.timer_set) {
         ngx_del_timer(&s->timer);
     }
+    rds->asking = 0;
     if (!rds->resolving || rds->exiting) {
         return;
     }
@@ -588,6 +590,7 @@ ngx_http_mdm_sentinel_step(void)
                               "SENTINEL get-master-addr-by-name %b",
                               rds->mcf->sentinel_master.data,
                               rds->mcf->sentinel_master.len) == REDIS_OK) {
+            rds->asking = 1;
             return;
         }
     }
@@ -795,7 +798,9 @@ ngx_http_mdm_kick_handler(ngx_event_t *ev)
     }
     if (rds->mcf->redis_mode == NGX_HTTP_MDM_REDIS_SENTINEL) {
         if (rds->resolving) {
-            ngx_http_mdm_sentinel_step();
+            if (!rds->asking) {
+                ngx_http_mdm_sentinel_step();
+            }
         } else if (!rds->master_known) {
             ngx_http_mdm_sentinel_resolve();
         }
@@ -1136,7 +1141,9 @@ ngx_http_mdm_cmds_size(const mdm_plan_t *p)
     int k;
 
     for (i = 0; i < p->ncmds; i++) {
-        n += p->cmds[i].argc * (sizeof(char *) + sizeof(size_t));
+        /* + alignment of the next command's arrays */
+        n += p->cmds[i].argc * (sizeof(char *) + sizeof(size_t)) +
+             sizeof(void *);
         for (k = 0; k < p->cmds[i].argc; k++) {
             n += p->cmds[i].argvlen[k] + 1;
         }
@@ -1153,6 +1160,7 @@ ngx_http_mdm_cmds_copy(const mdm_plan_t *p, u_char *mem, mdm_cmd_t *out)
 
     mem += p->ncmds * sizeof(mdm_cmd_t);
     for (i = 0; i < p->ncmds; i++) {
+        mem = ngx_align_ptr(mem, sizeof(void *));
         argv = (const char **) mem;
         mem += p->cmds[i].argc * sizeof(char *);
         argvlen = (size_t *) mem;

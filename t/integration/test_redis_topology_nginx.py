@@ -357,7 +357,7 @@ def test_sentinel_failover_under_load(server, pki, redis, upstream,
             wait_until(lambda: any(st == 200 for t, st in statuses
                                    if t > promoted + 0.2), 15,
                        "200 after the failover")
-            time.sleep(max(1.0, promoted + 5 - time.time()))
+            time.sleep(max(1.0, promoted + 7.5 - time.time()))
         finally:
             stop.set()
             ex.shutdown(wait=True)
@@ -368,7 +368,8 @@ def test_sentinel_failover_under_load(server, pki, redis, upstream,
         assert not bad, bad
         window = [st for t, st in statuses if t > killed]
         assert 503 in window or 200 in window
-        after = [st for t, st in statuses if t > promoted + 3]
+        # a worker tries again within the back-off (at most 5 s)
+        after = [st for t, st in statuses if t > promoted + 5.5]
         assert after and all(st == 200 for st in after), after[:20]
         # nothing answered 200 was lost
         for d in devices:
