@@ -505,3 +505,61 @@ def test_cluster(server, pki, redis, upstream, tmp_path):
             n.stop()
     bad = srv.bad_lines() if srv else []
     assert not bad, bad
+
+
+def test_sentinel_names_a_replica(server, pki, redis, upstream, tmp_path):
+    """The master the sentinel names has become a replica (roles swapped
+    by hand, the sentinel not told yet): writes get READONLY (MDM14006),
+    the worker asks again, ROLE says slave (MDM14004): 503 + Retry-After,
+    never 401; once the roles are back, 200 again."""
+    base = ["requirepass %s" % PASSWORD, "masterauth %s" % PASSWORD,
+            "appendonly no"]
+    a = Proc(str(tmp_path / "a"), base)
+    b = Proc(str(tmp_path / "b"), base + ["replicaof 127.0.0.1 %d" % a.port])
+    s = Proc(str(tmp_path / "s"), [
+        "sentinel monitor mm 127.0.0.1 %d 1" % a.port,
+        "sentinel down-after-milliseconds mm 30000",
+        "sentinel auth-pass mm %s" % PASSWORD], sentinel=True)
+    srv = None
+    try:
+        wait_until(lambda: b.client(PASSWORD).info("replication")
+                   ["master_link_status"] == "up", 10, "replication")
+        srv = TopoNginx(str(tmp_path / "nginx"), pki, redis, upstream,
+                        "mdm_redis_sentinel mm %s;\n"
+                        "    mdm_redis_password_file %s;" % (
+                            s.addr, password_file(tmp_path, PASSWORD)),
+                        workers=1)
+        srv.start()
+        d = Device(srv, pki)
+        wait_until(lambda: d.authenticate().status_code == 200, 5,
+                   "first 200")
+        assert d.token_update().status_code == 200
+        mark = srv.log_mark()
+        b.client(PASSWORD).execute_command("REPLICAOF", "NO", "ONE")
+        a.client(PASSWORD).execute_command("REPLICAOF", "127.0.0.1",
+                                           str(b.port))
+        got = []
+        for _ in range(8):
+            r = d.token_update()
+            got.append(r.status_code)
+            if r.status_code == 503:
+                assert r.headers.get("Retry-After", "").isdigit()
+            time.sleep(0.1)
+        assert set(got) <= {200, 503} and 503 in got, got
+        wait_until(lambda: mdm_ids(srv, mark, "MDM14004"), 5, "MDM14004")
+        assert mdm_ids(srv, mark, "MDM14006") or \
+            mdm_ids(srv, mark, "MDM04004"), srv.error_log_lines(mark)
+        a.client(PASSWORD).execute_command("REPLICAOF", "NO", "ONE")
+        b.client(PASSWORD).execute_command("REPLICAOF", "127.0.0.1",
+                                           str(a.port))
+        # back within the back-off (at most 5 s)
+        wait_until(lambda: d.token_update().status_code == 200, 8,
+                   "200 again")
+        assert d.idle().status_code == 200
+    finally:
+        if srv:
+            srv.stop()
+        for p in (s, b, a):
+            p.stop()
+    bad = srv.bad_lines() if srv else []
+    assert not bad, bad
