@@ -84,9 +84,9 @@ typedef struct {
 } eventd_ep_conf_t;
 
 typedef struct {
-    char *redis;        /* host:port or /socket */
-    char *prefix;       /* mdm: */
-    char *group_prefix; /* group of an endpoint: this + its name */
+    mdm_redis_conf_t redis; /* redis, redis_sentinel, redis_user... */
+    char *prefix;           /* mdm: */
+    char *group_prefix;     /* group of an endpoint: this + its name */
     char *consumer;
     int start_all; /* a new group starts at 0 (everything still in the
                       stream), else at $ (what comes next) */

@@ -27,7 +27,8 @@
 static redisReply *
 call(redisContext *c, int argc, const char **argv)
 {
-    return redisCommandArgv(c, argc, argv, NULL);
+    /* READONLY and the like: a failure, the master is found again */
+    return mdm_redis_checked(c, redisCommandArgv(c, argc, argv, NULL));
 }
 
 int
@@ -39,7 +40,7 @@ eventd_redis_init(eventd_redis_t *r, const eventd_conf_t *conf)
     /* its connections as common/mdm_redisconn.c handles them */
     r->conn = (mdm_redisconn_t){&r->cmd,         &r->wake,       &r->waking,
                                 &r->retry_at_ms, &r->backoff_ms, "MDM12120",
-                                "MDM12121"};
+                                "MDM12121",      &conf->redis.t};
     if (asprintf(&r->stream, "%sevents", conf->prefix) < 0 ||
         asprintf(&r->status_index, "%seventd", conf->prefix) < 0) {
         return -1;
@@ -134,7 +135,7 @@ eventd_redis_ensure(eventd_redis_t *r, eventd_ep_t *eps, size_t neps,
     if (now_ms < r->retry_at_ms) {
         return -1;
     }
-    if (mdm_redis_connect(&r->conn, r->conf->redis) != 0) {
+    if (mdm_redis_connect(&r->conn) != 0) {
         return -1;
     }
     for (i = 0; i < neps; i++) {
@@ -163,7 +164,7 @@ eventd_redis_ensure(eventd_redis_t *r, eventd_ep_t *eps, size_t neps,
     freeReplyObject(x);
     r->backoff_ms = 100;
     mdm_daemon_log(EL_INFO, "MDM12123", "Redis %s: %zu endpoint(s) on %s",
-                   r->conf->redis, neps, r->stream);
+                   r->conf->redis.desc, neps, r->stream);
     return 0;
 }
 

@@ -136,9 +136,9 @@ typedef struct {
 } pushd_cert_conf_t;
 
 typedef struct {
-    char *redis;      /* host:port or /socket */
-    char *prefix;     /* mdm: */
-    char *group;      /* consumer group */
+    mdm_redis_conf_t redis; /* redis, redis_sentinel, redis_user... */
+    char *prefix;           /* mdm: */
+    char *group;            /* consumer group */
     char *consumer;   /* stable name: a restarted daemon takes its pending */
     char *url;        /* https://api.push.apple.com */
     char *ca_file;    /* NULL: system store */

@@ -65,7 +65,7 @@ pushd_redis_init(pushd_redis_t *r, const pushd_conf_t *conf)
     /* its connections as common/mdm_redisconn.c handles them */
     r->conn = (mdm_redisconn_t){&r->cmd,         &r->reader,     &r->reading,
                                 &r->retry_at_ms, &r->backoff_ms, "MDM09120",
-                                "MDM09121"};
+                                "MDM09121",      &conf->redis.t};
     if (asprintf(&r->stream, "%spush", conf->prefix) < 0 ||
         asprintf(&r->events, "%sevents", conf->prefix) < 0 ||
         asprintf(&r->status_index, "%spushd", conf->prefix) < 0 ||
@@ -158,7 +158,8 @@ append(redisContext *c, int argc, const char **argv)
 static redisReply *
 call(redisContext *c, int argc, const char **argv)
 {
-    return redisCommandArgv(c, argc, argv, NULL);
+    /* READONLY and the like: a failure, the master is found again */
+    return mdm_redis_checked(c, redisCommandArgv(c, argc, argv, NULL));
 }
 
 int
@@ -175,7 +176,7 @@ pushd_redis_ensure(pushd_redis_t *r, int64_t now_ms)
     if (now_ms < r->retry_at_ms) {
         return -1;
     }
-    if (mdm_redis_connect(&r->conn, r->conf->redis) != 0) {
+    if (mdm_redis_connect(&r->conn) != 0) {
         return -1;
     }
     /* "0": pushes requested before the group existed are sent too (a
@@ -204,9 +205,9 @@ pushd_redis_ensure(pushd_redis_t *r, int64_t now_ms)
     r->outcome_sha[40] = '\0';
     freeReplyObject(x);
     r->backoff_ms = 100;
-    mdm_daemon_log(PL_INFO, "MDM09123",
-                   "Redis %s: reading %s as %s in group %s", r->conf->redis,
-                   r->stream, r->conf->consumer, r->conf->group);
+    mdm_daemon_log(
+        PL_INFO, "MDM09123", "Redis %s: reading %s as %s in group %s",
+        r->conf->redis.desc, r->stream, r->conf->consumer, r->conf->group);
     return 0;
 }
 
