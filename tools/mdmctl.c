@@ -92,6 +92,8 @@ static const char usage[] =
     "  --redis-password-file PATH\n"
     "                     the password is its first line (or\n"
     "                     $MDM_REDIS_PASSWORD_FILE)\n"
+    "  --redis-sentinel-password-file PATH\n"
+    "                     the sentinels' password (default: none)\n"
     "  --prefix P         key prefix (default mdm:)\n"
     "\n"
     "Prints the JSON answer; exits 0 on success, 1 when the operation was\n"
@@ -102,6 +104,7 @@ static const char usage[] =
 /* --redis, --redis-sentinel, --redis-cluster and the credentials */
 typedef struct {
     const char *addr, *sentinel, *cluster, *user, *password_file;
+    const char *sentinel_password_file;
 } redis_opts_t;
 
 static void
@@ -171,6 +174,12 @@ connect_redis(const redis_opts_t *o)
                     MDM_ID_REDIS_PWFILE_MODE, o->password_file);
         }
     }
+    if (rc == 0 && o->sentinel_password_file) {
+        rc = mdm_redis_target_password(
+            t.sentinel_password, sizeof(t.sentinel_password),
+            "--redis-sentinel-password-file", o->sentinel_password_file, &loose,
+            err, sizeof(err));
+    }
     if (rc != 0) {
         fprintf(stderr, "mdmctl: %s\n", err);
         return NULL;
@@ -179,6 +188,7 @@ connect_redis(const redis_opts_t *o)
     t.timeout_ms = 5000;
     l = mdm_redislink_new(&t, log_link, NULL);
     memset(t.password, 0, sizeof(t.password));
+    memset(t.sentinel_password, 0, sizeof(t.sentinel_password));
     if (l == NULL || mdm_redislink_ready(l) != 0) {
         fprintf(stderr, "mdmctl: cannot reach Redis (%s)\n",
                 mdm_redis_target_name(&t, buf, sizeof(buf)));
@@ -440,8 +450,12 @@ int
 main(int argc, char **argv)
 {
     const char *prefix = "mdm:";
-    redis_opts_t ro = {NULL, NULL, NULL, getenv("MDM_REDIS_USER"),
-                       getenv("MDM_REDIS_PASSWORD_FILE")};
+    redis_opts_t ro = {NULL,
+                       NULL,
+                       NULL,
+                       getenv("MDM_REDIS_USER"),
+                       getenv("MDM_REDIS_PASSWORD_FILE"),
+                       NULL};
     const char *ids[1024];
     mdm_admin_args_t a;
     mdm_conf_t *conf;
@@ -474,6 +488,9 @@ main(int argc, char **argv)
         } else if (strcmp(argv[i], "--redis-password-file") == 0 &&
                    i + 1 < argc) {
             ro.password_file = argv[++i];
+        } else if (strcmp(argv[i], "--redis-sentinel-password-file") == 0 &&
+                   i + 1 < argc) {
+            ro.sentinel_password_file = argv[++i];
         } else if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc) {
             prefix = argv[++i];
         } else if (strcmp(argv[i], "--ca") == 0 && i + 1 < argc) {
