@@ -103,12 +103,15 @@ mdm_redis_conf_opt(mdm_redis_conf_t *rc, char **tok, int ntok, char *err,
                      : mdm_redis_target_sentinel(&rc->t, k, tok[1],
                                                  (const char *const *) tok + 2,
                                                  ntok - 2, err, errlen);
-    } else if (strcmp(k, "redis_cluster") == 0) {
+    } else if (strcmp(k, "redis_cluster") == 0 && !rc->cluster_ok) {
         snprintf(err, errlen,
                  "%s: not supported by this daemon yet (it does not route "
                  "by slot); use redis or redis_sentinel",
                  k);
         r = -1;
+    } else if (strcmp(k, "redis_cluster") == 0) {
+        r = mdm_redis_target_cluster(&rc->t, k, (const char *const *) tok + 1,
+                                     ntok - 1, err, errlen);
     } else if (strcmp(k, "redis_user") == 0) {
         if (strlen(tok[1]) >= sizeof(rc->t.user)) {
             snprintf(err, errlen, "%s: too long", k);
@@ -171,15 +174,23 @@ log_link(void *data, int level, const char *msg)
 int
 mdm_redis_connect(const mdm_redisconn_t *c)
 {
-    *c->cmd = mdm_redis_open(c->target, NULL, 2000, log_link, (void *) c);
+    const char *key = c->key ? *c->key : NULL;
+
+    *c->cmd = mdm_redis_open(c->target, key, 2000, log_link, (void *) c);
     *c->blk = *c->cmd
-                  ? mdm_redis_open(c->target, NULL, 10000, log_link, (void *) c)
+                  ? mdm_redis_open(c->target, key, 10000, log_link, (void *) c)
                   : NULL;
     if (*c->cmd == NULL || *c->blk == NULL) {
         mdm_redis_fail(c, "connect");
         return -1;
     }
     return 0;
+}
+
+mdm_redislink_t *
+mdm_redisconn_link(const mdm_redisconn_t *c)
+{
+    return mdm_redislink_new(c->target, log_link, (void *) c);
 }
 
 redisReply *

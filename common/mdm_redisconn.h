@@ -27,6 +27,7 @@ typedef struct {
     mdm_redis_target_t t;
     const char *kind; /* the topology option seen: "redis"... (NULL: none) */
     char *desc;       /* as written, for logs (malloc'd) */
+    int cluster_ok;   /* the daemon routes by slot: redis_cluster allowed */
 } mdm_redis_conf_t;
 
 /** The default: redis 127.0.0.1:6379. 0, or -1 out of memory. */
@@ -37,8 +38,7 @@ void mdm_redis_conf_free(mdm_redis_conf_t *rc);
  * A configuration line of the Redis options:
  *   redis ADDR                  IP:PORT, unix:/path (or /path)
  *   redis_sentinel MASTER ADDR [ADDR...]
- *   redis_cluster ADDR [ADDR...] (refused: the daemons do not route by
- *                               slot yet)
+ *   redis_cluster ADDR [ADDR...] (refused unless cluster_ok)
  *   redis_user NAME
  *   redis_password_file PATH    read now (a group/other-readable file is
  *                               accepted with a warning, MDM14002)
@@ -56,14 +56,23 @@ typedef struct {
     int64_t *retry_at_ms, *backoff_ms;
     const char *id_connect, *id_fail;
     const mdm_redis_target_t *target; /* where */
+    const char *const *key; /* Cluster: both go to this key's master */
 } mdm_redisconn_t;
 
 /**
  * Connect cmd (2 s timeout) and then blk (10 s) to the target (one server,
- * or the master Sentinel names), AUTH sent. 0 when both are up; else -1,
- * and mdm_redis_fail(c, "connect") has dropped them and set the back-off.
+ * the master Sentinel names, or in a Cluster the master of *key), AUTH
+ * sent. 0 when both are up; else -1, and mdm_redis_fail(c, "connect") has
+ * dropped them and set the back-off.
  */
 int mdm_redis_connect(const mdm_redisconn_t *c);
+
+/**
+ * A Redis link (mdm_redislink.h) to the same target that logs like c's
+ * connections: a Cluster daemon sends its commands on other keys through
+ * it, each to its slot's master. NULL: out of memory.
+ */
+mdm_redislink_t *mdm_redisconn_link(const mdm_redisconn_t *c);
 
 /**
  * x, or NULL when x is a reply error that means "not the master"

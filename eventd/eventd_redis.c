@@ -38,9 +38,10 @@ eventd_redis_init(eventd_redis_t *r, const eventd_conf_t *conf)
     r->conf = conf;
     r->backoff_ms = 100;
     /* its connections as common/mdm_redisconn.c handles them */
-    r->conn = (mdm_redisconn_t){&r->cmd,         &r->wake,       &r->waking,
-                                &r->retry_at_ms, &r->backoff_ms, "MDM12120",
-                                "MDM12121",      &conf->redis.t};
+    r->conn = (mdm_redisconn_t){
+        &r->cmd,         &r->wake,       &r->waking,
+        &r->retry_at_ms, &r->backoff_ms, "MDM12120",
+        "MDM12121",      &conf->redis.t, (const char *const *) &r->stream};
     if (asprintf(&r->stream, "%sevents", conf->prefix) < 0 ||
         asprintf(&r->status_index, "%seventd", conf->prefix) < 0) {
         return -1;

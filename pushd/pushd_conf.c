@@ -26,6 +26,7 @@ defaults(pushd_conf_t *c)
 
     memset(c, 0, sizeof(*c));
     (void) mdm_redis_conf_init(&c->redis);
+    c->redis.cluster_ok = 1; /* pushd_redis.c routes by slot */
     c->prefix = strdup("mdm:");
     c->group = strdup("mdm-pushd");
     if (gethostname(host, sizeof(host)) != 0) {

@@ -888,16 +888,31 @@ redisReply *
 mdm_redislink_cmd(mdm_redislink_t *l, int argc, const char **argv,
                   const size_t *lens)
 {
+    size_t stack[64], *own = NULL;
     mdm_cmd_t c = {argc, argv, lens};
     mdm_plan_t p = {&c, 1, 1};
     redisReply *r = NULL;
+    int i;
+
+    if (lens == NULL) {
+        /* NUL-terminated words */
+        own = argc <= 64 ? stack : calloc((size_t) argc, sizeof(*own));
+        if (own == NULL) {
+            return NULL;
+        }
+        for (i = 0; i < argc; i++) {
+            own[i] = strlen(argv[i]);
+        }
+        c.argvlen = own;
+    }
 
     l->err = MDM_LINK_OK;
-    if (mdm_redislink_run(l, &p, &r) != 0) {
-        if (r) {
-            freeReplyObject(r);
-        }
-        return NULL;
+    if (mdm_redislink_run(l, &p, &r) != 0 && r) {
+        freeReplyObject(r);
+        r = NULL;
+    }
+    if (own != stack) {
+        free(own);
     }
     return r;
 }

@@ -119,7 +119,8 @@ int mdm_redislink_run(mdm_redislink_t *l, const mdm_plan_t *p,
 
 /**
  * One command, routed by its key (Cluster). The reply (freeReplyObject)
- * or NULL on failure (the connection is dropped, logged).
+ * or NULL on failure (the connection is dropped, logged). lens NULL:
+ * the words are NUL-terminated.
  */
 struct redisReply *mdm_redislink_cmd(mdm_redislink_t *l, int argc,
                                      const char **argv, const size_t *lens);

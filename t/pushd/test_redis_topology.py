@@ -15,6 +15,7 @@ from redis.cluster import ClusterNode, RedisCluster
 
 import redistopo
 from conftest import PREFIX, enroll, mdmctl_bin, pushd_bin, rec_key, wait_for
+from mdmtest import build_bin
 
 
 def ctl(topo_args, *args):
@@ -102,7 +103,8 @@ def test_pushd_auth_refused(tmp_path, make_pushd):
      "redis_sentinel: cannot be used with redis"),
     (["redis_password_file /nonexistent"], "redis_password_file: cannot open"),
     (["redis_cluster 127.0.0.1:1"], "redis_cluster: cannot be used with"),
-    (["#"], "redis_cluster: not supported"),
+    (["redis_cluster localhost:1"], "redis_cluster: cannot be used with"),
+    (["#"], "redis_cluster: \"localhost\" is not an IP"),
     (["redis_user"], "redis_user: expected one value"),
 ])
 def test_pushd_config_errors(tmp_path, make_pushd, lines, want):
@@ -110,7 +112,7 @@ def test_pushd_config_errors(tmp_path, make_pushd, lines, want):
     if lines == ["#"]:  # no redis line: the Cluster option alone
         del d.opts["redis"]
         d.write_conf()
-        lines = ["redis_cluster 127.0.0.1:1 127.0.0.1:2"]
+        lines = ["redis_cluster 127.0.0.1:1 localhost:2"]
     with open(d.conf, "a") as f:
         f.write("\n".join(lines) + "\n")
     t = subprocess.run([pushd_bin(), "-c", d.conf, "-t"],
@@ -158,5 +160,61 @@ def test_mdmctl_cluster(tmp_path):
         assert q.returncode == 0 and cuuid in q.stdout, q.stderr
         p = ctl(args, "push", "status")
         assert p.returncode == 0, p.stderr
+    finally:
+        cl.stop()
+
+
+def test_eventd_refuses_cluster(tmp_path):
+    conf = tmp_path / "eventd.conf"
+    conf.write_text("redis_cluster 127.0.0.1:7000\n")
+    t = subprocess.run([build_bin("eventd", "mdm-eventd"), "-c", str(conf),
+                        "-t"], capture_output=True, text=True, timeout=20)
+    assert t.returncode != 0
+    assert "redis_cluster: not supported" in t.stderr, t.stderr
+
+
+def test_pushd_cluster(tmp_path, standin, make_pushd, topic_cert):
+    """mdm-pushd on a 3-master Cluster: the stream read on its master,
+    each record's lookup and outcome on the record's master."""
+    cl = redistopo.Cluster(str(tmp_path / "cluster")).start()
+    try:
+        rc = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", n.port)
+                                         for n in cl.nodes],
+                          decode_responses=True)
+        topic = topic_cert[0]
+        d = make_pushd(redis_cluster=" ".join(cl.addrs[1:]))
+        del d.opts["redis"]
+        d.write_conf()
+        d.start()
+        ids, owners = [], set()
+        while len(owners) < 3:
+            u = str(uuid.uuid4()).upper()
+            o = cl.owner(cl.slot(u)).port
+            if o not in owners:
+                owners.add(o)
+                ids.append(u)
+                enroll(rc, u, topic)
+        p = ctl(["--redis-cluster", cl.addrs[0]], "push", ",".join(ids))
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert standin.wait(lambda s: len(s.requests) == 3), d.text()
+        for u in ids:
+            assert wait_for(lambda: rc.hget(rec_key(u), "push_result") ==
+                            "ok", 10), (u, rc.hgetall(rec_key(u)), d.text())
+        # the outcomes' events reached the events stream
+        assert wait_for(lambda: rc.xlen(PREFIX + "events") >= 3, 10)
+        # a record's slot moves: its next outcome follows MOVED
+        slot = cl.slot(ids[0])
+        cl.move_slot(slot, [n for n in cl.nodes
+                            if n is not cl.owner(slot)][0])
+        rc = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", n.port)
+                                         for n in cl.nodes],
+                          decode_responses=True)
+        rc.hdel(rec_key(ids[0]), "push_result")
+        p = ctl(["--redis-cluster", cl.addrs[0]], "push", ids[0])
+        assert p.returncode == 0, p.stderr
+        assert standin.wait(lambda s: len(s.requests) == 4), d.text()
+        assert wait_for(lambda: rc.hget(rec_key(ids[0]), "push_result") ==
+                        "ok", 10), d.text()
+        assert "MDM09121" not in d.text(), d.text()
     finally:
         cl.stop()
