@@ -217,6 +217,9 @@ typedef struct {
     int64_t retry_at_ms; /* reconnect back-off */
     int64_t backoff_ms;
     mdm_redisconn_t conn; /* the fields above, for mdm_redisconn.c */
+    /* Cluster (redis_cluster): cmd and wake go to the stream's master; the
+     * status hashes, in other slots, through this link */
+    mdm_redislink_t *link;
 } eventd_redis_t;
 
 typedef void (*eventd_entry_fn)(void *data, const char *sid,

@@ -37,6 +37,7 @@ defaults(eventd_conf_t *c)
         mdm_conf_set_str(&c->consumer, "mdm-eventd")) {
         return -1;
     }
+    c->redis.cluster_ok = 1; /* eventd_redis.c routes the status by slot */
     return 0;
 }
 

@@ -52,6 +52,7 @@ eventd_redis_init(eventd_redis_t *r, const eventd_conf_t *conf)
 void
 eventd_redis_free(eventd_redis_t *r)
 {
+    mdm_redislink_free(r->link);
     if (r->cmd) {
         redisFree(r->cmd);
     }
@@ -137,6 +138,11 @@ eventd_redis_ensure(eventd_redis_t *r, eventd_ep_t *eps, size_t neps,
         return -1;
     }
     if (mdm_redis_connect(&r->conn) != 0) {
+        return -1;
+    }
+    if (r->conf->redis.t.mode == MDM_REDIS_CLUSTER && r->link == NULL &&
+        (r->link = mdm_redisconn_link(&r->conn)) == NULL) {
+        eventd_redis_fail(r, "out of memory");
         return -1;
     }
     for (i = 0; i < neps; i++) {
@@ -387,6 +393,38 @@ check_trimmed(eventd_ep_t *ep, const char *last_delivered, const char *lag,
     ep->trimmed = lost;
 }
 
+/* Cluster: one endpoint's HSET (argv, a words) and its SADD to the index,
+ * each to its slot's master */
+static int
+status_routed(eventd_redis_t *r, const char **argv, size_t a, const char *name)
+{
+    const char *sadd[3] = {"SADD", r->status_index, name};
+    size_t l0[64], l1[3], i;
+    mdm_cmd_t c[2];
+    mdm_plan_t p = {c, 2, 2};
+    redisReply *rep[2] = {NULL, NULL};
+    int rc;
+
+    for (i = 0; i < a; i++) {
+        l0[i] = strlen(argv[i]);
+    }
+    for (i = 0; i < 3; i++) {
+        l1[i] = strlen(sadd[i]);
+    }
+    c[0] = (mdm_cmd_t){(int) a, argv, l0};
+    c[1] = (mdm_cmd_t){3, sadd, l1};
+    rc = mdm_redislink_run(r->link, &p, rep);
+    for (i = 0; i < 2; i++) {
+        if (rep[i]) {
+            freeReplyObject(rep[i]);
+        }
+    }
+    if (rc != 0) {
+        eventd_redis_fail(r, "status");
+    }
+    return rc;
+}
+
 int
 eventd_redis_status(eventd_redis_t *r, eventd_ep_t *eps, size_t neps,
                     const char *const *fields, size_t nfields)
@@ -481,6 +519,14 @@ eventd_redis_status(eventd_redis_t *r, eventd_ep_t *eps, size_t neps,
         argv[a++] = last;
         argv[a++] = "trimmed";
         argv[a++] = ep->trimmed ? "1" : "0";
+        if (r->link) {
+            /* Cluster: the status hash and the index in their slots */
+            if (status_routed(r, argv, a, ep->conf->name) != 0) {
+                rc = -1;
+                break;
+            }
+            continue;
+        }
         redisAppendCommandArgv(r->cmd, (int) a, argv, NULL);
         nsent++;
         argv[0] = "SADD";

@@ -15,7 +15,6 @@ from redis.cluster import ClusterNode, RedisCluster
 
 import redistopo
 from conftest import PREFIX, enroll, mdmctl_bin, pushd_bin, rec_key, wait_for
-from mdmtest import build_bin
 
 
 def ctl(topo_args, *args):
@@ -162,15 +161,6 @@ def test_mdmctl_cluster(tmp_path):
         assert p.returncode == 0, p.stderr
     finally:
         cl.stop()
-
-
-def test_eventd_refuses_cluster(tmp_path):
-    conf = tmp_path / "eventd.conf"
-    conf.write_text("redis_cluster 127.0.0.1:7000\n")
-    t = subprocess.run([build_bin("eventd", "mdm-eventd"), "-c", str(conf),
-                        "-t"], capture_output=True, text=True, timeout=20)
-    assert t.returncode != 0
-    assert "redis_cluster: not supported" in t.stderr, t.stderr
 
 
 def test_pushd_cluster(tmp_path, standin, make_pushd, topic_cert):
