@@ -44,11 +44,14 @@ build fuzz_scep core/mdm_scep.c core/mdm_scep_ca.c \
     -- "$out/mdm_lua.c" $ssl $plist $hiredis $jansson
 # declarative management: status reports and declarations (JSON only)
 build fuzz_ddm core/mdm_ddm_json.c t/fuzz/fuzz_ddm.c -- $jansson $ssl
+# Redis topology: addresses, redirects, slot maps, Sentinel/ROLE replies
+build fuzz_redis_topo core/mdm_redis_topo.c t/fuzz/fuzz_redis_topo.c -- \
+    $hiredis
 MDM_SAMPLES=$src/t/samples
 export MDM_SAMPLES
 
 status=0
-for t in msg signature scep ddm; do
+for t in msg signature scep ddm redis_topo; do
     rm -rf "$out/corpus-$t"
     mkdir -p "$out/corpus-$t"
     cp "$src/t/fuzz/corpus/$t/"* "$out/corpus-$t/"
