@@ -7,6 +7,7 @@ file (test_redis_topology_apache.py)."""
 import concurrent.futures
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -35,28 +36,38 @@ class Proc:
     """A redis-server or redis-sentinel from a config file in its own dir
     (the password is in the file, never in argv)."""
 
-    def __init__(self, d, conf, sentinel=False, port=None, unix=None):
+    def __init__(self, d, conf, sentinel=False, port=None, unix=None,
+                 pick=None):
         self.dir = d
         os.makedirs(d, exist_ok=True)
         os.chmod(d, 0o755)
-        self.port = port or free_port()
         self.unix = unix
         self.conf = os.path.join(d, "sentinel.conf" if sentinel else
                                  "redis.conf")
-        lines = ["port %d" % self.port, "bind 127.0.0.1",
-                 "dir %s" % d, "daemonize no",
-                 "logfile %s" % os.path.join(d, "log")]
-        if not sentinel:
-            lines += ["save \"\""]
-        if unix:
-            lines += ["unixsocket %s" % unix, "unixsocketperm 777"]
-        with open(self.conf, "w") as f:
-            f.write("\n".join(lines + conf) + "\n")
-        os.chmod(self.conf, 0o600)
-        argv = ["redis-sentinel" if sentinel else "redis-server", self.conf]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        wait_port(self.port, 10, self.proc)
+        # a port taken meanwhile by another process: try another one
+        for attempt in range(4):
+            self.port = port or (pick or free_port)()
+            lines = ["port %d" % self.port, "bind 127.0.0.1",
+                     "dir %s" % d, "daemonize no",
+                     "logfile %s" % os.path.join(d, "log")]
+            if not sentinel:
+                lines += ["save \"\""]
+            if unix:
+                lines += ["unixsocket %s" % unix, "unixsocketperm 777"]
+            with open(self.conf, "w") as f:
+                f.write("\n".join(lines + conf) + "\n")
+            os.chmod(self.conf, 0o600)
+            argv = ["redis-sentinel" if sentinel else "redis-server",
+                    self.conf]
+            self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
+            try:
+                wait_port(self.port, 10, self.proc)
+                return
+            except RuntimeError:
+                self.kill9()
+                if port or attempt == 3:
+                    raise
 
     def client(self, password=None):
         return redislib.Redis(host="127.0.0.1", port=self.port,
@@ -79,6 +90,23 @@ class Proc:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill9()
+
+
+def cluster_port():
+    """A free port whose cluster bus port (+10000) is free too and below
+    the ephemeral range (outgoing connections cannot take it)."""
+    while True:
+        p = free_port()
+        if p + 10000 >= 32768:
+            continue
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", p + 10000))
+            return p
+        except OSError:
+            continue
+        finally:
+            s.close()
 
 
 class TopoNginx(NginxServer):
@@ -417,7 +445,8 @@ def test_cluster(server, pki, redis, upstream, tmp_path):
     another master: ASK while it migrates, MOVED once it has moved."""
     nodes = [Proc(str(tmp_path / ("c%d" % i)), [
         "cluster-enabled yes", "cluster-config-file nodes.conf",
-        "cluster-node-timeout 2000", "appendonly no"]) for i in range(3)]
+        "cluster-node-timeout 2000", "appendonly no"], pick=cluster_port)
+        for i in range(3)]
     srv = None
     try:
         subprocess.run(["redis-cli", "--cluster", "create"] +
