@@ -95,6 +95,7 @@ typedef struct {
     ngx_http_mdm_node_t *nodes; /* MDM_REDIS_MAX_NODES */
     ngx_uint_t nnodes;
     mdm_slotmap_t *map;
+    mdm_slotmap_t *map_new; /* CLUSTER SLOTS is loaded here, then swapped */
     ngx_http_mdm_node_t *owner[MDM_REDIS_MAX_NODES]; /* map index -> node */
     ngx_uint_t map_next;  /* the next node to ask for CLUSTER SLOTS */
     ngx_uint_t map_tries; /* asked in this round */
@@ -447,6 +448,7 @@ ngx_http_mdm_node_get(ngx_http_mdm_node_t *node)
     redisAsyncContext *ac;
     const char *argv[3];
     size_t argvlen[3];
+    struct in6_addr a6;
     int argc;
 
     if (node->ac) {
@@ -455,6 +457,17 @@ ngx_http_mdm_node_get(ngx_http_mdm_node_t *node)
     if (rds->exiting ||
         (node->backoff &&
          (ngx_msec_int_t) (node->retry_at - ngx_current_msec) > 0)) {
+        return NULL;
+    }
+    if (node->addr.port && inet_pton(AF_INET, node->addr.host, &a6) != 1 &&
+        inet_pton(AF_INET6, node->addr.host, &a6) != 1) {
+        /* a name (e.g. a Cluster announcing host names): hiredis would
+         * resolve it with a blocking call */
+        ngx_log_error(NGX_LOG_ERR, rds->log, 0,
+                      "MDM04003 cannot connect to Redis at %s: not an IP "
+                      "address (a worker never resolves names)",
+                      node->name);
+        ngx_http_mdm_failed(node);
         return NULL;
     }
     if (node->addr.port) {
@@ -536,9 +549,8 @@ ngx_http_mdm_sentinel_done(redisAsyncContext *ac, void *reply, void *privdata)
         ngx_http_mdm_kick_post(); /* the next sentinel */
         return;
     }
-    rds->resolving = 0;
-    rds->master_known = 1;
     if (!mdm_redis_addr_eq(&a, &rds->main.addr) || rds->main.name[0] == 0) {
+        /* still resolving: requests failed by this drop get 503 */
         ngx_http_mdm_node_drop(&rds->main);
         ngx_http_mdm_node_set(&rds->main, &a, NGX_HTTP_MDM_NODE_DATA);
         ngx_log_error(NGX_LOG_NOTICE, rds->log, 0,
@@ -546,6 +558,8 @@ ngx_http_mdm_sentinel_done(redisAsyncContext *ac, void *reply, void *privdata)
                                              "is %s",
                       s->name, &rds->mcf->sentinel_master, rds->main.name);
     }
+    rds->resolving = 0;
+    rds->master_known = 1;
     rds->main.check_role = 1;
     if (s->ac == ac) {
         ngx_http_mdm_node_drop(s);
@@ -658,6 +672,7 @@ ngx_http_mdm_cluster_slots_done(redisAsyncContext *ac, void *reply,
 {
     ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
     ngx_http_mdm_node_t *node = privdata;
+    mdm_slotmap_t *m = rds->map_new;
     int i;
 
     (void) ac;
@@ -665,16 +680,17 @@ ngx_http_mdm_cluster_slots_done(redisAsyncContext *ac, void *reply,
         return;
     }
     rds->map_loading = 0;
-    if (reply != NULL && mdm_slotmap_load(rds->map, reply) == 0 &&
-        rds->map->nnodes > 0) {
-        for (i = 0; i < rds->map->nnodes; i++) {
-            if (rds->map->node[i].host[0] == '\0') {
+    if (reply != NULL && mdm_slotmap_load(m, reply) == 0 && m->nnodes > 0) {
+        for (i = 0; i < m->nnodes; i++) {
+            if (m->node[i].host[0] == '\0') {
                 /* "?" or "": the node we asked */
-                ngx_cpystrn((u_char *) rds->map->node[i].host,
+                ngx_cpystrn((u_char *) m->node[i].host,
                             (u_char *) node->addr.host,
-                            sizeof(rds->map->node[i].host));
+                            sizeof(m->node[i].host));
             }
         }
+        rds->map_new = rds->map;
+        rds->map = m;
         ngx_http_mdm_cluster_owners();
         rds->map_ok = 1;
         rds->map_stale = 0;
@@ -1399,7 +1415,8 @@ ngx_http_mdm_redis_init_process(ngx_cycle_t *cycle)
         rds->nodes = ngx_pcalloc(cycle->pool, MDM_REDIS_MAX_NODES *
                                                   sizeof(ngx_http_mdm_node_t));
         rds->map = ngx_palloc(cycle->pool, sizeof(mdm_slotmap_t));
-        if (rds->nodes == NULL || rds->map == NULL) {
+        rds->map_new = ngx_palloc(cycle->pool, sizeof(mdm_slotmap_t));
+        if (rds->nodes == NULL || rds->map == NULL || rds->map_new == NULL) {
             return NGX_ERROR;
         }
         mdm_slotmap_init(rds->map);
