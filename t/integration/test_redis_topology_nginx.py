@@ -424,14 +424,14 @@ def test_sentinel_failover_under_load(server, pki, redis, upstream,
 def cluster_slots(node):
     """slot ranges -> port of their master."""
     out = []
-    for lo, hi, master, *rest in node.client().execute_command(
+    for lo, hi, master, *rest in node.client(PASSWORD).execute_command(
             "CLUSTER", "SLOTS"):
         out.append((int(lo), int(hi), int(master[1])))
     return out
 
 
 def owner_port(node, udid):
-    slot = node.client().execute_command("CLUSTER", "KEYSLOT",
+    slot = node.client(PASSWORD).execute_command("CLUSTER", "KEYSLOT",
                                          "{%s}" % udid)
     for lo, hi, port in cluster_slots(node):
         if lo <= slot <= hi:
@@ -440,21 +440,24 @@ def owner_port(node, udid):
 
 
 def test_cluster(server, pki, redis, upstream, tmp_path):
-    """3 masters: devices on different masters (one admin enqueue spans
+    """3 masters behind AUTH: devices on different masters (one admin enqueue spans
     them), enqueue/deliver/results; then one device's slot moves to
     another master: ASK while it migrates, MOVED once it has moved."""
     nodes = [Proc(str(tmp_path / ("c%d" % i)), [
         "cluster-enabled yes", "cluster-config-file nodes.conf",
-        "cluster-node-timeout 2000", "appendonly no"], pick=cluster_port)
+        "cluster-node-timeout 2000", "appendonly no",
+        "requirepass %s" % PASSWORD, "masterauth %s" % PASSWORD],
+        pick=cluster_port)
         for i in range(3)]
     srv = None
     try:
         subprocess.run(["redis-cli", "--cluster", "create"] +
                        [n.addr for n in nodes] +
                        ["--cluster-replicas", "0", "--cluster-yes"],
-                       check=True, capture_output=True, timeout=30)
+                       check=True, capture_output=True, timeout=30,
+                       env=dict(os.environ, REDISCLI_AUTH=PASSWORD))
         for n in nodes:
-            wait_until(lambda: n.client().execute_command(
+            wait_until(lambda: n.client(PASSWORD).execute_command(
                 "CLUSTER", "INFO").startswith("cluster_state:ok") and
                 len(cluster_slots(n)) == 3, 15, "cluster ok")
         ports = {n.port: n for n in nodes}
@@ -466,7 +469,10 @@ def test_cluster(server, pki, redis, upstream, tmp_path):
             want.setdefault(port, (u, slot))
         dead = "127.0.0.1:%d" % free_port()
         srv = TopoNginx(str(tmp_path / "nginx"), pki, redis, upstream,
-                        "mdm_redis_cluster %s %s;" % (dead, nodes[1].addr))
+                        "mdm_redis_cluster %s %s;\n"
+                        "    mdm_redis_password_file %s;" % (
+                            dead, nodes[1].addr,
+                            password_file(tmp_path, PASSWORD)))
         srv.start()
         mark = srv.log_mark()
         devices = []
@@ -477,7 +483,7 @@ def test_cluster(server, pki, redis, upstream, tmp_path):
                                        r.status_code == 200 else None)(
                 d.authenticate()), 5, "first 200")
             assert d.token_update().status_code == 200
-            assert ports[port].client().exists("mdm:{%s}:rec" % u)
+            assert ports[port].client(PASSWORD).exists("mdm:{%s}:rec" % u)
             devices.append((d, port, slot))
         enqueue_deliver(srv, pki, [d for d, _, _ in devices])
 
@@ -485,17 +491,18 @@ def test_cluster(server, pki, redis, upstream, tmp_path):
         d, src_port, slot = devices[0]
         src = ports[src_port]
         dst = ports[devices[1][1]]
-        sid = src.client().execute_command("CLUSTER", "MYID")
-        did = dst.client().execute_command("CLUSTER", "MYID")
-        dst.client().execute_command("CLUSTER", "SETSLOT", slot,
+        sid = src.client(PASSWORD).execute_command("CLUSTER", "MYID")
+        did = dst.client(PASSWORD).execute_command("CLUSTER", "MYID")
+        dst.client(PASSWORD).execute_command("CLUSTER", "SETSLOT", slot,
                                      "IMPORTING", sid)
-        src.client().execute_command("CLUSTER", "SETSLOT", slot,
+        src.client(PASSWORD).execute_command("CLUSTER", "SETSLOT", slot,
                                      "MIGRATING", did)
-        keys = src.client().execute_command("CLUSTER", "GETKEYSINSLOT",
+        keys = src.client(PASSWORD).execute_command("CLUSTER", "GETKEYSINSLOT",
                                             slot, 1000)
         assert keys
-        src.client().execute_command("MIGRATE", "127.0.0.1", dst.port, "",
-                                     0, 5000, "KEYS", *keys)
+        src.client(PASSWORD).execute_command("MIGRATE", "127.0.0.1", dst.port, "",
+                                     0, 5000, "AUTH", PASSWORD, "KEYS",
+                                     *keys)
         # migrating: the source answers ASK; single-key commands follow
         # it (ASKING), a script whose keys are partly missing gets
         # TRYAGAIN from the importing node: 503, the client comes back
@@ -508,10 +515,10 @@ def test_cluster(server, pki, redis, upstream, tmp_path):
         assert r.status_code in (200, 503), (r.status_code, r.text)
         c1 = command("ProfileList")
         for n in nodes:
-            n.client().execute_command("CLUSTER", "SETSLOT", slot, "NODE",
+            n.client(PASSWORD).execute_command("CLUSTER", "SETSLOT", slot, "NODE",
                                        did)
         # moved: the source answers MOVED, the map is refreshed
-        dst.client().delete("mdm:{%s}:q" % d.udid)
+        dst.client(PASSWORD).delete("mdm:{%s}:q" % d.udid)
         c2 = command("SecurityInfo")
         for c in (c1, c2):
             r = admin.enqueue(d.udid, c, nopush=True)
@@ -521,8 +528,8 @@ def test_cluster(server, pki, redis, upstream, tmp_path):
             assert r.status_code == 200, (r.status_code, r.text)
             assert parse_command(r)["CommandUUID"] == c["CommandUUID"]
             assert d.ack(c["CommandUUID"]).status_code == 200
-        assert dst.client().llen("mdm:{%s}:q" % d.udid) == 0
-        assert src.client().execute_command("CLUSTER", "COUNTKEYSINSLOT",
+        assert dst.client(PASSWORD).llen("mdm:{%s}:q" % d.udid) == 0
+        assert src.client(PASSWORD).execute_command("CLUSTER", "COUNTKEYSINSLOT",
                                             slot) == 0
         assert mdm_ids(srv, mark, "MDM14009"), "no MOVED logged"
         # and all devices still work, across both workers
