@@ -405,6 +405,8 @@ def test_sentinel_failover_under_load(server, pki, redis, upstream,
             lost = acked[d.udid] - have
             assert not lost, (len(lost), len(acked[d.udid]))
         assert mdm_ids(srv, mark, "MDM14005"), "no new master logged"
+        # WAIT is in use: the promoted master has no replica left
+        assert mdm_ids(srv, mark, "MDM14010"), "no WAIT shortfall logged"
         n503 = sum(1 for t, st in statuses if st == 503)
         print("sentinel failover: %d requests, %d x 503, %d acked "
               "enqueues, window %.1fs" % (
