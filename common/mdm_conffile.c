@@ -154,6 +154,10 @@ mdm_conf_common_opt(void *conf, const mdm_conf_common_t *d, char **tok,
     if (strcmp(k, d->multi) == 0 && ntok >= d->multi_min) {
         return 1;
     }
+    /* the Redis options (mdm_redis_conf_opt): some take several words */
+    if (strncmp(k, "redis", 5) == 0) {
+        return 1;
+    }
     if (ntok != 2) {
         snprintf(err, errlen, "%s: expected one value", k);
         return -1;

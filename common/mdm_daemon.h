@@ -11,13 +11,7 @@
 #include <signal.h>
 #include <stdint.h>
 
-enum {
-    MDM_LOG_ERR = 3,
-    MDM_LOG_WARN = 4,
-    MDM_LOG_NOTICE = 5,
-    MDM_LOG_INFO = 6,
-    MDM_LOG_DEBUG = 7
-};
+#include "mdm.h" /* the levels: MDM_LOG_ERR (3) .. MDM_LOG_DEBUG (7) */
 
 /* the "mdm-pushd" of "mdm-pushd[pid]: LEVEL MDMnnnnn text" */
 extern const char *mdm_daemon_name;

@@ -8,7 +8,10 @@
  *
  * The daemon passes its log ids: id_connect for "cannot connect to Redis
  * at ADDR: why", id_fail for "Redis failed (what: why); reconnecting in N
- * ms". Calls only hiredis, libc and mdm_daemon.c.
+ * ms". The connections go where the configuration's Redis options say
+ * (mdm_redis_conf_opt: one server, or the master that Sentinel names,
+ * behind AUTH; tools/mdm_redislink.h opens them). Calls only hiredis,
+ * libc, mdm_daemon.c and mdm_redislink.c.
  */
 #ifndef MDM_REDISCONN_H
 #define MDM_REDISCONN_H
@@ -17,6 +20,34 @@
 
 #include <hiredis.h>
 
+#include "mdm_redislink.h"
+
+/* A daemon's Redis options, as its configuration file sets them. */
+typedef struct {
+    mdm_redis_target_t t;
+    const char *kind; /* the topology option seen: "redis"... (NULL: none) */
+    char *desc;       /* as written, for logs (malloc'd) */
+    int cluster_ok;   /* the daemon routes by slot: redis_cluster allowed */
+} mdm_redis_conf_t;
+
+/** The default: redis 127.0.0.1:6379. 0, or -1 out of memory. */
+int mdm_redis_conf_init(mdm_redis_conf_t *rc);
+void mdm_redis_conf_free(mdm_redis_conf_t *rc);
+
+/**
+ * A configuration line of the Redis options:
+ *   redis ADDR                  IP:PORT, unix:/path (or /path)
+ *   redis_sentinel MASTER ADDR [ADDR...]
+ *   redis_cluster ADDR [ADDR...] (refused unless cluster_ok)
+ *   redis_user NAME
+ *   redis_password_file PATH    read now (a group/other-readable file is
+ *                               accepted with a warning, MDM14002)
+ *   redis_sentinel_password_file PATH
+ * 0 set; -1 refused (why in err, naming the option); 1 not one of them.
+ */
+int mdm_redis_conf_opt(mdm_redis_conf_t *rc, char **tok, int ntok, char *err,
+                       size_t errlen);
+
 /* Both connections and when to try again. */
 typedef struct {
     redisContext **cmd; /* short calls */
@@ -24,14 +55,32 @@ typedef struct {
     int *pending;       /* a read is outstanding on blk */
     int64_t *retry_at_ms, *backoff_ms;
     const char *id_connect, *id_fail;
+    const mdm_redis_target_t *target; /* where */
+    const char *const *key; /* Cluster: both go to this key's master */
 } mdm_redisconn_t;
 
 /**
- * Connect cmd (2 s timeout) and then blk (10 s) to addr ("host:port",
- * "/socket" or "unix:/socket"). 0 when both are up; else -1, and
- * mdm_redis_fail(c, "connect") has dropped them and set the back-off.
+ * Connect cmd (2 s timeout) and then blk (10 s) to the target (one server,
+ * the master Sentinel names, or in a Cluster the master of *key), AUTH
+ * sent. 0 when both are up; else -1, and mdm_redis_fail(c, "connect") has
+ * dropped them and set the back-off.
  */
-int mdm_redis_connect(const mdm_redisconn_t *c, const char *addr);
+int mdm_redis_connect(const mdm_redisconn_t *c);
+
+/**
+ * A Redis link (mdm_redislink.h) to the same target that logs like c's
+ * connections: a Cluster daemon sends its commands on other keys through
+ * it, each to its slot's master. NULL: out of memory.
+ */
+mdm_redislink_t *mdm_redisconn_link(const mdm_redisconn_t *c);
+
+/**
+ * x, or NULL when x is a reply error that means "not the master"
+ * (READONLY, MASTERDOWN, LOADING...: mdm_redis_topo.h): then x is freed,
+ * the line logged (MDM14006) and ctx marked failed, so that the caller's
+ * failure path drops the connections and finds the master again.
+ */
+redisReply *mdm_redis_checked(redisContext *ctx, redisReply *x);
 
 /** A call failed: log why, drop both connections, back off. */
 void mdm_redis_fail(const mdm_redisconn_t *c, const char *what);

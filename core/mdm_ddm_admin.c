@@ -463,9 +463,12 @@ read_del_decl(ddm_admin_t *r, struct redisReply *const *rep)
     enr = ddm_strings(rep[2]);
     ddm_add_all(r->affected, rep[2]);
     mdm_planb_reset(&r->base.pb);
+    /* one DEL per catalog key: each has its own Cluster slot */
     ddm_cmd(r, "DEL");
     ddm_ckey(r, "decl", r->name);
+    ddm_cmd(r, "DEL");
     ddm_ckey(r, "dsets", r->name);
+    ddm_cmd(r, "DEL");
     ddm_ckey(r, "denr", r->name);
     ddm_cmd(r, "SREM");
     ARG(r, "%sddm:decls", r->base.conf->prefix);
@@ -597,8 +600,10 @@ read_del_set(ddm_admin_t *r, struct redisReply *const *rep)
     }
     ddm_add_all(r->affected, rep[2]);
     mdm_planb_reset(&r->base.pb);
+    /* one DEL per catalog key: each has its own Cluster slot */
     ddm_cmd(r, "DEL");
     ddm_ckey(r, "set", r->name);
+    ddm_cmd(r, "DEL");
     ddm_ckey(r, "senr", r->name);
     ddm_cmd(r, "SREM");
     ARG(r, "%sddm:sets", r->base.conf->prefix);

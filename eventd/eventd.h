@@ -84,9 +84,9 @@ typedef struct {
 } eventd_ep_conf_t;
 
 typedef struct {
-    char *redis;        /* host:port or /socket */
-    char *prefix;       /* mdm: */
-    char *group_prefix; /* group of an endpoint: this + its name */
+    mdm_redis_conf_t redis; /* redis, redis_sentinel, redis_user... */
+    char *prefix;           /* mdm: */
+    char *group_prefix;     /* group of an endpoint: this + its name */
     char *consumer;
     int start_all; /* a new group starts at 0 (everything still in the
                       stream), else at $ (what comes next) */
@@ -217,6 +217,9 @@ typedef struct {
     int64_t retry_at_ms; /* reconnect back-off */
     int64_t backoff_ms;
     mdm_redisconn_t conn; /* the fields above, for mdm_redisconn.c */
+    /* Cluster (redis_cluster): cmd and wake go to the stream's master; the
+     * status hashes, in other slots, through this link */
+    mdm_redislink_t *link;
 } eventd_redis_t;
 
 typedef void (*eventd_entry_fn)(void *data, const char *sid,

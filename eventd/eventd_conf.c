@@ -31,12 +31,13 @@ defaults(eventd_conf_t *c)
     c->retry_max_ms = 300000;
     c->status_interval_ms = 1000;
     c->drain_ms = 10000;
-    if (mdm_conf_set_str(&c->redis, "127.0.0.1:6379") ||
+    if (mdm_redis_conf_init(&c->redis) ||
         mdm_conf_set_str(&c->prefix, "mdm:") ||
         mdm_conf_set_str(&c->group_prefix, "mdm-eventd:") ||
         mdm_conf_set_str(&c->consumer, "mdm-eventd")) {
         return -1;
     }
+    c->redis.cluster_ok = 1; /* eventd_redis.c routes the status by slot */
     return 0;
 }
 
@@ -279,14 +280,17 @@ one(void *conf, char **tok, int ntok, char *err, size_t errlen)
 {
     eventd_conf_t *c = conf;
     const char *k = tok[0], *v = tok[1];
+    int rc;
 
     /* the several-word option, or "k v" (mdm_conf_common_opt) */
     if (strcmp(k, "endpoint") == 0) {
         return add_endpoint(c, tok, ntok, err, errlen);
     }
-    if (strcmp(k, "redis") == 0) {
-        return mdm_conf_set_str(&c->redis, v);
-    } else if (strcmp(k, "prefix") == 0) {
+    rc = mdm_redis_conf_opt(&c->redis, tok, ntok, err, errlen);
+    if (rc <= 0) {
+        return rc;
+    }
+    if (strcmp(k, "prefix") == 0) {
         return mdm_conf_set_str(&c->prefix, v);
     } else if (strcmp(k, "group_prefix") == 0) {
         return mdm_conf_set_str(&c->group_prefix, v);
@@ -340,7 +344,7 @@ eventd_conf_free(eventd_conf_t *c)
 {
     size_t i, k;
 
-    free(c->redis);
+    mdm_redis_conf_free(&c->redis);
     free(c->prefix);
     free(c->group_prefix);
     free(c->consumer);

@@ -243,7 +243,7 @@ main(int argc, char **argv)
     mdm_daemon_log(EL_NOTICE, "MDM12101",
                    "mdm-eventd %s started: %zu endpoint(s), redis %s, stream "
                    "%s, consumer %s%s%s",
-                   EVENTD_VERSION, D.neps, D.conf.redis, D.redis.stream,
+                   EVENTD_VERSION, D.neps, D.conf.redis.desc, D.redis.stream,
                    D.conf.consumer,
                    D.conf.metrics_listen ? ", metrics on " : "",
                    D.conf.metrics_listen ? D.conf.metrics_listen : "");

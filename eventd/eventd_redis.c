@@ -27,7 +27,8 @@
 static redisReply *
 call(redisContext *c, int argc, const char **argv)
 {
-    return redisCommandArgv(c, argc, argv, NULL);
+    /* READONLY and the like: a failure, the master is found again */
+    return mdm_redis_checked(c, redisCommandArgv(c, argc, argv, NULL));
 }
 
 int
@@ -37,9 +38,10 @@ eventd_redis_init(eventd_redis_t *r, const eventd_conf_t *conf)
     r->conf = conf;
     r->backoff_ms = 100;
     /* its connections as common/mdm_redisconn.c handles them */
-    r->conn = (mdm_redisconn_t){&r->cmd,         &r->wake,       &r->waking,
-                                &r->retry_at_ms, &r->backoff_ms, "MDM12120",
-                                "MDM12121"};
+    r->conn = (mdm_redisconn_t){
+        &r->cmd,         &r->wake,       &r->waking,
+        &r->retry_at_ms, &r->backoff_ms, "MDM12120",
+        "MDM12121",      &conf->redis.t, (const char *const *) &r->stream};
     if (asprintf(&r->stream, "%sevents", conf->prefix) < 0 ||
         asprintf(&r->status_index, "%seventd", conf->prefix) < 0) {
         return -1;
@@ -50,6 +52,7 @@ eventd_redis_init(eventd_redis_t *r, const eventd_conf_t *conf)
 void
 eventd_redis_free(eventd_redis_t *r)
 {
+    mdm_redislink_free(r->link);
     if (r->cmd) {
         redisFree(r->cmd);
     }
@@ -134,7 +137,12 @@ eventd_redis_ensure(eventd_redis_t *r, eventd_ep_t *eps, size_t neps,
     if (now_ms < r->retry_at_ms) {
         return -1;
     }
-    if (mdm_redis_connect(&r->conn, r->conf->redis) != 0) {
+    if (mdm_redis_connect(&r->conn) != 0) {
+        return -1;
+    }
+    if (r->conf->redis.t.mode == MDM_REDIS_CLUSTER && r->link == NULL &&
+        (r->link = mdm_redisconn_link(&r->conn)) == NULL) {
+        eventd_redis_fail(r, "out of memory");
         return -1;
     }
     for (i = 0; i < neps; i++) {
@@ -163,7 +171,7 @@ eventd_redis_ensure(eventd_redis_t *r, eventd_ep_t *eps, size_t neps,
     freeReplyObject(x);
     r->backoff_ms = 100;
     mdm_daemon_log(EL_INFO, "MDM12123", "Redis %s: %zu endpoint(s) on %s",
-                   r->conf->redis, neps, r->stream);
+                   r->conf->redis.desc, neps, r->stream);
     return 0;
 }
 
@@ -385,6 +393,38 @@ check_trimmed(eventd_ep_t *ep, const char *last_delivered, const char *lag,
     ep->trimmed = lost;
 }
 
+/* Cluster: one endpoint's HSET (argv, a words) and its SADD to the index,
+ * each to its slot's master */
+static int
+status_routed(eventd_redis_t *r, const char **argv, size_t a, const char *name)
+{
+    const char *sadd[3] = {"SADD", r->status_index, name};
+    size_t l0[64], l1[3], i;
+    mdm_cmd_t c[2];
+    mdm_plan_t p = {c, 2, 2};
+    redisReply *rep[2] = {NULL, NULL};
+    int rc;
+
+    for (i = 0; i < a; i++) {
+        l0[i] = strlen(argv[i]);
+    }
+    for (i = 0; i < 3; i++) {
+        l1[i] = strlen(sadd[i]);
+    }
+    c[0] = (mdm_cmd_t){(int) a, argv, l0};
+    c[1] = (mdm_cmd_t){3, sadd, l1};
+    rc = mdm_redislink_run(r->link, &p, rep);
+    for (i = 0; i < 2; i++) {
+        if (rep[i]) {
+            freeReplyObject(rep[i]);
+        }
+    }
+    if (rc != 0) {
+        eventd_redis_fail(r, "status");
+    }
+    return rc;
+}
+
 int
 eventd_redis_status(eventd_redis_t *r, eventd_ep_t *eps, size_t neps,
                     const char *const *fields, size_t nfields)
@@ -479,6 +519,14 @@ eventd_redis_status(eventd_redis_t *r, eventd_ep_t *eps, size_t neps,
         argv[a++] = last;
         argv[a++] = "trimmed";
         argv[a++] = ep->trimmed ? "1" : "0";
+        if (r->link) {
+            /* Cluster: the status hash and the index in their slots */
+            if (status_routed(r, argv, a, ep->conf->name) != 0) {
+                rc = -1;
+                break;
+            }
+            continue;
+        }
         redisAppendCommandArgv(r->cmd, (int) a, argv, NULL);
         nsent++;
         argv[0] = "SADD";

@@ -17,15 +17,19 @@
 #include "http_config.h"
 
 #include "mdm.h"
+#include "mdm_redislink.h"
 
 typedef struct {
-    const char *redis; /* as written */
-    const char *host;  /* IP */
-    int port;          /* 0: unix socket */
-    const char *unix_path;
-    int connect_timeout; /* ms */
-    int timeout;         /* ms */
-    int metrics;         /* MDMMetrics (main server): -1 unset (on) */
+    const char *redis;      /* as written (for logs) */
+    const char *redis_kind; /* the directive: MDMRedis, MDMRedisSentinel... */
+    mdm_redis_target_t *target;    /* where and how, without the credentials */
+    const char *redis_user;        /* MDMRedisUser */
+    const char *redis_password;    /* read from MDMRedisPasswordFile */
+    const char *sentinel_password; /* MDMRedisSentinelPasswordFile */
+    int wait_replicas, wait_ms;    /* MDMRedisWait; -1 unset */
+    int connect_timeout;           /* ms */
+    int timeout;                   /* ms */
+    int metrics;                   /* MDMMetrics (main server): -1 unset (on) */
 } mdm_srv_conf_t;
 
 typedef struct {

@@ -6,8 +6,13 @@
 #include "mod_mdm.h"
 
 #include "apr_strings.h"
+#include "http_log.h"
 
-#include <arpa/inet.h>
+APLOG_USE_MODULE(mdm);
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
 
 /* ---------------------------------------------------------------- */
 /* server config                                                    */
@@ -21,6 +26,7 @@ mdm_create_srv_conf(apr_pool_t *p, server_rec *s)
     c->connect_timeout = -1;
     c->timeout = -1;
     c->metrics = -1;
+    c->wait_replicas = -1;
     return c;
 }
 
@@ -31,6 +37,14 @@ mdm_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     mdm_srv_conf_t *c = apr_pcalloc(p, sizeof(*c));
 
     *c = add->redis ? *add : *base;
+    c->redis_user = add->redis_user ? add->redis_user : base->redis_user;
+    c->redis_password =
+        add->redis_password ? add->redis_password : base->redis_password;
+    c->sentinel_password = add->sentinel_password ? add->sentinel_password
+                                                  : base->sentinel_password;
+    c->wait_replicas =
+        add->wait_replicas >= 0 ? add->wait_replicas : base->wait_replicas;
+    c->wait_ms = add->wait_replicas >= 0 ? add->wait_ms : base->wait_ms;
     c->connect_timeout = add->connect_timeout >= 0    ? add->connect_timeout
                          : base->connect_timeout >= 0 ? base->connect_timeout
                                                       : 1000;
@@ -56,50 +70,133 @@ mdm_set_metrics(cmd_parms *cmd, void *dummy, int on)
     return NULL;
 }
 
+/* MDMRedis, MDMRedisSentinel, MDMRedisCluster: one of them (main server) */
 static const char *
-mdm_set_redis(cmd_parms *cmd, void *dummy, const char *v)
+mdm_redis_claim(cmd_parms *cmd, mdm_srv_conf_t *c)
+{
+    const char *name = cmd->directive->directive;
+
+    if (c->redis_kind && strcasecmp(c->redis_kind, name) != 0) {
+        return apr_psprintf(cmd->pool,
+                            "%s: cannot be used with %s (one Redis "
+                            "topology per server)",
+                            name, c->redis_kind);
+    }
+    if (c->redis_kind) {
+        return apr_psprintf(cmd->pool, "%s: given twice", name);
+    }
+    c->redis_kind = name;
+    c->target = apr_pcalloc(cmd->pool, sizeof(*c->target));
+    return NULL;
+}
+
+static const char *
+mdm_set_redis(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
 {
     mdm_srv_conf_t *c =
         ap_get_module_config(cmd->server->module_config, &mdm_module);
-    const char *colon;
-    struct in_addr a4;
-    struct in6_addr a6;
-    char *end;
-    long port;
-    char *host;
+    const char *name = cmd->directive->directive, *err;
+    char buf[512];
+    int rc, i;
 
     (void) dummy;
-    c->redis = v;
-    if (strncmp(v, "unix:", 5) == 0 && v[5]) {
-        c->unix_path = v + 5;
-        c->port = 0;
-        return NULL;
+    if ((err = mdm_redis_claim(cmd, c)) != NULL) {
+        return err;
     }
-    colon = strrchr(v, ':');
-    if (colon == NULL || colon == v) {
+    c->redis = "";
+    for (i = 0; i < argc; i++) {
+        c->redis =
+            apr_pstrcat(cmd->pool, c->redis, i ? " " : "", argv[i], NULL);
+    }
+    if (cmd->info == (void *) 1) {
+        rc = argc < 2
+                 ? (snprintf(buf, sizeof(buf),
+                             "%s: expected MASTER ADDR [ADDR...]", name),
+                    -1)
+                 : mdm_redis_target_sentinel(c->target, name, argv[0],
+                                             (const char *const *) argv + 1,
+                                             argc - 1, buf, sizeof(buf));
+    } else if (cmd->info == (void *) 2) {
+        rc = mdm_redis_target_cluster(c->target, name,
+                                      (const char *const *) argv, argc, buf,
+                                      sizeof(buf));
+    } else if (argc != 1) {
+        snprintf(buf, sizeof(buf), "%s: expected one IP:PORT or unix:PATH",
+                 name);
+        rc = -1;
+    } else {
+        rc =
+            mdm_redis_target_single(c->target, name, argv[0], buf, sizeof(buf));
+    }
+    return rc == 0 ? NULL : apr_pstrdup(cmd->pool, buf);
+}
+
+static const char *
+mdm_set_redis_user(cmd_parms *cmd, void *dummy, const char *v)
+{
+    mdm_srv_conf_t *c =
+        ap_get_module_config(cmd->server->module_config, &mdm_module);
+
+    (void) dummy;
+    if (v[0] == '\0' || strlen(v) >= sizeof(c->target->user) ||
+        strcspn(v, " \t\r\n") != strlen(v)) {
+        return apr_psprintf(cmd->pool, "%s: invalid user name",
+                            cmd->directive->directive);
+    }
+    c->redis_user = v;
+    return NULL;
+}
+
+/* MDMRedisPasswordFile, MDMRedisSentinelPasswordFile: read now */
+static const char *
+mdm_set_redis_password(cmd_parms *cmd, void *dummy, const char *v)
+{
+    mdm_srv_conf_t *c =
+        ap_get_module_config(cmd->server->module_config, &mdm_module);
+    const char *name = cmd->directive->directive;
+    const char *path = ap_server_root_relative(cmd->temp_pool, v);
+    char pw[sizeof(((mdm_redis_target_t *) 0)->password)], err[600];
+    int loose = 0;
+
+    (void) dummy;
+    if (path == NULL ||
+        mdm_redis_target_password(pw, sizeof(pw), name, path, &loose, err,
+                                  sizeof(err)) != 0) {
+        return path ? apr_pstrdup(cmd->pool, err)
+                    : apr_psprintf(cmd->pool, "%s: bad path \"%s\"", name, v);
+    }
+    if (loose) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, cmd->server,
+                     "%s %s: \"%s\" is readable by group or others",
+                     MDM_ID_REDIS_PWFILE_MODE, name, path);
+    }
+    if (cmd->info) {
+        c->sentinel_password = apr_pstrdup(cmd->pool, pw);
+    } else {
+        c->redis_password = apr_pstrdup(cmd->pool, pw);
+    }
+    memset(pw, 0, sizeof(pw));
+    return NULL;
+}
+
+/* MDMRedisWait N MS */
+static const char *
+mdm_set_redis_wait(cmd_parms *cmd, void *dummy, const char *n, const char *ms)
+{
+    mdm_srv_conf_t *c =
+        ap_get_module_config(cmd->server->module_config, &mdm_module);
+    char *e1, *e2;
+    long a = strtol(n, &e1, 10), b = strtol(ms, &e2, 10);
+
+    (void) dummy;
+    if (*e1 || *e2 || a < 0 || a > 100 || b < 1 || b > 60000) {
         return apr_psprintf(cmd->pool,
-                            "MDMRedis: expected IP:PORT or unix:PATH, got "
-                            "\"%s\"",
-                            v);
+                            "%s: expected REPLICAS (0-100) and MILLISECONDS "
+                            "(1-60000), got \"%s %s\"",
+                            cmd->directive->directive, n, ms);
     }
-    port = strtol(colon + 1, &end, 10);
-    if (*end || port < 1 || port > 65535) {
-        return apr_psprintf(cmd->pool, "MDMRedis: invalid port in \"%s\"", v);
-    }
-    host = apr_pstrndup(cmd->pool, v, colon - v);
-    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-        host[strlen(host) - 1] = '\0';
-        host++;
-    }
-    if (inet_pton(AF_INET, host, &a4) != 1 &&
-        inet_pton(AF_INET6, host, &a6) != 1) {
-        return apr_psprintf(cmd->pool,
-                            "MDMRedis: \"%s\" is not an IP address; use an "
-                            "IP or unix:PATH",
-                            host);
-    }
-    c->host = host;
-    c->port = (int) port;
+    c->wait_replicas = (int) a;
+    c->wait_ms = (int) b;
     return NULL;
 }
 
@@ -366,8 +463,22 @@ mdm_set_verify(cmd_parms *cmd, void *dv, int on)
 const command_rec mdm_cmds[] = {
     AP_INIT_FLAG("MDMMetrics", mdm_set_metrics, NULL, RSRC_CONF,
                  "On (default): count requests for SetHandler mdm-metrics"),
-    AP_INIT_TAKE1("MDMRedis", mdm_set_redis, NULL, RSRC_CONF,
-                  "Redis for MDM: IP:PORT or unix:PATH"),
+    AP_INIT_TAKE_ARGV("MDMRedis", mdm_set_redis, NULL, RSRC_CONF,
+                      "Redis for MDM: IP:PORT or unix:PATH"),
+    AP_INIT_TAKE_ARGV("MDMRedisSentinel", mdm_set_redis, (void *) 1, RSRC_CONF,
+                      "MASTER ADDR [ADDR...]: the master that "
+                      "these sentinels name"),
+    AP_INIT_TAKE_ARGV("MDMRedisCluster", mdm_set_redis, (void *) 2, RSRC_CONF,
+                      "ADDR [ADDR...]: Redis Cluster seed nodes"),
+    AP_INIT_TAKE1("MDMRedisUser", mdm_set_redis_user, NULL, RSRC_CONF,
+                  "Redis ACL user (AUTH user password)"),
+    AP_INIT_TAKE1("MDMRedisPasswordFile", mdm_set_redis_password, NULL,
+                  RSRC_CONF, "file whose first line is the Redis password"),
+    AP_INIT_TAKE1("MDMRedisSentinelPasswordFile", mdm_set_redis_password,
+                  (void *) 1, RSRC_CONF,
+                  "file whose first line is the sentinels' password"),
+    AP_INIT_TAKE2("MDMRedisWait", mdm_set_redis_wait, NULL, RSRC_CONF,
+                  "REPLICAS MS: WAIT for replicas after writes"),
     AP_INIT_TAKE1("MDMRedisConnectTimeout", mdm_set_ms, NULL, RSRC_CONF,
                   "Redis connect timeout, milliseconds (1000)"),
     AP_INIT_TAKE1("MDMRedisTimeout", mdm_set_ms, (void *) 1, RSRC_CONF,

@@ -1,8 +1,9 @@
 /*
- * mod_mdm: Redis connections. A per-process apr_reslist of blocking
- * hiredis contexts, created in child_init (the mod_dbd pattern): each
- * request thread takes one, runs its plan, and gives it back, or throws it
- * away when it broke.
+ * mod_mdm: Redis connections. A per-process apr_reslist of Redis links
+ * (tools/mdm_redislink.h: one server, Sentinel or Cluster, behind AUTH),
+ * created in child_init (the mod_dbd pattern): each request thread takes
+ * one, runs its plan, and gives it back. A link drops a connection that
+ * broke and connects again (after a short back-off) for a later request.
  */
 #include "mod_mdm.h"
 #include "mdm_metrics.h"
@@ -12,10 +13,7 @@
 #include "ap_mpm.h"
 #include "apr_reslist.h"
 
-#include <errno.h>
-#include <hiredis.h>
-#include <poll.h>
-#include <string.h>
+#include <stdio.h>
 
 APLOG_USE_MODULE(mdm);
 
@@ -23,43 +21,32 @@ typedef struct {
     apr_reslist_t *pool;
     mdm_srv_conf_t *conf;
     server_rec *s;
+    mdm_redis_target_t target; /* with the credentials */
 } mdm_redis_pool_t;
 
 static mdm_redis_pool_t *mdm_pool;
 
+/* the link's messages start with their log id */
+static void
+mdm_redis_log(void *data, int level, const char *msg)
+{
+    static const int levels[] = {APLOG_ERR, APLOG_WARNING, APLOG_NOTICE,
+                                 APLOG_INFO};
+    mdm_redis_pool_t *mp = data;
+
+    ap_log_error(APLOG_MARK, levels[level < 0 || level > 3 ? 0 : level], 0,
+                 mp->s, "%s", msg);
+}
+
+/* a link per request thread: it connects lazily and mends itself */
 static apr_status_t
 mdm_redis_construct(void **res, void *params, apr_pool_t *p)
 {
     mdm_redis_pool_t *mp = params;
-    mdm_srv_conf_t *c = mp->conf;
-    struct timeval ct, t;
-    redisContext *rc;
 
     (void) p;
-    ct.tv_sec = c->connect_timeout / 1000;
-    ct.tv_usec = (c->connect_timeout % 1000) * 1000;
-    t.tv_sec = c->timeout / 1000;
-    t.tv_usec = (c->timeout % 1000) * 1000;
-    rc = c->port ? redisConnectWithTimeout(c->host, c->port, ct)
-                 : redisConnectUnixWithTimeout(c->unix_path, ct);
-    if (rc == NULL || rc->err) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, mp->s,
-                     "MDM04003 cannot connect to Redis at %s: %s", c->redis,
-                     rc ? rc->errstr : "out of memory");
-        if (rc) {
-            redisFree(rc);
-        }
-        return APR_EGENERAL;
-    }
-    if (redisSetTimeout(rc, t) != REDIS_OK) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, mp->s,
-                     "MDM07004 cannot set the Redis timeout on %s: %s",
-                     c->redis, rc->errstr);
-        redisFree(rc);
-        return APR_EGENERAL;
-    }
-    *res = rc;
-    return APR_SUCCESS;
+    *res = mdm_redislink_new(&mp->target, mdm_redis_log, mp);
+    return *res ? APR_SUCCESS : APR_ENOMEM;
 }
 
 static apr_status_t
@@ -67,7 +54,7 @@ mdm_redis_destruct(void *res, void *params, apr_pool_t *p)
 {
     (void) params;
     (void) p;
-    redisFree(res);
+    mdm_redislink_free(res);
     return APR_SUCCESS;
 }
 
@@ -75,10 +62,11 @@ void
 mdm_redis_child_init(apr_pool_t *p, server_rec *s)
 {
     mdm_srv_conf_t *c = ap_get_module_config(s->module_config, &mdm_module);
+    mdm_redis_target_t *t;
     int threads = 1;
     apr_status_t rv;
 
-    if (c->redis == NULL) {
+    if (c->redis == NULL || c->target == NULL) {
         return;
     }
     /* the main server's record is never merged: defaults here */
@@ -95,6 +83,21 @@ mdm_redis_child_init(apr_pool_t *p, server_rec *s)
     mdm_pool = apr_pcalloc(p, sizeof(*mdm_pool));
     mdm_pool->conf = c;
     mdm_pool->s = s;
+    t = &mdm_pool->target;
+    *t = *c->target;
+    snprintf(t->user, sizeof(t->user), "%s",
+             c->redis_user ? c->redis_user : "");
+    snprintf(t->password, sizeof(t->password), "%s",
+             c->redis_password ? c->redis_password : "");
+    snprintf(t->sentinel_password, sizeof(t->sentinel_password), "%s",
+             c->sentinel_password ? c->sentinel_password : "");
+    t->connect_timeout_ms = c->connect_timeout;
+    t->timeout_ms = c->timeout;
+    /* a request waits for no back-off longer than this: it answers 503
+       at once while the link waits, and a failover is seen soon */
+    t->max_backoff_ms = 1000;
+    t->wait_replicas = c->wait_replicas > 0 ? c->wait_replicas : 0;
+    t->wait_ms = c->wait_ms;
     /* no minimum: connect lazily; at most one per request thread */
     rv = apr_reslist_create(&mdm_pool->pool, 0, threads, threads,
                             apr_time_from_sec(300), mdm_redis_construct,
@@ -108,40 +111,16 @@ mdm_redis_child_init(apr_pool_t *p, server_rec *s)
     apr_reslist_timeout_set(mdm_pool->pool, apr_time_from_msec(c->timeout));
 }
 
-/*
- * An idle connection has nothing to read. If it has, Redis closed it (or
- * sent something nobody asked for): it must not serve this request.
- */
-static int
-mdm_redis_stale(redisContext *rc)
-{
-    struct pollfd pfd;
-
-    if (rc->err) {
-        return 1;
-    }
-    pfd.fd = rc->fd;
-    pfd.events = POLLIN;
-    pfd.revents = 0;
-    return poll(&pfd, 1, 0) != 0;
-}
-
-/*
- * A blocking hiredis 0.14 context that timed out reports an I/O error
- * with the text of EAGAIN (its errno is gone by now).
- */
-static int
-mdm_redis_timed_out(const redisContext *rc)
-{
-    return rc->err == REDIS_ERR_IO &&
-           (strcmp(rc->errstr, strerror(EAGAIN)) == 0 ||
-            strcmp(rc->errstr, strerror(ETIMEDOUT)) == 0);
-}
-
 void
 mdm_redis_run(request_rec *r, mdm_req_t *req)
 {
-    redisContext *rc;
+    static const int kinds[] = {
+        [MDM_LINK_ERR_CONNECT] = MDM_METRICS_ERR_CONNECT,
+        [MDM_LINK_ERR_TIMEOUT] = MDM_METRICS_ERR_TIMEOUT,
+        [MDM_LINK_ERR_IO] = MDM_METRICS_ERR_IO,
+        [MDM_LINK_ERR_REPLY] = MDM_METRICS_ERR_REPLY};
+    mdm_redislink_t *l;
+    mdm_link_err_t e;
     void *res;
     apr_status_t rv;
     apr_time_t t0;
@@ -153,30 +132,23 @@ mdm_redis_run(request_rec *r, mdm_req_t *req)
         mdm_req_feed(req, NULL, 0);
         return;
     }
-    for (;;) {
-        rv = apr_reslist_acquire(mdm_pool->pool, &res);
-        if (rv != APR_SUCCESS) {
-            mdm_metrics_redis_error(MDM_METRICS_ERR_CONNECT);
-            mdm_req_feed(req, NULL, 0); /* 503 + Retry-After, logged */
-            return;
-        }
-        rc = res;
-        if (!mdm_redis_stale(rc)) {
-            break;
-        }
-        /* closed while idle (Redis restarted): take another one */
-        apr_reslist_invalidate(mdm_pool->pool, rc);
+    rv = apr_reslist_acquire(mdm_pool->pool, &res);
+    if (rv != APR_SUCCESS) {
+        mdm_metrics_redis_error(MDM_METRICS_ERR_CONNECT);
+        mdm_req_feed(req, NULL, 0); /* 503 + Retry-After, logged */
+        return;
     }
+    l = res;
+    /* closed while idle (Redis restarted, failed over): reconnect */
+    mdm_redislink_check_idle(l);
     t0 = apr_time_now();
-    mdm_exec_sync(rc, req);
-    if (rc->err) {
-        mdm_metrics_redis_error(mdm_redis_timed_out(rc)
-                                    ? MDM_METRICS_ERR_TIMEOUT
-                                    : MDM_METRICS_ERR_IO);
-        /* broken or timed out: never hand it to another request */
-        apr_reslist_invalidate(mdm_pool->pool, rc);
+    mdm_redislink_exec(l, req);
+    e = mdm_redislink_error(l);
+    if (e != MDM_LINK_OK) {
+        mdm_metrics_redis_error(kinds[e]);
     } else {
         mdm_metrics_redis(apr_time_now() - t0);
-        apr_reslist_release(mdm_pool->pool, rc);
     }
+    /* the link dropped what broke: it serves the next request anyway */
+    apr_reslist_release(mdm_pool->pool, l);
 }

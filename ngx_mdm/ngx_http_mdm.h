@@ -22,6 +22,7 @@
 #include <hiredis.h>
 
 #include "mdm.h"
+#include "mdm_redis_topo.h"
 
 typedef enum {
     NGX_HTTP_MDM_OFF = 0,
@@ -35,11 +36,33 @@ typedef enum {
     NGX_HTTP_MDM_ACME
 } ngx_http_mdm_kind_e;
 
+/* Where Redis is: one server, a Sentinel-watched master, or a Cluster */
+typedef enum {
+    NGX_HTTP_MDM_REDIS_NONE = 0,
+    NGX_HTTP_MDM_REDIS_SINGLE,   /* mdm_redis */
+    NGX_HTTP_MDM_REDIS_SENTINEL, /* mdm_redis_sentinel */
+    NGX_HTTP_MDM_REDIS_CLUSTER   /* mdm_redis_cluster */
+} ngx_http_mdm_redis_mode_e;
+
 typedef struct {
-    ngx_str_t redis;     /* as written, for messages */
-    ngx_str_t host;      /* IP literal, NUL-terminated */
-    ngx_int_t port;      /* 0 for a unix socket */
-    ngx_str_t unix_path; /* NUL-terminated */
+    ngx_str_t text; /* as written, NUL-terminated, for messages */
+    ngx_str_t host; /* IP literal or unix socket path, NUL-terminated */
+    ngx_int_t port; /* 0 for a unix socket */
+} ngx_http_mdm_redis_addr_t;
+
+typedef struct {
+    ngx_str_t redis; /* what to name in messages */
+    ngx_uint_t redis_mode;
+    const char *redis_directive;      /* the directive that set the mode */
+    ngx_http_mdm_redis_addr_t server; /* mdm_redis */
+    ngx_array_t *redis_addrs; /* of ngx_http_mdm_redis_addr_t: sentinels or
+                                 cluster seed nodes */
+    ngx_str_t sentinel_master;
+    ngx_str_t redis_user;          /* mdm_redis_user, NUL-terminated */
+    ngx_str_t redis_password_file; /* mdm_redis_password_file */
+    ngx_str_t redis_password;      /* its first line, NUL-terminated */
+    ngx_int_t redis_wait;          /* mdm_redis_wait N (replicas) */
+    ngx_msec_t redis_wait_timeout; /* mdm_redis_wait ... MS */
     ngx_msec_t connect_timeout;
     ngx_msec_t timeout;
     ngx_flag_t used;              /* some location needs Redis */
@@ -122,6 +145,7 @@ ngx_http_mdm_batch_t *ngx_http_mdm_redis_send(ngx_http_mdm_main_conf_t *mcf,
                                               void *data);
 /** The caller is going away: done will not run for this batch (or NULL). */
 void ngx_http_mdm_redis_detach(ngx_http_mdm_batch_t *b);
+/** Worker start: Sentinel/Cluster discovery begins at once. */
 ngx_int_t ngx_http_mdm_redis_init_process(ngx_cycle_t *cycle);
 void ngx_http_mdm_redis_exit_process(ngx_cycle_t *cycle);
 

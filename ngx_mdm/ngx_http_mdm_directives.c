@@ -7,6 +7,12 @@
 #include "ngx_http_mdm.h"
 
 static char *ngx_http_mdm_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_mdm_redis_topology(ngx_conf_t *cf, ngx_command_t *cmd,
+                                         void *conf);
+static char *ngx_http_mdm_redis_password_file(ngx_conf_t *cf,
+                                              ngx_command_t *cmd, void *conf);
+static char *ngx_http_mdm_redis_wait(ngx_conf_t *cf, ngx_command_t *cmd,
+                                     void *conf);
 static char *ngx_http_mdm_handler_set(ngx_conf_t *cf, ngx_command_t *cmd,
                                       void *conf);
 static char *ngx_http_mdm_checked_str(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -32,6 +38,24 @@ ngx_command_t ngx_http_mdm_commands[] = {
 
     {ngx_string("mdm_redis"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
      ngx_http_mdm_redis, NGX_HTTP_MAIN_CONF_OFFSET, 0, NULL},
+
+    {ngx_string("mdm_redis_sentinel"), NGX_HTTP_MAIN_CONF | NGX_CONF_2MORE,
+     ngx_http_mdm_redis_topology, NGX_HTTP_MAIN_CONF_OFFSET,
+     NGX_HTTP_MDM_REDIS_SENTINEL, NULL},
+
+    {ngx_string("mdm_redis_cluster"), NGX_HTTP_MAIN_CONF | NGX_CONF_1MORE,
+     ngx_http_mdm_redis_topology, NGX_HTTP_MAIN_CONF_OFFSET,
+     NGX_HTTP_MDM_REDIS_CLUSTER, NULL},
+
+    {ngx_string("mdm_redis_user"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_str_slot, NGX_HTTP_MAIN_CONF_OFFSET,
+     offsetof(ngx_http_mdm_main_conf_t, redis_user), NULL},
+
+    {ngx_string("mdm_redis_password_file"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+     ngx_http_mdm_redis_password_file, NGX_HTTP_MAIN_CONF_OFFSET, 0, NULL},
+
+    {ngx_string("mdm_redis_wait"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE2,
+     ngx_http_mdm_redis_wait, NGX_HTTP_MAIN_CONF_OFFSET, 0, NULL},
 
     {ngx_string("mdm_redis_connect_timeout"),
      NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, ngx_conf_set_msec_slot,
@@ -415,31 +439,67 @@ ngx_http_mdm_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_msec_value(mcf->connect_timeout, 1000);
     ngx_conf_init_msec_value(mcf->timeout, 2000);
+    if (mcf->redis_user.data && mcf->redis_password.data == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"mdm_redis_user\" needs "
+                           "\"mdm_redis_password_file\"");
+        return NGX_CONF_ERROR;
+    }
+    if (mcf->redis_wait && mcf->redis_mode == NGX_HTTP_MDM_REDIS_NONE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"mdm_redis_wait\" needs \"mdm_redis\", "
+                           "\"mdm_redis_sentinel\" or \"mdm_redis_cluster\"");
+        return NGX_CONF_ERROR;
+    }
     return NGX_CONF_OK;
 }
 
+/* One Redis topology per http block: the directive that sets it. */
 static char *
-ngx_http_mdm_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_mdm_redis_mode(ngx_conf_t *cf, ngx_http_mdm_main_conf_t *mcf,
+                        ngx_uint_t mode, const char *directive)
 {
-    ngx_http_mdm_main_conf_t *mcf = conf;
-    ngx_str_t *value = cf->args->elts;
-    ngx_str_t *v = &value[1];
+    if (mcf->redis_mode == mode) {
+        return "is duplicate";
+    }
+    if (mcf->redis_mode != NGX_HTTP_MDM_REDIS_NONE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%s\" and \"%s\" are mutually exclusive: one "
+                           "Redis topology per http block",
+                           directive, mcf->redis_directive);
+        return NGX_CONF_ERROR;
+    }
+    mcf->redis_mode = mode;
+    mcf->redis_directive = directive;
+    return NGX_CONF_OK;
+}
+
+/* ADDR: IP:PORT, [IPv6]:PORT or unix:PATH (a worker never resolves). */
+static char *
+ngx_http_mdm_redis_addr(ngx_conf_t *cf, const char *directive, ngx_str_t *v,
+                        ngx_http_mdm_redis_addr_t *a)
+{
     u_char *colon, *p;
     ngx_int_t port;
     struct in_addr a4;
     struct in6_addr a6;
 
-    if (mcf->redis.data) {
-        return "is duplicate";
+    a->text.len = v->len;
+    a->text.data = ngx_pnalloc(cf->pool, v->len + 1);
+    if (a->text.data == NULL) {
+        return NGX_CONF_ERROR;
     }
-    mcf->redis = *v;
+    ngx_cpystrn(a->text.data, v->data, v->len + 1);
     if (v->len > 5 && ngx_strncmp(v->data, "unix:", 5) == 0) {
-        mcf->unix_path.len = v->len - 5;
-        mcf->unix_path.data = ngx_pnalloc(cf->pool, v->len - 4);
-        if (mcf->unix_path.data == NULL) {
+        if (v->len - 5 >= 108) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%s\": unix socket path too long in \"%V\"",
+                               directive, v);
             return NGX_CONF_ERROR;
         }
-        ngx_cpystrn(mcf->unix_path.data, v->data + 5, v->len - 4);
+        a->port = 0;
+        a->host.len = v->len - 5;
+        a->host.data = a->text.data + 5;
         return NGX_CONF_OK;
     }
     colon = NULL;
@@ -450,39 +510,204 @@ ngx_http_mdm_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
     if (colon == NULL || colon == v->data) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"mdm_redis\": expected IP:PORT or unix:PATH, "
+                           "\"%s\": expected IP:PORT or unix:PATH, "
                            "got \"%V\"",
-                           v);
+                           directive, v);
         return NGX_CONF_ERROR;
     }
     port = ngx_atoi(colon + 1, v->data + v->len - colon - 1);
     if (port < 1 || port > 65535) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"mdm_redis\": invalid port in \"%V\"", v);
+                           "\"%s\": invalid port in \"%V\"", directive, v);
         return NGX_CONF_ERROR;
     }
-    mcf->port = port;
+    a->port = port;
     p = v->data;
     if (*p == '[' && colon[-1] == ']') {
         p++;
         colon--;
     }
-    mcf->host.len = colon - p;
-    mcf->host.data = ngx_pnalloc(cf->pool, mcf->host.len + 1);
-    if (mcf->host.data == NULL) {
+    a->host.len = colon - p;
+    a->host.data = ngx_pnalloc(cf->pool, a->host.len + 1);
+    if (a->host.data == NULL) {
         return NGX_CONF_ERROR;
     }
-    ngx_cpystrn(mcf->host.data, p, mcf->host.len + 1);
+    ngx_cpystrn(a->host.data, p, a->host.len + 1);
     /* hiredis resolves names with a blocking getaddrinfo(): IPs only */
-    if (inet_pton(AF_INET, (char *) mcf->host.data, &a4) != 1 &&
-        inet_pton(AF_INET6, (char *) mcf->host.data, &a6) != 1) {
+    if (inet_pton(AF_INET, (char *) a->host.data, &a4) != 1 &&
+        inet_pton(AF_INET6, (char *) a->host.data, &a6) != 1) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"mdm_redis\": \"%V\" is not an IP address; use "
+                           "\"%s\": \"%V\" is not an IP address; use "
                            "an IP or unix:PATH (a worker never resolves "
                            "names)",
-                           &mcf->host);
+                           directive, &a->host);
         return NGX_CONF_ERROR;
     }
+    return NGX_CONF_OK;
+}
+
+static char *
+ngx_http_mdm_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mdm_main_conf_t *mcf = conf;
+    ngx_str_t *value = cf->args->elts;
+    char *rv;
+
+    rv = ngx_http_mdm_redis_mode(cf, mcf, NGX_HTTP_MDM_REDIS_SINGLE,
+                                 "mdm_redis");
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+    rv = ngx_http_mdm_redis_addr(cf, "mdm_redis", &value[1], &mcf->server);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+    mcf->redis = mcf->server.text;
+    (void) cmd;
+    return NGX_CONF_OK;
+}
+
+/* mdm_redis_sentinel MASTER ADDR...; mdm_redis_cluster ADDR... */
+static char *
+ngx_http_mdm_redis_topology(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mdm_main_conf_t *mcf = conf;
+    ngx_str_t *value = cf->args->elts;
+    ngx_http_mdm_redis_addr_t *a;
+    const char *name = (const char *) cmd->name.data;
+    ngx_uint_t i, first;
+    char *rv;
+
+    rv = ngx_http_mdm_redis_mode(cf, mcf, cmd->offset, name);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+    first = 1;
+    if (cmd->offset == NGX_HTTP_MDM_REDIS_SENTINEL) {
+        for (i = 0; i < value[1].len; i++) {
+            if (value[1].data[i] <= ' ' || value[1].data[i] == 0x7f) {
+                break;
+            }
+        }
+        if (value[1].len == 0 || i < value[1].len ||
+            ngx_strlchr(value[1].data, value[1].data + value[1].len, ':')) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%s\": the first argument is the master's "
+                               "name (as in sentinel.conf), got \"%V\"",
+                               name, &value[1]);
+            return NGX_CONF_ERROR;
+        }
+        mcf->sentinel_master = value[1];
+        first = 2;
+    }
+    if (cf->args->nelts - first > 64) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%s\": at most 64 addresses",
+                           name);
+        return NGX_CONF_ERROR;
+    }
+    mcf->redis_addrs = ngx_array_create(cf->pool, cf->args->nelts - first,
+                                        sizeof(ngx_http_mdm_redis_addr_t));
+    if (mcf->redis_addrs == NULL) {
+        return NGX_CONF_ERROR;
+    }
+    for (i = first; i < cf->args->nelts; i++) {
+        a = ngx_array_push(mcf->redis_addrs);
+        if (a == NULL) {
+            return NGX_CONF_ERROR;
+        }
+        rv = ngx_http_mdm_redis_addr(cf, name, &value[i], a);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+    }
+    if (cmd->offset == NGX_HTTP_MDM_REDIS_SENTINEL) {
+        mcf->redis.len = sizeof("master \"\" of the sentinels") - 1 +
+                         mcf->sentinel_master.len;
+        mcf->redis.data = ngx_pnalloc(cf->pool, mcf->redis.len);
+        if (mcf->redis.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+        ngx_sprintf(mcf->redis.data, "master \"%V\" of the sentinels",
+                    &mcf->sentinel_master);
+    } else {
+        ngx_str_set(&mcf->redis, "the cluster");
+    }
+    return NGX_CONF_OK;
+}
+
+/*
+ * The password: the file's first line without its line end, read now
+ * (nginx -t shows what is wrong); a file others may read is a warning.
+ */
+static char *
+ngx_http_mdm_redis_password_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mdm_main_conf_t *mcf = conf;
+    ngx_str_t *value = cf->args->elts;
+    ngx_str_t path = value[1];
+    char buf[1024], err[512];
+    int loose;
+    size_t len;
+
+    if (mcf->redis_password_file.data) {
+        return "is duplicate";
+    }
+    if (path.len == 0) {
+        return "needs a file name";
+    }
+    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+    mcf->redis_password_file = path;
+    if (mdm_redis_read_password_file((char *) path.data, buf, sizeof(buf),
+                                     &loose, err, sizeof(err)) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"mdm_redis_password_file\": %s", err);
+        return NGX_CONF_ERROR;
+    }
+    if (loose) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           MDM_ID_REDIS_PWFILE_MODE
+                           " \"mdm_redis_password_file\": \"%V\" can be "
+                           "read by group or others (chmod 600 it)",
+                           &path);
+    }
+    len = ngx_strlen(buf);
+    mcf->redis_password.len = len;
+    mcf->redis_password.data = ngx_pnalloc(cf->pool, len + 1);
+    if (mcf->redis_password.data == NULL) {
+        ngx_explicit_memzero(buf, sizeof(buf));
+        return NGX_CONF_ERROR;
+    }
+    ngx_cpystrn(mcf->redis_password.data, (u_char *) buf, len + 1);
+    ngx_explicit_memzero(buf, sizeof(buf));
+    (void) cmd;
+    return NGX_CONF_OK;
+}
+
+/* mdm_redis_wait N MS: after a plan that writes, WAIT for N replicas. */
+static char *
+ngx_http_mdm_redis_wait(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mdm_main_conf_t *mcf = conf;
+    ngx_str_t *value = cf->args->elts;
+    ngx_int_t n, ms;
+
+    if (mcf->redis_wait) {
+        return "is duplicate";
+    }
+    n = ngx_atoi(value[1].data, value[1].len);
+    ms = ngx_atoi(value[2].data, value[2].len);
+    if (n < 1 || n > 100 || ms < 1 || ms > 60000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"mdm_redis_wait\": expected N (replicas, 1 to "
+                           "100) and MS (milliseconds, 1 to 60000), got "
+                           "\"%V %V\"",
+                           &value[1], &value[2]);
+        return NGX_CONF_ERROR;
+    }
+    mcf->redis_wait = n;
+    mcf->redis_wait_timeout = (ngx_msec_t) ms;
     (void) cmd;
     return NGX_CONF_OK;
 }
@@ -823,10 +1048,11 @@ ngx_http_mdm_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
     if (conf->kind != NGX_HTTP_MDM_OFF && conf->kind != NGX_HTTP_MDM_METRICS) {
-        if (mcf->redis.data == NULL) {
+        if (mcf->redis_mode == NGX_HTTP_MDM_REDIS_NONE) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "MDM handlers need \"mdm_redis\" in the "
-                               "http block");
+                               "MDM handlers need \"mdm_redis\" (or "
+                               "\"mdm_redis_sentinel\", "
+                               "\"mdm_redis_cluster\") in the http block");
             return NGX_CONF_ERROR;
         }
         mcf->used = 1;

@@ -1,6 +1,8 @@
 /*
- * ngx_mdm: one hiredis async connection per worker, driven by nginx's
- * event loop.
+ * ngx_mdm: hiredis async connections per worker, driven by nginx's event
+ * loop: one to a single server (mdm_redis), one to the master that the
+ * sentinels name (mdm_redis_sentinel), or one per Cluster master
+ * (mdm_redis_cluster), each opened lazily.
  *
  * - Level-triggered events: hiredis reads at most 16 KiB per call and does
  *   not loop to EAGAIN, so edge-triggered epoll would stall large replies.
@@ -8,9 +10,16 @@
  *   is gone: a callback's state (a "batch") is malloc'd and only says
  *   who still waits (batch->done, NULL once nobody does).
  * - This file knows no request: the caller hands a completion callback
- *   (done, data) with each plan and gets the replies through it.
+ *   (done, data) with each plan and gets the replies through it, in plan
+ *   order, whichever connections they came from.
  * - hiredis 0.14 has no command timeout: each request has its own timer.
  * - The fd is hiredis's: our cleanup forgets it, redisFree() closes it.
+ * - Every new connection starts with AUTH (when configured) pipelined
+ *   before anything else, and, to a master named by the sentinels, ROLE.
+ *   A refused AUTH or a master that is not one drops the connection (the
+ *   commands queued behind get no reply: 503) and backs off.
+ * - Nothing here blocks: Sentinel discovery and the Cluster slot map are
+ *   asked on the event loop; requests meanwhile get 503 + Retry-After.
  */
 #include "ngx_http_mdm.h"
 
@@ -19,29 +28,90 @@
 #define NGX_HTTP_MDM_BACKOFF_MIN 100
 #define NGX_HTTP_MDM_BACKOFF_MAX 5000
 
+typedef struct ngx_http_mdm_node_s ngx_http_mdm_node_t;
+
+typedef enum {
+    NGX_HTTP_MDM_NODE_DATA = 0, /* plans go here */
+    NGX_HTTP_MDM_NODE_SENTINEL  /* asked for the master's address */
+} ngx_http_mdm_node_kind_e;
+
+struct ngx_http_mdm_node_s {
+    redisAsyncContext *ac;
+    ngx_event_t timer; /* connect (sentinel: until it answers) */
+    ngx_msec_t retry_at;
+    ngx_msec_t backoff;
+    ngx_msec_t last_reply;
+    mdm_redis_addr_t addr;
+    char name[300]; /* the address, for messages */
+    ngx_uint_t kind;
+    unsigned connected : 1;
+    unsigned want_write : 1;  /* hiredis has output to send */
+    unsigned auth_logged : 1; /* a refused AUTH was logged */
+    unsigned check_role : 1;  /* ROLE must say master */
+    unsigned failover_logged : 1;
+    unsigned wait_short : 1; /* WAIT fell short: skipped until wait_retry */
+    ngx_msec_t wait_retry;
+};
+
+/* One plan command's callback state. */
+typedef struct {
+    ngx_http_mdm_batch_t *b;
+    ngx_http_mdm_node_t *node; /* where it waits; NULL once answered */
+    unsigned idx;
+    unsigned redirects;
+    unsigned wait : 1; /* a WAIT after the writes */
+} ngx_http_mdm_ref_t;
+
 struct ngx_http_mdm_batch_s {
     ngx_http_mdm_redis_done_pt done; /* NULL once nobody waits */
     void *data;
-    size_t nreplies;
-    size_t got;
+    size_t nreplies;    /* the replies the caller needs: cmds[0..n) */
+    size_t missing;     /* of those (and WAITs), not arrived yet */
+    size_t outstanding; /* callbacks hiredis still owes */
+    size_t nref;
+    ngx_http_mdm_ref_t *refs;
+    mdm_cmd_t *cmds; /* Cluster: copies, for redirects */
     unsigned failed : 1;
     redisReply *replies[1];
 };
 
 typedef struct {
-    redisAsyncContext *ac;
-    ngx_event_t connect_timer;
-    ngx_msec_t retry_at;
-    ngx_msec_t backoff;
-    ngx_msec_t last_reply;
     ngx_log_t *log;
     ngx_http_mdm_main_conf_t *mcf;
-    unsigned connected : 1;
+    ngx_connection_t dummy; /* ev->data of timers and posted events */
+    ngx_event_t kick;       /* Sentinel/Cluster discovery, posted */
     unsigned exiting : 1;
-    unsigned want_write : 1; /* hiredis has output to send */
+
+    ngx_http_mdm_node_t main; /* mdm_redis, or the Sentinel master */
+
+    /* Sentinel */
+    ngx_http_mdm_node_t sentinel; /* the one being asked */
+    ngx_uint_t sentinel_next;     /* index of the next one to ask */
+    unsigned master_known : 1;
+    unsigned resolving : 1;
+    unsigned asking : 1; /* a sentinel's answer is awaited */
+
+    /* Cluster */
+    ngx_http_mdm_node_t *nodes; /* MDM_REDIS_MAX_NODES */
+    ngx_uint_t nnodes;
+    mdm_slotmap_t *map;
+    mdm_slotmap_t *map_new; /* CLUSTER SLOTS is loaded here, then swapped */
+    ngx_http_mdm_node_t *owner[MDM_REDIS_MAX_NODES]; /* map index -> node */
+    ngx_uint_t map_next;  /* the next node to ask for CLUSTER SLOTS */
+    ngx_uint_t map_tries; /* asked in this round */
+    ngx_msec_t map_retry_at;
+    ngx_msec_t map_backoff;
+    unsigned map_ok : 1;
+    unsigned map_loading : 1;
+    unsigned map_stale : 1;
+    unsigned map_logged : 1;
 } ngx_http_mdm_redis_t;
 
 static ngx_http_mdm_redis_t ngx_http_mdm_rds;
+
+static void ngx_http_mdm_node_drop(ngx_http_mdm_node_t *node);
+static void ngx_http_mdm_kick_post(void);
+static void ngx_http_mdm_kick_later(ngx_msec_t delay);
 
 /* ---------------------------------------------------------------- */
 /* hiredis event hooks                                              */
@@ -59,12 +129,13 @@ ngx_http_mdm_ev_write(ngx_event_t *ev)
 {
     ngx_connection_t *c = ev->data;
     redisAsyncContext *ac = c->data;
+    ngx_http_mdm_node_t *node = ac->data;
 
     redisAsyncHandleWrite(ac);
     /* Still output pending (socket full, or still connecting): now wait
      * for epoll. ac may be gone if the write failed. */
-    if (ngx_http_mdm_rds.ac == ac && ac->ev.data == c &&
-        ngx_http_mdm_rds.want_write && !c->write->active) {
+    if (node->ac == ac && ac->ev.data == c && node->want_write &&
+        !c->write->active) {
         ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
     }
 }
@@ -99,12 +170,14 @@ static void
 ngx_http_mdm_add_write(void *privdata)
 {
     ngx_connection_t *c = privdata;
+    redisAsyncContext *ac = c->data;
+    ngx_http_mdm_node_t *node = ac->data;
 
-    ngx_http_mdm_rds.want_write = 1;
+    node->want_write = 1;
     if (c->write->active) {
         return;
     }
-    if (ngx_http_mdm_rds.connected) {
+    if (node->connected) {
         if (!c->write->posted) {
             ngx_post_event(c->write, &ngx_posted_events);
         }
@@ -117,8 +190,10 @@ static void
 ngx_http_mdm_del_write(void *privdata)
 {
     ngx_connection_t *c = privdata;
+    redisAsyncContext *ac = c->data;
+    ngx_http_mdm_node_t *node = ac->data;
 
-    ngx_http_mdm_rds.want_write = 0;
+    node->want_write = 0;
     if (c->write->active) {
         ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
     }
@@ -178,139 +253,607 @@ ngx_http_mdm_attach(redisAsyncContext *ac, ngx_log_t *log)
 }
 
 /* ---------------------------------------------------------------- */
-/* connection                                                       */
+/* one connection                                                   */
 
 static void
-ngx_http_mdm_failed(ngx_http_mdm_redis_t *rds)
+ngx_http_mdm_failed(ngx_http_mdm_node_t *node)
 {
-    rds->backoff = rds->backoff
-                       ? ngx_min(rds->backoff * 2, NGX_HTTP_MDM_BACKOFF_MAX)
-                       : NGX_HTTP_MDM_BACKOFF_MIN;
-    rds->retry_at = ngx_current_msec + rds->backoff;
+    node->backoff = node->backoff
+                        ? ngx_min(node->backoff * 2, NGX_HTTP_MDM_BACKOFF_MAX)
+                        : NGX_HTTP_MDM_BACKOFF_MIN;
+    node->retry_at = ngx_current_msec + node->backoff;
+}
+
+static void
+ngx_http_mdm_node_set(ngx_http_mdm_node_t *node, const mdm_redis_addr_t *a,
+                      ngx_uint_t kind)
+{
+    node->addr = *a;
+    node->kind = kind;
+    mdm_redis_addr_format(a, node->name, sizeof(node->name));
+}
+
+/* The master is no longer known: ask the sentinels again (Sentinel). */
+static void
+ngx_http_mdm_lost_master(ngx_http_mdm_node_t *node)
+{
+    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+
+    if (node == &rds->main &&
+        rds->mcf->redis_mode == NGX_HTTP_MDM_REDIS_SENTINEL) {
+        rds->master_known = 0;
+        ngx_http_mdm_kick_later(node->backoff ? node->backoff : 1);
+    } else if (rds->mcf->redis_mode == NGX_HTTP_MDM_REDIS_CLUSTER &&
+               node->kind == NGX_HTTP_MDM_NODE_DATA) {
+        rds->map_stale = 1;
+    }
 }
 
 static void
 ngx_http_mdm_on_connect(const redisAsyncContext *ac, int status)
 {
-    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+    ngx_http_mdm_node_t *node = ac->data;
 
-    if (rds->connect_timer.timer_set) {
-        ngx_del_timer(&rds->connect_timer);
+    if (node->timer.timer_set && node->kind != NGX_HTTP_MDM_NODE_SENTINEL) {
+        ngx_del_timer(&node->timer);
     }
     if (status != REDIS_OK) {
-        /* hiredis frees ac after this; onDisconnect is not called */
-        ngx_log_error(NGX_LOG_ERR, rds->log, 0,
-                      "MDM04003 cannot connect to Redis at %V: %s",
-                      &rds->mcf->redis, ac->errstr);
-        if (rds->ac == ac) {
-            rds->ac = NULL;
+        /* hiredis frees ac after this; onDisconnect is not called; the
+         * queued callbacks run with no reply */
+        ngx_log_error(NGX_LOG_ERR, ngx_http_mdm_rds.log, 0,
+                      "MDM04003 cannot connect to Redis at %s: %s", node->name,
+                      ac->errstr);
+        if (node->timer.timer_set) {
+            ngx_del_timer(&node->timer);
         }
-        rds->connected = 0;
-        ngx_http_mdm_failed(rds);
+        if (node->ac == ac) {
+            node->ac = NULL;
+        }
+        node->connected = 0;
+        ngx_http_mdm_failed(node);
+        ngx_http_mdm_lost_master(node);
         return;
     }
-    rds->connected = 1;
-    rds->backoff = 0;
-    rds->last_reply = ngx_current_msec;
-    ngx_log_error(NGX_LOG_INFO, rds->log, 0, "connected to Redis at %V",
-                  &rds->mcf->redis);
+    node->connected = 1;
+    node->last_reply = ngx_current_msec;
+    if (ngx_http_mdm_rds.mcf->redis_password.data == NULL &&
+        !node->check_role) {
+        node->backoff = 0;
+    }
+    ngx_log_error(NGX_LOG_INFO, ngx_http_mdm_rds.log, 0,
+                  "connected to Redis at %s", node->name);
 }
 
 static void
 ngx_http_mdm_on_disconnect(const redisAsyncContext *ac, int status)
 {
-    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+    ngx_http_mdm_node_t *node = ac->data;
 
-    if (rds->ac == ac) {
-        rds->ac = NULL;
+    if (node->ac == ac) {
+        node->ac = NULL;
+        node->connected = 0;
+        if (node->timer.timer_set) {
+            ngx_del_timer(&node->timer);
+        }
     }
-    rds->connected = 0;
-    if (status != REDIS_OK && !rds->exiting) {
-        ngx_log_error(NGX_LOG_ERR, rds->log, 0,
-                      "MDM04004 lost the Redis connection to %V: %s",
-                      &rds->mcf->redis, ac->errstr);
+    if (status != REDIS_OK && !ngx_http_mdm_rds.exiting) {
+        ngx_log_error(NGX_LOG_ERR, ngx_http_mdm_rds.log, 0,
+                      "MDM04004 lost the Redis connection to %s: %s",
+                      node->name, ac->errstr);
+        ngx_http_mdm_lost_master(node);
     }
 }
 
-/* Drop the connection: pending callbacks run now with no reply. */
+/* Drop the connection: pending callbacks run (now, or once the current
+ * callback returns) with no reply. */
 static void
-ngx_http_mdm_drop(ngx_http_mdm_redis_t *rds)
+ngx_http_mdm_node_drop(ngx_http_mdm_node_t *node)
 {
-    redisAsyncContext *ac = rds->ac;
+    redisAsyncContext *ac = node->ac;
 
     if (ac == NULL) {
         return;
     }
-    rds->ac = NULL;
-    rds->connected = 0;
-    if (rds->connect_timer.timer_set) {
-        ngx_del_timer(&rds->connect_timer);
+    node->ac = NULL;
+    node->connected = 0;
+    if (node->timer.timer_set) {
+        ngx_del_timer(&node->timer);
     }
     redisAsyncFree(ac);
 }
 
 static void
-ngx_http_mdm_connect_timeout(ngx_event_t *ev)
+ngx_http_mdm_node_timeout(ngx_event_t *ev)
 {
-    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+    ngx_http_mdm_node_t *node =
+        (ngx_http_mdm_node_t *) ((u_char *) ev -
+                                 offsetof(ngx_http_mdm_node_t, timer));
 
-    (void) ev;
-    ngx_log_error(NGX_LOG_ERR, rds->log, 0,
-                  "MDM04005 Redis at %V did not accept the connection "
-                  "within %M ms",
-                  &rds->mcf->redis, rds->mcf->connect_timeout);
-    ngx_http_mdm_drop(rds);
-    ngx_http_mdm_failed(rds);
+    ngx_log_error(NGX_LOG_ERR, ngx_http_mdm_rds.log, 0,
+                  "MDM04005 Redis at %s did not %s within %M ms", node->name,
+                  node->connected ? "answer" : "accept the connection",
+                  ngx_http_mdm_rds.mcf->connect_timeout);
+    ngx_http_mdm_node_drop(node);
+    ngx_http_mdm_failed(node);
+    ngx_http_mdm_lost_master(node);
 }
 
+/* AUTH's answer: a refusal is a connection failure (logged once). */
+static void
+ngx_http_mdm_auth_done(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    ngx_http_mdm_node_t *node = privdata;
+    redisReply *r = reply;
+
+    if (r == NULL || node->ac != ac) {
+        return;
+    }
+    if (r->type != REDIS_REPLY_ERROR) {
+        node->auth_logged = 0;
+        if (!node->check_role) {
+            node->backoff = 0;
+        }
+        return;
+    }
+    if (!node->auth_logged) {
+        node->auth_logged = 1;
+        ngx_log_error(NGX_LOG_ERR, ngx_http_mdm_rds.log, 0,
+                      MDM_ID_REDIS_AUTH
+                      " Redis at %s refused AUTH "
+                      "(mdm_redis_user, mdm_redis_password_file): %*s",
+                      node->name, (size_t) ngx_min(r->len, 200), r->str);
+    }
+    ngx_http_mdm_node_drop(node);
+    ngx_http_mdm_failed(node);
+}
+
+/* ROLE's answer on a master named by the sentinels. */
+static void
+ngx_http_mdm_role_done(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    ngx_http_mdm_node_t *node = privdata;
+    redisReply *r = reply;
+
+    if (r == NULL || node->ac != ac) {
+        return;
+    }
+    if (mdm_redis_role_is_master(r)) {
+        node->backoff = 0;
+        return;
+    }
+    ngx_log_error(NGX_LOG_WARN, ngx_http_mdm_rds.log, 0,
+                  MDM_ID_SENTINEL_NOT_MASTER
+                  " Redis at %s is not the "
+                  "master (ROLE says %*s); asking the sentinels again",
+                  node->name,
+                  (size_t) (r->type == REDIS_REPLY_ARRAY && r->elements &&
+                                    r->element[0]->str
+                                ? ngx_min(r->element[0]->len, 64)
+                                : (r->str ? ngx_min(r->len, 64) : 0)),
+                  r->type == REDIS_REPLY_ARRAY && r->elements &&
+                          r->element[0]->str
+                      ? r->element[0]->str
+                      : (r->str ? r->str : ""));
+    ngx_http_mdm_node_drop(node);
+    ngx_http_mdm_failed(node);
+    ngx_http_mdm_lost_master(node);
+}
+
+/* The node's context (connecting, commands queue), or NULL: backing off. */
 static redisAsyncContext *
-ngx_http_mdm_get(ngx_http_mdm_main_conf_t *mcf)
+ngx_http_mdm_node_get(ngx_http_mdm_node_t *node)
 {
     ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+    ngx_http_mdm_main_conf_t *mcf = rds->mcf;
     redisAsyncContext *ac;
+    const char *argv[3];
+    size_t argvlen[3];
+    struct in6_addr a6;
+    int argc;
 
-    if (rds->ac) {
-        return rds->ac; /* commands queue while it connects */
+    if (node->ac) {
+        return node->ac;
     }
     if (rds->exiting ||
-        (rds->backoff &&
-         (ngx_msec_int_t) (rds->retry_at - ngx_current_msec) > 0)) {
+        (node->backoff &&
+         (ngx_msec_int_t) (node->retry_at - ngx_current_msec) > 0)) {
         return NULL;
     }
-    rds->mcf = mcf;
-    if (mcf->port) {
-        ac = redisAsyncConnect((char *) mcf->host.data, (int) mcf->port);
+    if (node->addr.port && inet_pton(AF_INET, node->addr.host, &a6) != 1 &&
+        inet_pton(AF_INET6, node->addr.host, &a6) != 1) {
+        /* a name (e.g. a Cluster announcing host names): hiredis would
+         * resolve it with a blocking call */
+        ngx_log_error(NGX_LOG_ERR, rds->log, 0,
+                      "MDM04003 cannot connect to Redis at %s: not an IP "
+                      "address (a worker never resolves names)",
+                      node->name);
+        ngx_http_mdm_failed(node);
+        return NULL;
+    }
+    if (node->addr.port) {
+        ac = redisAsyncConnect(node->addr.host, node->addr.port);
     } else {
-        ac = redisAsyncConnectUnix((char *) mcf->unix_path.data);
+        ac = redisAsyncConnectUnix(node->addr.host);
     }
     if (ac == NULL) {
-        ngx_http_mdm_failed(rds);
+        ngx_http_mdm_failed(node);
         return NULL;
     }
     if (ac->err) {
         ngx_log_error(NGX_LOG_ERR, rds->log, 0,
-                      "MDM04003 cannot connect to Redis at %V: %s", &mcf->redis,
+                      "MDM04003 cannot connect to Redis at %s: %s", node->name,
                       ac->errstr);
         redisAsyncFree(ac);
-        ngx_http_mdm_failed(rds);
+        ngx_http_mdm_failed(node);
+        ngx_http_mdm_lost_master(node);
         return NULL;
     }
+    ac->data = node;
+    node->connected = 0;
+    node->want_write = 0;
     /* attach before the connect callback: setting it asks for a write */
     if (ngx_http_mdm_attach(ac, rds->log) != NGX_OK) {
         redisAsyncFree(ac);
-        ngx_http_mdm_failed(rds);
+        ngx_http_mdm_failed(node);
         return NULL;
     }
     redisAsyncSetConnectCallback(ac, ngx_http_mdm_on_connect);
     redisAsyncSetDisconnectCallback(ac, ngx_http_mdm_on_disconnect);
-    rds->ac = ac;
-    rds->connect_timer.handler = ngx_http_mdm_connect_timeout;
-    rds->connect_timer.log = rds->log;
+    node->ac = ac;
+    node->last_reply = ngx_current_msec;
+    node->timer.handler = ngx_http_mdm_node_timeout;
+    node->timer.log = rds->log;
     /* nginx's timer code reads ev->data as a connection */
-    rds->connect_timer.data = ac->ev.data;
-    rds->connect_timer.cancelable = 1;
-    ngx_add_timer(&rds->connect_timer, mcf->connect_timeout);
+    node->timer.data = &rds->dummy;
+    node->timer.cancelable = 1;
+    ngx_add_timer(&node->timer, mcf->connect_timeout);
+    if (node->kind == NGX_HTTP_MDM_NODE_DATA && mcf->redis_password.data) {
+        argc = mdm_redis_auth_argv((char *) mcf->redis_user.data,
+                                   (char *) mcf->redis_password.data, argv,
+                                   argvlen);
+        redisAsyncCommandArgv(ac, ngx_http_mdm_auth_done, node, argc, argv,
+                              argvlen);
+    }
+    if (node->check_role) {
+        redisAsyncCommand(ac, ngx_http_mdm_role_done, node, "ROLE");
+    }
     return ac;
+}
+
+/* ---------------------------------------------------------------- */
+/* Sentinel: SENTINEL get-master-addr-by-name, asked in order        */
+
+static void
+ngx_http_mdm_sentinel_done(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+    ngx_http_mdm_node_t *s = privdata;
+    mdm_redis_addr_t a;
+
+    if (s->ac == ac && s->timer.timer_set) {
+        ngx_del_timer(&s->timer);
+    }
+    rds->asking = 0;
+    if (!rds->resolving || rds->exiting) {
+        return;
+    }
+    if (reply == NULL || mdm_redis_sentinel_addr(reply, &a) != 0) {
+        if (reply) {
+            ngx_log_error(NGX_LOG_WARN, rds->log, 0,
+                          "sentinel %s does not know master \"%V\"", s->name,
+                          &rds->mcf->sentinel_master);
+        }
+        if (s->ac == ac) {
+            ngx_http_mdm_node_drop(s);
+        }
+        ngx_http_mdm_kick_post(); /* the next sentinel */
+        return;
+    }
+    if (!mdm_redis_addr_eq(&a, &rds->main.addr) || rds->main.name[0] == 0) {
+        /* still resolving: requests failed by this drop get 503 */
+        ngx_http_mdm_node_drop(&rds->main);
+        ngx_http_mdm_node_set(&rds->main, &a, NGX_HTTP_MDM_NODE_DATA);
+        ngx_log_error(NGX_LOG_NOTICE, rds->log, 0,
+                      MDM_ID_SENTINEL_MASTER " sentinel %s: master \"%V\" "
+                                             "is %s",
+                      s->name, &rds->mcf->sentinel_master, rds->main.name);
+    }
+    rds->resolving = 0;
+    rds->master_known = 1;
+    rds->main.check_role = 1;
+    if (s->ac == ac) {
+        ngx_http_mdm_node_drop(s);
+    }
+    /* connect now: the next requests find it ready */
+    (void) ngx_http_mdm_node_get(&rds->main);
+}
+
+static void
+ngx_http_mdm_sentinel_step(void)
+{
+    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+    ngx_http_mdm_redis_addr_t *sa = rds->mcf->redis_addrs->elts;
+    ngx_http_mdm_node_t *s = &rds->sentinel;
+    mdm_redis_addr_t a;
+    redisAsyncContext *ac;
+
+    while (rds->resolving && !rds->exiting) {
+        if (rds->sentinel_next >= rds->mcf->redis_addrs->nelts) {
+            ngx_log_error(NGX_LOG_ERR, rds->log, 0,
+                          MDM_ID_SENTINEL_NONE " no sentinel named master "
+                                               "\"%V\"; trying again later",
+                          &rds->mcf->sentinel_master);
+            rds->resolving = 0;
+            ngx_http_mdm_failed(&rds->main);
+            ngx_http_mdm_kick_later(rds->main.backoff);
+            return;
+        }
+        ngx_memzero(&a, sizeof(a));
+        ngx_cpystrn((u_char *) a.host, sa[rds->sentinel_next].host.data,
+                    sizeof(a.host));
+        a.port = (int) sa[rds->sentinel_next].port;
+        rds->sentinel_next++;
+        ngx_http_mdm_node_drop(s);
+        ngx_http_mdm_node_set(s, &a, NGX_HTTP_MDM_NODE_SENTINEL);
+        s->backoff = 0;
+        ac = ngx_http_mdm_node_get(s);
+        if (ac == NULL) {
+            continue;
+        }
+        if (redisAsyncCommand(ac, ngx_http_mdm_sentinel_done, s,
+                              "SENTINEL get-master-addr-by-name %b",
+                              rds->mcf->sentinel_master.data,
+                              rds->mcf->sentinel_master.len) == REDIS_OK) {
+            rds->asking = 1;
+            return;
+        }
+    }
+}
+
+/* Start asking the sentinels (unless asking already, or backing off). */
+static void
+ngx_http_mdm_sentinel_resolve(void)
+{
+    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+
+    if (rds->resolving || rds->exiting) {
+        return;
+    }
+    if (rds->main.backoff &&
+        (ngx_msec_int_t) (rds->main.retry_at - ngx_current_msec) > 0) {
+        ngx_http_mdm_kick_later(rds->main.retry_at - ngx_current_msec);
+        return;
+    }
+    rds->resolving = 1;
+    rds->sentinel_next = 0;
+    ngx_http_mdm_sentinel_step();
+}
+
+/* ---------------------------------------------------------------- */
+/* Cluster: the slot map, one connection per master                 */
+
+static ngx_http_mdm_node_t *
+ngx_http_mdm_cluster_node(const mdm_redis_addr_t *a)
+{
+    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+    ngx_http_mdm_node_t *node;
+    ngx_uint_t i;
+
+    for (i = 0; i < rds->nnodes; i++) {
+        if (mdm_redis_addr_eq(&rds->nodes[i].addr, a)) {
+            return &rds->nodes[i];
+        }
+    }
+    if (rds->nnodes == MDM_REDIS_MAX_NODES) {
+        return NULL;
+    }
+    node = &rds->nodes[rds->nnodes++];
+    ngx_http_mdm_node_set(node, a, NGX_HTTP_MDM_NODE_DATA);
+    return node;
+}
+
+/* map index -> our connection, after the map changed */
+static void
+ngx_http_mdm_cluster_owners(void)
+{
+    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+    int i;
+
+    for (i = 0; i < rds->map->nnodes; i++) {
+        rds->owner[i] = ngx_http_mdm_cluster_node(&rds->map->node[i]);
+    }
+}
+
+static void ngx_http_mdm_cluster_load(void);
+
+static void
+ngx_http_mdm_cluster_slots_done(redisAsyncContext *ac, void *reply,
+                                void *privdata)
+{
+    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+    ngx_http_mdm_node_t *node = privdata;
+    mdm_slotmap_t *m = rds->map_new;
+    int i;
+
+    (void) ac;
+    if (rds->exiting || !rds->map_loading) {
+        return;
+    }
+    rds->map_loading = 0;
+    if (reply != NULL && mdm_slotmap_load(m, reply) == 0 && m->nnodes > 0) {
+        for (i = 0; i < m->nnodes; i++) {
+            if (m->node[i].host[0] == '\0') {
+                /* "?" or "": the node we asked */
+                ngx_cpystrn((u_char *) m->node[i].host,
+                            (u_char *) node->addr.host,
+                            sizeof(m->node[i].host));
+            }
+        }
+        rds->map_new = rds->map;
+        rds->map = m;
+        ngx_http_mdm_cluster_owners();
+        rds->map_ok = 1;
+        rds->map_stale = 0;
+        rds->map_backoff = 0;
+        rds->map_logged = 0;
+        rds->map_tries = 0;
+        ngx_log_error(NGX_LOG_INFO, rds->log, 0,
+                      "Redis Cluster slot map from %s: %d masters", node->name,
+                      rds->map->nnodes);
+        return;
+    }
+    if (reply != NULL) {
+        ngx_log_error(NGX_LOG_WARN, rds->log, 0,
+                      "Redis at %s gave no usable CLUSTER SLOTS reply",
+                      node->name);
+    }
+    rds->map_next++;
+    ngx_http_mdm_kick_post(); /* the next node */
+}
+
+/* Ask one node after the other for CLUSTER SLOTS (the seeds, then the
+ * nodes we know), until one answers; then back off. */
+static void
+ngx_http_mdm_cluster_load(void)
+{
+    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+    ngx_http_mdm_redis_addr_t *seeds = rds->mcf->redis_addrs->elts;
+    ngx_uint_t nseeds = rds->mcf->redis_addrs->nelts;
+    ngx_http_mdm_node_t *node;
+    redisAsyncContext *ac;
+    mdm_redis_addr_t a;
+    ngx_uint_t k;
+
+    while (!rds->map_loading && !rds->exiting) {
+        if (rds->map_tries >= nseeds + rds->nnodes) {
+            if (!rds->map_logged) {
+                rds->map_logged = 1;
+                ngx_log_error(NGX_LOG_ERR, rds->log, 0,
+                              MDM_ID_CLUSTER_MAP
+                              " no Redis Cluster node "
+                              "answered CLUSTER SLOTS; trying again later");
+            }
+            rds->map_tries = 0;
+            rds->map_backoff =
+                rds->map_backoff
+                    ? ngx_min(rds->map_backoff * 2, NGX_HTTP_MDM_BACKOFF_MAX)
+                    : NGX_HTTP_MDM_BACKOFF_MIN;
+            rds->map_retry_at = ngx_current_msec + rds->map_backoff;
+            return;
+        }
+        rds->map_tries++;
+        k = rds->map_next % (nseeds + rds->nnodes);
+        if (k < nseeds) {
+            ngx_memzero(&a, sizeof(a));
+            ngx_cpystrn((u_char *) a.host, seeds[k].host.data, sizeof(a.host));
+            a.port = (int) seeds[k].port;
+            node = ngx_http_mdm_cluster_node(&a);
+        } else {
+            node = &rds->nodes[k - nseeds];
+        }
+        ac = node ? ngx_http_mdm_node_get(node) : NULL;
+        if (ac == NULL ||
+            redisAsyncCommand(ac, ngx_http_mdm_cluster_slots_done, node,
+                              "CLUSTER SLOTS") != REDIS_OK) {
+            rds->map_next++;
+            continue;
+        }
+        rds->map_loading = 1;
+    }
+}
+
+/* (Re)load the map unless loading already or backing off. */
+static void
+ngx_http_mdm_cluster_refresh(void)
+{
+    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+
+    if (rds->map_loading || rds->exiting ||
+        (rds->map_backoff &&
+         (ngx_msec_int_t) (rds->map_retry_at - ngx_current_msec) > 0)) {
+        return;
+    }
+    rds->map_tries = 0;
+    ngx_http_mdm_cluster_load();
+}
+
+/* The node serving the slot of a plan command (NULL: none known). */
+static ngx_http_mdm_node_t *
+ngx_http_mdm_cluster_route(const mdm_cmd_t *c)
+{
+    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+    const char *key;
+    size_t len;
+    int i;
+
+    key = mdm_cmd_route_key(c, &len);
+    if (key == NULL) {
+        /* no key: any master */
+        for (i = 0; i < rds->map->nnodes; i++) {
+            if (rds->owner[i]) {
+                return rds->owner[i];
+            }
+        }
+        return NULL;
+    }
+    i = mdm_slotmap_owner(rds->map, mdm_redis_slot(key, len));
+    return i < 0 ? NULL : rds->owner[i];
+}
+
+/* ---------------------------------------------------------------- */
+/* discovery, posted to run outside hiredis's callbacks             */
+
+static void
+ngx_http_mdm_kick_handler(ngx_event_t *ev)
+{
+    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+
+    (void) ev;
+    if (rds->exiting) {
+        return;
+    }
+    if (rds->mcf->redis_mode == NGX_HTTP_MDM_REDIS_SENTINEL) {
+        if (rds->resolving) {
+            if (!rds->asking) {
+                ngx_http_mdm_sentinel_step();
+            }
+        } else if (!rds->master_known) {
+            ngx_http_mdm_sentinel_resolve();
+        }
+    } else if (rds->mcf->redis_mode == NGX_HTTP_MDM_REDIS_CLUSTER) {
+        if (rds->map_loading) {
+            return;
+        }
+        if (!rds->map_ok || rds->map_stale || rds->map_tries) {
+            if (rds->map_tries) {
+                ngx_http_mdm_cluster_load(); /* go on with this round */
+            } else {
+                ngx_http_mdm_cluster_refresh();
+            }
+        }
+    }
+}
+
+/* Discovery again after delay, without waiting for a request: idle
+ * workers find the new master too. */
+static void
+ngx_http_mdm_kick_later(ngx_msec_t delay)
+{
+    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+
+    if (!rds->exiting && !rds->kick.timer_set) {
+        ngx_add_timer(&rds->kick, delay);
+    }
+}
+
+static void
+ngx_http_mdm_kick_post(void)
+{
+    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+
+    if (!rds->exiting && !rds->kick.posted) {
+        ngx_post_event(&rds->kick, &ngx_posted_events);
+    }
 }
 
 /* ---------------------------------------------------------------- */
@@ -369,106 +912,539 @@ ngx_http_mdm_batch_free(ngx_http_mdm_batch_t *b)
     free(b);
 }
 
+/* Hand the replies (or the failure) to whoever waits, once. */
+static void
+ngx_http_mdm_batch_finish(ngx_http_mdm_batch_t *b)
+{
+    ngx_http_mdm_redis_done_pt done = b->done;
+
+    if (done == NULL || ngx_http_mdm_rds.exiting) {
+        return;
+    }
+    if (!b->failed && b->missing) {
+        return;
+    }
+    b->done = NULL;
+    done(b->data, b->failed ? NULL : b->replies, b->failed ? 0 : b->nreplies);
+}
+
+static void ngx_http_mdm_callback(redisAsyncContext *ac, void *reply,
+                                  void *privdata);
+
+/* Send command ref->idx of the batch to node (ASK: after ASKING). */
+static ngx_int_t
+ngx_http_mdm_send_one(ngx_http_mdm_batch_t *b, ngx_http_mdm_ref_t *ref,
+                      const mdm_cmd_t *c, ngx_http_mdm_node_t *node, int ask)
+{
+    redisAsyncContext *ac;
+    int with_cb = ref != NULL;
+
+    ac = ngx_http_mdm_node_get(node);
+    if (ac == NULL) {
+        return NGX_ERROR;
+    }
+    if (ask && redisAsyncCommand(ac, NULL, NULL, "ASKING") != REDIS_OK) {
+        return NGX_ERROR;
+    }
+    if (redisAsyncCommandArgv(ac, with_cb ? ngx_http_mdm_callback : NULL,
+                              with_cb ? ref : NULL, c->argc, c->argv,
+                              c->argvlen) != REDIS_OK) {
+        return NGX_ERROR;
+    }
+    if (ref) {
+        ref->node = node;
+    }
+    (void) b;
+    return NGX_OK;
+}
+
+/* MOVED/ASK (Cluster): send the command where the reply says, a few
+ * times at most. NGX_OK: sent again, the callback runs again later. */
+static ngx_int_t
+ngx_http_mdm_redirect(ngx_http_mdm_ref_t *ref, const redisReply *r)
+{
+    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+    ngx_http_mdm_batch_t *b = ref->b;
+    ngx_http_mdm_node_t *node;
+    mdm_redis_addr_t to;
+    unsigned slot;
+    int ask, i;
+    char name[300];
+
+    if (mdm_redis_redirect(r->str, r->len, &ask, &slot, &to) != 1) {
+        return NGX_DECLINED;
+    }
+    if (++ref->redirects > MDM_REDIS_MAX_REDIRECT) {
+        ngx_log_error(NGX_LOG_ERR, rds->log, 0,
+                      MDM_ID_CLUSTER_REDIRECTS
+                      " Redis Cluster redirected a "
+                      "command %d times (last: %*s); answering 503",
+                      MDM_REDIS_MAX_REDIRECT, (size_t) ngx_min(r->len, 100),
+                      r->str);
+        rds->map_stale = 1;
+        ngx_http_mdm_kick_post();
+        return NGX_ERROR;
+    }
+    if (!ask) {
+        i = mdm_slotmap_set(rds->map, slot, &to);
+        if (i >= 0) {
+            ngx_http_mdm_cluster_owners();
+        }
+        if (!rds->map_stale) {
+            ngx_log_error(NGX_LOG_INFO, rds->log, 0,
+                          MDM_ID_CLUSTER_MOVED " slot %ui moved to %s; "
+                                               "refreshing the slot map",
+                          (ngx_uint_t) slot,
+                          mdm_redis_addr_format(&to, name, sizeof(name)));
+        }
+        rds->map_stale = 1;
+        ngx_http_mdm_kick_post();
+    }
+    node = ngx_http_mdm_cluster_node(&to);
+    if (node == NULL || b->cmds == NULL) {
+        return NGX_ERROR;
+    }
+    return ngx_http_mdm_send_one(b, ref, &b->cmds[ref->idx], node, ask);
+}
+
+/*
+ * WAIT's answer. Fewer replicas than asked is logged, not an error; and
+ * as WAIT then blocks the connection for its whole timeout, it is left
+ * out for NGX_HTTP_MDM_WAIT_PAUSE ms on that connection before it is
+ * tried again.
+ */
+#define NGX_HTTP_MDM_WAIT_PAUSE 5000
+
+static void
+ngx_http_mdm_wait_reply(ngx_http_mdm_node_t *node, const redisReply *r)
+{
+    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+
+    if (r->type == REDIS_REPLY_INTEGER &&
+        r->integer >= (long long) rds->mcf->redis_wait) {
+        if (node->wait_short) {
+            node->wait_short = 0;
+            ngx_log_error(NGX_LOG_NOTICE, rds->log, 0,
+                          "Redis at %s: %L replicas acknowledge writes "
+                          "again",
+                          node->name, r->integer);
+        }
+        return;
+    }
+    if (!node->wait_short) {
+        ngx_log_error(NGX_LOG_WARN, rds->log, 0,
+                      MDM_ID_REDIS_WAIT
+                      " Redis at %s: %L of %i replicas "
+                      "acknowledged a write within %M ms (the write is on "
+                      "the master); WAIT paused for %d ms at a time until "
+                      "they do",
+                      node->name,
+                      r->type == REDIS_REPLY_INTEGER ? r->integer : -1LL,
+                      rds->mcf->redis_wait, rds->mcf->redis_wait_timeout,
+                      NGX_HTTP_MDM_WAIT_PAUSE);
+    }
+    node->wait_short = 1;
+    node->wait_retry = ngx_current_msec + NGX_HTTP_MDM_WAIT_PAUSE;
+}
+
 static void
 ngx_http_mdm_callback(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    ngx_http_mdm_batch_t *b = privdata;
+    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+    ngx_http_mdm_ref_t *ref = privdata;
+    ngx_http_mdm_batch_t *b = ref->b;
+    ngx_http_mdm_node_t *node = ac->data;
+    redisReply *r = reply;
+    ngx_int_t rc;
 
-    (void) ac;
-    if (reply == NULL) {
+    ref->node = NULL;
+    if (r == NULL) {
         b->failed = 1;
+    } else if (ref->wait) {
+        node->last_reply = ngx_current_msec;
+        if (!rds->exiting) {
+            ngx_http_mdm_wait_reply(node, r);
+        }
     } else {
-        ngx_http_mdm_rds.last_reply = ngx_current_msec;
-        if (b->done && !b->failed) {
-            b->replies[b->got] = ngx_http_mdm_dup(reply);
-            if (b->replies[b->got] == NULL) {
+        node->last_reply = ngx_current_msec;
+        if (r->type == REDIS_REPLY_ERROR &&
+            rds->mcf->redis_mode == NGX_HTTP_MDM_REDIS_CLUSTER &&
+            !rds->exiting) {
+            rc = ngx_http_mdm_redirect(ref, r);
+            if (rc == NGX_OK) {
+                return; /* sent again: outstanding unchanged */
+            }
+            if (rc == NGX_ERROR) {
+                b->failed = 1;
+            }
+        }
+        if (!b->failed && mdm_redis_reply_failover(r)) {
+            /* not (or no longer) the master: 503, find it again */
+            if (!node->failover_logged) {
+                node->failover_logged = 1;
+                ngx_log_error(NGX_LOG_WARN, rds->log, 0,
+                              MDM_ID_REDIS_FAILOVER " Redis at %s answered "
+                                                    "%*s; %s",
+                              node->name, (size_t) ngx_min(r->len, 100), r->str,
+                              rds->mcf->redis_mode ==
+                                      NGX_HTTP_MDM_REDIS_SENTINEL
+                                  ? "asking the sentinels again"
+                                  : "answering 503");
+            }
+            b->failed = 1;
+            if (rds->mcf->redis_mode == NGX_HTTP_MDM_REDIS_SENTINEL &&
+                node->ac == ac) {
+                ngx_http_mdm_lost_master(node);
+                ngx_http_mdm_node_drop(node);
+                ngx_http_mdm_failed(node);
+            } else if (rds->mcf->redis_mode == NGX_HTTP_MDM_REDIS_CLUSTER) {
+                rds->map_stale = 1;
+                ngx_http_mdm_kick_post();
+            }
+        } else if (!b->failed) {
+            node->failover_logged = 0;
+        }
+        if (ref->idx < b->nreplies && b->done && !b->failed) {
+            b->replies[ref->idx] = ngx_http_mdm_dup(r);
+            if (b->replies[ref->idx] == NULL) {
                 b->failed = 1;
             }
         }
     }
-    if (++b->got < b->nreplies) {
-        return;
+    if (ref->idx < b->nreplies || ref->wait) {
+        b->missing--;
     }
-    if (b->done && !ngx_http_mdm_rds.exiting) {
-        b->done(b->data, b->failed ? NULL : b->replies,
-                b->failed ? 0 : b->nreplies);
+    b->outstanding--;
+    ngx_http_mdm_batch_finish(b);
+    if (b->outstanding == 0) {
+        ngx_http_mdm_batch_free(b);
     }
-    ngx_http_mdm_batch_free(b);
 }
 
+/* Commands that change data (WAIT follows a plan that has one). */
+static ngx_uint_t
+ngx_http_mdm_cmd_writes(const mdm_cmd_t *c)
+{
+    static const char *reads[] = {
+        "GET",       "HGET",   "HMGET",   "HGETALL",       "SMEMBERS",
+        "SISMEMBER", "LRANGE", "LLEN",    "XRANGE",        "XREVRANGE",
+        "XLEN",      "EXISTS", "ZRANGE",  "ZRANGEBYSCORE", "SCARD",
+        "HLEN",      "TTL",    "PTTL",    "PING",          "EVALSHA_RO",
+        "EVAL_RO",   "MGET",   "HEXISTS", "SCRIPT",        NULL};
+    ngx_uint_t i;
+    size_t n;
+
+    if (c->argc < 1) {
+        return 0;
+    }
+    n = c->argvlen[0];
+    for (i = 0; reads[i]; i++) {
+        if (ngx_strlen(reads[i]) == n &&
+            ngx_strncasecmp((u_char *) c->argv[0], (u_char *) reads[i], n) ==
+                0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Cluster: copies of the commands (a redirect sends one again after the
+ * caller's plan is gone). */
+static size_t
+ngx_http_mdm_cmds_size(const mdm_plan_t *p)
+{
+    size_t i, n = p->ncmds * sizeof(mdm_cmd_t);
+    int k;
+
+    for (i = 0; i < p->ncmds; i++) {
+        /* + alignment of the next command's arrays */
+        n += p->cmds[i].argc * (sizeof(char *) + sizeof(size_t)) +
+             sizeof(void *);
+        for (k = 0; k < p->cmds[i].argc; k++) {
+            n += p->cmds[i].argvlen[k] + 1;
+        }
+    }
+    return n;
+}
+
+static void
+ngx_http_mdm_cmds_copy(const mdm_plan_t *p, u_char *mem, mdm_cmd_t *out)
+{
+    const char **argv;
+    size_t *argvlen, i;
+    int k;
+
+    mem += p->ncmds * sizeof(mdm_cmd_t);
+    for (i = 0; i < p->ncmds; i++) {
+        mem = ngx_align_ptr(mem, sizeof(void *));
+        argv = (const char **) mem;
+        mem += p->cmds[i].argc * sizeof(char *);
+        argvlen = (size_t *) mem;
+        mem += p->cmds[i].argc * sizeof(size_t);
+        for (k = 0; k < p->cmds[i].argc; k++) {
+            argvlen[k] = p->cmds[i].argvlen[k];
+            ngx_memcpy(mem, p->cmds[i].argv[k], argvlen[k]);
+            mem[argvlen[k]] = '\0';
+            argv[k] = (const char *) mem;
+            mem += argvlen[k] + 1;
+        }
+        out[i].argc = p->cmds[i].argc;
+        out[i].argv = argv;
+        out[i].argvlen = argvlen;
+    }
+}
+
+/*
+ * Cluster needs a reply handler per command (redirects), the others only
+ * for the replies the caller reads; with mdm_redis_wait, a plan that
+ * writes is followed by WAIT on each connection it wrote to, and its
+ * answer waits for WAIT's.
+ */
 ngx_http_mdm_batch_t *
 ngx_http_mdm_redis_send(ngx_http_mdm_main_conf_t *mcf, const mdm_plan_t *p,
                         ngx_http_mdm_redis_done_pt done, void *data)
 {
-    redisAsyncContext *ac;
+    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+    ngx_http_mdm_node_t *one[64], **route, *node;
     ngx_http_mdm_batch_t *b;
-    size_t i;
+    ngx_http_mdm_ref_t *ref;
+    ngx_uint_t cluster, writes;
+    size_t i, j, k, nref, nwait, size, refoff, sent;
 
-    if (p == NULL || p->nreplies == 0) {
+    if (p == NULL || p->nreplies == 0 || rds->exiting) {
         return NULL;
     }
-    ac = ngx_http_mdm_get(mcf);
-    if (ac == NULL) {
-        return NULL;
-    }
-    b = calloc(1, sizeof(*b) + p->nreplies * sizeof(redisReply *));
-    if (b == NULL) {
-        return NULL;
-    }
-    b->nreplies = p->nreplies;
-    for (i = 0; i < p->ncmds; i++) {
-        if (redisAsyncCommandArgv(
-                ac, i < p->nreplies ? ngx_http_mdm_callback : NULL,
-                i < p->nreplies ? b : NULL, p->cmds[i].argc, p->cmds[i].argv,
-                p->cmds[i].argvlen) != REDIS_OK) {
-            if (i == 0) {
-                free(b);
+    rds->mcf = mcf;
+    cluster = mcf->redis_mode == NGX_HTTP_MDM_REDIS_CLUSTER;
+
+    /* where each command goes; unavailable now: NULL (503) */
+    if (cluster) {
+        if (!rds->map_ok || rds->map_stale) {
+            ngx_http_mdm_cluster_refresh();
+            if (!rds->map_ok) {
                 return NULL;
             }
-            /* the callbacks already queued will free it */
-            b->nreplies = ngx_min(i, p->nreplies);
+        }
+    } else if (mcf->redis_mode == NGX_HTTP_MDM_REDIS_SENTINEL &&
+               !rds->master_known) {
+        ngx_http_mdm_sentinel_resolve();
+        if (!rds->master_known) {
             return NULL;
         }
     }
+    route = p->ncmds <= 64 ? one : malloc(p->ncmds * sizeof(*route));
+    if (route == NULL) {
+        return NULL;
+    }
+    writes = 0;
+    for (i = 0; i < p->ncmds; i++) {
+        node = cluster ? ngx_http_mdm_cluster_route(&p->cmds[i]) : &rds->main;
+        if (node == NULL || ngx_http_mdm_node_get(node) == NULL) {
+            if (cluster && node == NULL) {
+                rds->map_stale = 1;
+                ngx_http_mdm_kick_post();
+            }
+            goto fail;
+        }
+        route[i] = node;
+        if (mcf->redis_wait && ngx_http_mdm_cmd_writes(&p->cmds[i])) {
+            writes = 1;
+        }
+    }
+
+    nref = cluster ? p->ncmds : p->nreplies;
+    nwait = writes ? p->ncmds : 0; /* at most one per command */
+    size = sizeof(*b) + p->nreplies * sizeof(redisReply *);
+    size = ngx_align(size, sizeof(void *));
+    refoff = size;
+    size += (nref + nwait) * sizeof(ngx_http_mdm_ref_t);
+    if (cluster) {
+        size += ngx_http_mdm_cmds_size(p);
+    }
+    b = calloc(1, size);
+    if (b == NULL) {
+        goto fail;
+    }
+    b->refs = (ngx_http_mdm_ref_t *) ((u_char *) b + refoff);
+    b->nreplies = p->nreplies;
+    if (cluster) {
+        b->cmds = (mdm_cmd_t *) (b->refs + nref + nwait);
+        ngx_http_mdm_cmds_copy(p, (u_char *) b->cmds, b->cmds);
+    }
+    for (i = 0; i < nref + nwait; i++) {
+        b->refs[i].b = b;
+        b->refs[i].idx = (unsigned) i;
+        b->refs[i].wait = i >= nref;
+    }
+
+    sent = 0;
+    for (i = 0; i < p->ncmds; i++) {
+        ref = i < nref ? &b->refs[i] : NULL;
+        if (ngx_http_mdm_send_one(b, ref, cluster ? &b->cmds[i] : &p->cmds[i],
+                                  route[i], 0) != NGX_OK) {
+            break;
+        }
+        if (ref) {
+            sent++;
+        }
+    }
+    /* WAIT once per connection written to, after its commands */
+    for (j = 0; i == p->ncmds && j < nwait; j++) {
+        for (k = 0; k < j && route[k] != route[j]; k++) {
+            /* void */
+        }
+        if (k < j || !ngx_http_mdm_cmd_writes(&p->cmds[j]) ||
+            (route[j]->wait_short &&
+             (ngx_msec_int_t) (route[j]->wait_retry - ngx_current_msec) > 0)) {
+            continue;
+        }
+        if (route[j]->wait_short) {
+            /* one WAIT tries again; the others skip it meanwhile */
+            route[j]->wait_retry = ngx_current_msec + NGX_HTTP_MDM_WAIT_PAUSE;
+        }
+        ref = &b->refs[nref + j];
+        if (route[j]->ac == NULL ||
+            redisAsyncCommand(route[j]->ac, ngx_http_mdm_callback, ref,
+                              "WAIT %d %d", (int) mcf->redis_wait,
+                              (int) mcf->redis_wait_timeout) != REDIS_OK) {
+            i = 0; /* failed */
+            break;
+        }
+        ref->node = route[j];
+        b->missing++;
+        sent++;
+    }
+    if (route != one) {
+        free(route);
+    }
+    if (i < p->ncmds || sent < nref) {
+        /* a connection refused a command: those sent free b once
+         * answered; the caller answers 503 now */
+        if (sent == 0) {
+            free(b);
+            return NULL;
+        }
+        b->outstanding = sent;
+        b->missing = sent;
+        b->failed = 1;
+        return NULL;
+    }
+    b->nref = nref + nwait;
+    b->missing += p->nreplies;
+    b->outstanding = sent;
     b->done = done;
     b->data = data;
     return b;
+
+fail:
+    if (route != one) {
+        free(route);
+    }
+    return NULL;
 }
 
 void
 ngx_http_mdm_redis_detach(ngx_http_mdm_batch_t *b)
 {
     ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+    ngx_http_mdm_node_t *dead[8];
+    ngx_uint_t ndead, j;
+    size_t i, nref;
 
     if (b == NULL) {
         return;
     }
     b->done = NULL;
     b->data = NULL;
-    /* A request gave up waiting: if the connection has been silent for
-     * a whole timeout, it is dead or hung; start afresh next time. */
-    if (rds->ac && rds->mcf &&
-        ngx_current_msec - rds->last_reply >= rds->mcf->timeout) {
+    /* A request gave up waiting: a connection that has been silent for a
+     * whole timeout is dead or hung; start afresh next time. (Collected
+     * first: dropping runs this batch's callbacks, which may free it.) */
+    ndead = 0;
+    nref = b->nref;
+    for (i = 0; i < nref && ndead < 8; i++) {
+        ngx_http_mdm_node_t *n = b->refs[i].node;
+
+        if (n == NULL || n->ac == NULL || rds->mcf == NULL ||
+            ngx_current_msec - n->last_reply < rds->mcf->timeout) {
+            continue;
+        }
+        for (j = 0; j < ndead && dead[j] != n; j++) {
+            /* void */
+        }
+        if (j == ndead) {
+            dead[ndead++] = n;
+        }
+    }
+    for (j = 0; j < ndead; j++) {
         ngx_log_error(NGX_LOG_ERR, rds->log, 0,
-                      "MDM04006 Redis at %V did not answer within %M ms; "
+                      "MDM04006 Redis at %s did not answer within %M ms; "
                       "reconnecting",
-                      &rds->mcf->redis, rds->mcf->timeout);
-        ngx_http_mdm_drop(rds);
+                      dead[j]->name, rds->mcf->timeout);
+        ngx_http_mdm_lost_master(dead[j]);
+        ngx_http_mdm_node_drop(dead[j]);
     }
 }
 
 ngx_int_t
 ngx_http_mdm_redis_init_process(ngx_cycle_t *cycle)
 {
-    ngx_memzero(&ngx_http_mdm_rds, sizeof(ngx_http_mdm_rds));
-    ngx_http_mdm_rds.log = cycle->log;
+    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+    ngx_http_mdm_main_conf_t *mcf;
+    mdm_redis_addr_t a;
+
+    ngx_memzero(rds, sizeof(*rds));
+    rds->log = cycle->log;
+    rds->dummy.fd = (ngx_socket_t) -1;
+    rds->kick.handler = ngx_http_mdm_kick_handler;
+    rds->kick.data = &rds->dummy;
+    rds->kick.log = cycle->log;
+    rds->kick.cancelable = 1;
+    mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_mdm_module);
+    if (mcf == NULL || mcf->redis_mode == NGX_HTTP_MDM_REDIS_NONE) {
+        return NGX_OK;
+    }
+    rds->mcf = mcf;
+    if (mcf->redis_mode == NGX_HTTP_MDM_REDIS_SINGLE) {
+        ngx_memzero(&a, sizeof(a));
+        ngx_cpystrn((u_char *) a.host, mcf->server.host.data, sizeof(a.host));
+        a.port = (int) mcf->server.port;
+        ngx_http_mdm_node_set(&rds->main, &a, NGX_HTTP_MDM_NODE_DATA);
+        return NGX_OK;
+    }
+    if (mcf->redis_mode == NGX_HTTP_MDM_REDIS_CLUSTER) {
+        rds->nodes = ngx_pcalloc(cycle->pool, MDM_REDIS_MAX_NODES *
+                                                  sizeof(ngx_http_mdm_node_t));
+        rds->map = ngx_palloc(cycle->pool, sizeof(mdm_slotmap_t));
+        rds->map_new = ngx_palloc(cycle->pool, sizeof(mdm_slotmap_t));
+        if (rds->nodes == NULL || rds->map == NULL || rds->map_new == NULL) {
+            return NGX_ERROR;
+        }
+        mdm_slotmap_init(rds->map);
+    }
+    /* discovery starts now in workers (not in cache helpers) */
+    if (ngx_process == NGX_PROCESS_WORKER && mcf->used) {
+        ngx_post_event(&rds->kick, &ngx_posted_next_events);
+    }
     return NGX_OK;
 }
 
 void
 ngx_http_mdm_redis_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
+    ngx_uint_t i;
+
     (void) cycle;
-    ngx_http_mdm_rds.exiting = 1;
-    ngx_http_mdm_drop(&ngx_http_mdm_rds);
+    rds->exiting = 1;
+    if (rds->kick.posted) {
+        ngx_delete_posted_event(&rds->kick);
+    }
+    if (rds->kick.timer_set) {
+        ngx_del_timer(&rds->kick);
+    }
+    ngx_http_mdm_node_drop(&rds->main);
+    ngx_http_mdm_node_drop(&rds->sentinel);
+    for (i = 0; i < rds->nnodes; i++) {
+        ngx_http_mdm_node_drop(&rds->nodes[i]);
+    }
 }

@@ -136,9 +136,9 @@ typedef struct {
 } pushd_cert_conf_t;
 
 typedef struct {
-    char *redis;      /* host:port or /socket */
-    char *prefix;     /* mdm: */
-    char *group;      /* consumer group */
+    mdm_redis_conf_t redis; /* redis, redis_sentinel, redis_user... */
+    char *prefix;           /* mdm: */
+    char *group;            /* consumer group */
     char *consumer;   /* stable name: a restarted daemon takes its pending */
     char *url;        /* https://api.push.apple.com */
     char *ca_file;    /* NULL: system store */
@@ -275,6 +275,12 @@ typedef struct {
     char *guard_key; /* <prefix>pushd-topics: cert file -> topic */
     char outcome_sha[41];
     int group_ok;
+    /* Cluster (redis_cluster): reader and cmd go to the stream's master;
+     * every other call is collected here and sent through the link, each
+     * command to its slot's master */
+    mdm_redislink_t *link;
+    mdm_cmd_t *pend;
+    size_t npend, cap_pend;
 } pushd_redis_t;
 
 /** An entry read from the stream. */

@@ -25,7 +25,8 @@ defaults(pushd_conf_t *c)
     char host[256];
 
     memset(c, 0, sizeof(*c));
-    c->redis = strdup("127.0.0.1:6379");
+    (void) mdm_redis_conf_init(&c->redis);
+    c->redis.cluster_ok = 1; /* pushd_redis.c routes by slot */
     c->prefix = strdup("mdm:");
     c->group = strdup("mdm-pushd");
     if (gethostname(host, sizeof(host)) != 0) {
@@ -102,14 +103,17 @@ one(void *conf, char **tok, int ntok, char *err, size_t errlen)
 {
     pushd_conf_t *c = conf;
     const char *k = tok[0], *v = tok[1];
+    int rc;
 
     /* the several-word option, or "k v" (mdm_conf_common_opt) */
     if (strcmp(k, "cert") == 0) {
         return add_cert(c, tok, ntok, err, errlen);
     }
-    if (strcmp(k, "redis") == 0) {
-        set_str(&c->redis, v);
-    } else if (strcmp(k, "prefix") == 0) {
+    rc = mdm_redis_conf_opt(&c->redis, tok, ntok, err, errlen);
+    if (rc <= 0) {
+        return rc;
+    }
+    if (strcmp(k, "prefix") == 0) {
         set_str(&c->prefix, v);
     } else if (strcmp(k, "group") == 0) {
         set_str(&c->group, v);
@@ -177,7 +181,7 @@ pushd_conf_free(pushd_conf_t *c)
 {
     size_t i;
 
-    free(c->redis);
+    mdm_redis_conf_free(&c->redis);
     free(c->prefix);
     free(c->group);
     free(c->consumer);

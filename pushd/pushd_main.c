@@ -355,7 +355,7 @@ main(int argc, char **argv)
     mdm_daemon_log(
         PL_NOTICE, "MDM09101",
         "mdm-pushd %s started: %zu topic(s), endpoint %s, redis %s%s%s",
-        PUSHD_VERSION, D.topics.n, D.conf.url, D.conf.redis,
+        PUSHD_VERSION, D.topics.n, D.conf.url, D.conf.redis.desc,
         D.conf.metrics_listen ? ", metrics on " : "",
         D.conf.metrics_listen ? D.conf.metrics_listen : "");
 

@@ -63,9 +63,10 @@ pushd_redis_init(pushd_redis_t *r, const pushd_conf_t *conf)
     r->conf = conf;
     r->backoff_ms = 100;
     /* its connections as common/mdm_redisconn.c handles them */
-    r->conn = (mdm_redisconn_t){&r->cmd,         &r->reader,     &r->reading,
-                                &r->retry_at_ms, &r->backoff_ms, "MDM09120",
-                                "MDM09121"};
+    r->conn = (mdm_redisconn_t){
+        &r->cmd,         &r->reader,     &r->reading,
+        &r->retry_at_ms, &r->backoff_ms, "MDM09120",
+        "MDM09121",      &conf->redis.t, (const char *const *) &r->stream};
     if (asprintf(&r->stream, "%spush", conf->prefix) < 0 ||
         asprintf(&r->events, "%sevents", conf->prefix) < 0 ||
         asprintf(&r->status_index, "%spushd", conf->prefix) < 0 ||
@@ -78,9 +79,28 @@ pushd_redis_init(pushd_redis_t *r, const pushd_conf_t *conf)
     return 0;
 }
 
+static void
+pend_clear(pushd_redis_t *r)
+{
+    size_t i;
+    int k;
+
+    for (i = 0; i < r->npend; i++) {
+        for (k = 0; k < r->pend[i].argc; k++) {
+            free((char *) r->pend[i].argv[k]);
+        }
+        free((void *) r->pend[i].argv);
+        free((void *) r->pend[i].argvlen);
+    }
+    r->npend = 0;
+}
+
 void
 pushd_redis_free(pushd_redis_t *r)
 {
+    pend_clear(r);
+    free(r->pend);
+    mdm_redislink_free(r->link);
     if (r->cmd) {
         redisFree(r->cmd);
     }
@@ -99,7 +119,53 @@ pushd_redis_free(pushd_redis_t *r)
 void
 pushd_redis_fail(pushd_redis_t *r, const char *what)
 {
+    pend_clear(r);
     mdm_redis_fail(&r->conn, what);
+}
+
+static int
+clustered(const pushd_redis_t *r)
+{
+    return r->conf->redis.t.mode == MDM_REDIS_CLUSTER;
+}
+
+/* Cluster: keep a copy of the command for the next replies() */
+static int
+pend_add(pushd_redis_t *r, int argc, const char **argv)
+{
+    mdm_cmd_t *n, *c;
+    const char **v;
+    size_t *l;
+    int i;
+
+    if (r->npend == r->cap_pend) {
+        n = realloc(r->pend, (r->cap_pend ? r->cap_pend * 2 : 64) * sizeof(*n));
+        if (n == NULL) {
+            return REDIS_ERR;
+        }
+        r->pend = n;
+        r->cap_pend = r->cap_pend ? r->cap_pend * 2 : 64;
+    }
+    v = calloc((size_t) argc, sizeof(*v));
+    l = calloc((size_t) argc, sizeof(*l));
+    if (v == NULL || l == NULL) {
+        free(v);
+        free(l);
+        return REDIS_ERR;
+    }
+    c = &r->pend[r->npend++];
+    c->argc = argc;
+    c->argv = v;
+    c->argvlen = l;
+    for (i = 0; i < argc; i++) {
+        v[i] = strdup(argv[i]);
+        l[i] = v[i] ? strlen(v[i]) : 0;
+        if (v[i] == NULL) {
+            c->argc = i;
+            return REDIS_ERR;
+        }
+    }
+    return REDIS_OK;
 }
 
 /* Append one command in the Redis protocol. hiredis's own
@@ -126,12 +192,15 @@ put_count(char *p, char kind, size_t n)
 }
 
 static int
-append(redisContext *c, int argc, const char **argv)
+append(pushd_redis_t *r, int argc, const char **argv)
 {
     char stack[2048], *buf = stack, *p;
     size_t len = 16, l;
     int i, rc;
 
+    if (clustered(r)) {
+        return pend_add(r, argc, argv);
+    }
     for (i = 0; i < argc; i++) {
         len += strlen(argv[i]) + 16 + 4;
     }
@@ -148,7 +217,7 @@ append(redisContext *c, int argc, const char **argv)
         *p++ = '\r';
         *p++ = '\n';
     }
-    rc = redisAppendFormattedCommand(c, buf, (size_t) (p - buf));
+    rc = redisAppendFormattedCommand(r->cmd, buf, (size_t) (p - buf));
     if (buf != stack) {
         free(buf);
     }
@@ -156,9 +225,14 @@ append(redisContext *c, int argc, const char **argv)
 }
 
 static redisReply *
-call(redisContext *c, int argc, const char **argv)
+call(pushd_redis_t *r, int argc, const char **argv)
 {
-    return redisCommandArgv(c, argc, argv, NULL);
+    if (clustered(r)) {
+        return r->link ? mdm_redislink_cmd(r->link, argc, argv, NULL) : NULL;
+    }
+    /* READONLY and the like: a failure, the master is found again */
+    return mdm_redis_checked(r->cmd,
+                             redisCommandArgv(r->cmd, argc, argv, NULL));
 }
 
 int
@@ -175,12 +249,17 @@ pushd_redis_ensure(pushd_redis_t *r, int64_t now_ms)
     if (now_ms < r->retry_at_ms) {
         return -1;
     }
-    if (mdm_redis_connect(&r->conn, r->conf->redis) != 0) {
+    if (mdm_redis_connect(&r->conn) != 0) {
+        return -1;
+    }
+    if (clustered(r) && r->link == NULL &&
+        (r->link = mdm_redisconn_link(&r->conn)) == NULL) {
+        pushd_redis_fail(r, "out of memory");
         return -1;
     }
     /* "0": pushes requested before the group existed are sent too (a
      * fresh install whose admins queued commands first) */
-    x = call(r->cmd, 6, grp);
+    x = call(r, 6, grp);
     if (x == NULL || (x->type == REDIS_REPLY_ERROR &&
                       strncmp(x->str, "BUSYGROUP", 9) != 0)) {
         if (x) {
@@ -192,7 +271,7 @@ pushd_redis_ensure(pushd_redis_t *r, int64_t now_ms)
         return -1;
     }
     freeReplyObject(x);
-    x = call(r->cmd, 3, load);
+    x = call(r, 3, load);
     if (x == NULL || x->type != REDIS_REPLY_STRING || x->len != 40) {
         if (x) {
             freeReplyObject(x);
@@ -204,9 +283,9 @@ pushd_redis_ensure(pushd_redis_t *r, int64_t now_ms)
     r->outcome_sha[40] = '\0';
     freeReplyObject(x);
     r->backoff_ms = 100;
-    mdm_daemon_log(PL_INFO, "MDM09123",
-                   "Redis %s: reading %s as %s in group %s", r->conf->redis,
-                   r->stream, r->conf->consumer, r->conf->group);
+    mdm_daemon_log(
+        PL_INFO, "MDM09123", "Redis %s: reading %s as %s in group %s",
+        r->conf->redis.desc, r->stream, r->conf->consumer, r->conf->group);
     return 0;
 }
 
@@ -278,7 +357,7 @@ deliver(pushd_redis_t *r, const redisReply *entries, pushd_entry_fn fn,
         for (i = 0; i < nj; i++) {
             ack[3 + i] = junk[i];
         }
-        x = call(r->cmd, (int) (3 + nj), ack);
+        x = call(r, (int) (3 + nj), ack);
         if (x) {
             freeReplyObject(x);
         }
@@ -317,7 +396,7 @@ pushd_redis_recover(pushd_redis_t *r, pushd_entry_fn fn, void *data)
 
     snprintf(count, sizeof(count), "%ld", r->conf->batch);
     for (;;) {
-        x = call(r->cmd, 9, argv);
+        x = call(r, 9, argv);
         if (x == NULL || x->type == REDIS_REPLY_ERROR) {
             if (x) {
                 freeReplyObject(x);
@@ -365,7 +444,7 @@ pushd_redis_autoclaim(pushd_redis_t *r, pushd_entry_fn fn, void *data)
     snprintf(count, sizeof(count), "%ld", r->conf->batch);
     /* a few pages per tick: the rest waits for the next one */
     for (rounds = 0; rounds < 4; rounds++) {
-        x = call(r->cmd, 8, argv);
+        x = call(r, 8, argv);
         if (x == NULL) {
             pushd_redis_fail(r, "XAUTOCLAIM");
             return -1;
@@ -421,7 +500,7 @@ pushd_redis_touch(pushd_redis_t *r, char (*const *ids)[48], const size_t *n,
         }
     }
     argv[k++] = "JUSTID";
-    x = call(r->cmd, (int) k, argv);
+    x = call(r, (int) k, argv);
     free(argv);
     if (x == NULL) {
         pushd_redis_fail(r, "XCLAIM");
@@ -473,6 +552,28 @@ pushd_redis_read_ready(pushd_redis_t *r, pushd_entry_fn fn, void *data)
     return 0;
 }
 
+/* Cluster: send what was appended through the link, replies in order */
+static int
+cluster_replies(pushd_redis_t *r, redisReply **out, size_t n, const char *what)
+{
+    mdm_plan_t p = {r->pend, r->npend, r->npend};
+    size_t i;
+
+    memset(out, 0, n * sizeof(*out));
+    if (r->npend != n || r->link == NULL ||
+        mdm_redislink_run(r->link, &p, out) != 0) {
+        for (i = 0; i < n; i++) {
+            if (out[i]) {
+                freeReplyObject(out[i]);
+            }
+        }
+        pushd_redis_fail(r, what);
+        return -1;
+    }
+    pend_clear(r);
+    return 0;
+}
+
 /* Read n pipelined replies; -1 (and the connection dropped) on I/O error. */
 static int
 replies(pushd_redis_t *r, redisReply **out, size_t n, const char *what)
@@ -480,6 +581,9 @@ replies(pushd_redis_t *r, redisReply **out, size_t n, const char *what)
     size_t i;
     void *x;
 
+    if (clustered(r)) {
+        return cluster_replies(r, out, n, what);
+    }
     for (i = 0; i < n; i++) {
         if (redisGetReply(r->cmd, &x) != REDIS_OK) {
             while (i > 0) {
@@ -516,7 +620,7 @@ pushd_redis_lookup(pushd_redis_t *r, pushd_job_t **jobs, size_t n)
     }
     for (i = 0; i < n; i++) {
         argv[1] = jobs[i]->rec_key;
-        append(r->cmd, 7, argv);
+        append(r, 7, argv);
     }
     if (replies(r, rep, n, "HMGET") != 0) {
         free(rep);
@@ -594,7 +698,7 @@ append_outcome(pushd_redis_t *r, const pushd_job_t *j, int eval)
             argv[k++] = "push_apns_id";
             argv[k++] = j->apns_id;
         }
-        append(r->cmd, k, argv);
+        append(r, k, argv);
     }
     if (eval) {
         return;
@@ -632,7 +736,7 @@ append_outcome(pushd_redis_t *r, const pushd_job_t *j, int eval)
             argv[k++] = "apns_id";
             argv[k++] = j->apns_id;
         }
-        append(r->cmd, k, argv);
+        append(r, k, argv);
     }
     {
         const char **ack = malloc((3 + j->cur.n) * sizeof(*ack));
@@ -646,7 +750,7 @@ append_outcome(pushd_redis_t *r, const pushd_job_t *j, int eval)
         for (i = 0; i < j->cur.n; i++) {
             ack[3 + i] = j->cur.v[i];
         }
-        append(r->cmd, (int) (3 + j->cur.n), ack);
+        append(r, (int) (3 + j->cur.n), ack);
         free(ack);
     }
 }
@@ -723,7 +827,7 @@ append_hset(pushd_redis_t *r, const char *key, const char *const *fv, size_t n)
     for (i = 0; i < n && k < 64; i++) {
         argv[k++] = fv[i];
     }
-    append(r->cmd, (int) k, argv);
+    append(r, (int) k, argv);
 }
 
 /* HINCRBY every counter that moved; returns commands appended. */
@@ -743,7 +847,7 @@ append_counters(pushd_redis_t *r, const char *key, pushd_counters_t *c)
         argv[1] = key;
         argv[2] = c->v[i].name;
         argv[3] = by;
-        append(r->cmd, 4, argv);
+        append(r, 4, argv);
         n++;
     }
     return n;
@@ -775,7 +879,7 @@ pushd_redis_status(pushd_redis_t *r, pushd_cert_t **certs, size_t ncerts,
     argv[0] = "SADD";
     argv[1] = r->status_index;
     argv[2] = r->conf->consumer;
-    append(r->cmd, 3, argv);
+    append(r, 3, argv);
     n++;
     append_hset(r, r->daemon_key, fields, nfields);
     n++;
@@ -815,7 +919,7 @@ pushd_redis_status(pushd_redis_t *r, pushd_cert_t **certs, size_t ncerts,
         argv[0] = "SADD";
         argv[1] = r->topics_key;
         argv[2] = c->topic;
-        append(r->cmd, 3, argv);
+        append(r, 3, argv);
         append_hset(r, c->status_key, fv, sizeof(fv) / sizeof(fv[0]));
         n += 2 + append_counters(r, c->status_key, &c->counters);
     }
@@ -857,7 +961,7 @@ pushd_redis_guard_read(pushd_redis_t *r, const char *const *files, size_t n,
     for (i = 0; i < n; i++) {
         argv[i + 2] = files[i];
     }
-    x = call(r->cmd, (int) (n + 2), argv);
+    x = call(r, (int) (n + 2), argv);
     free(argv);
     if (x == NULL || x->type != REDIS_REPLY_ARRAY || x->elements != n) {
         if (x) {
@@ -905,7 +1009,7 @@ pushd_redis_guard_write(pushd_redis_t *r, pushd_cert_t *const *certs, size_t n)
         argv[1] = r->guard_key;
         argv[2] = c->cert_file;
         argv[3] = c->topic;
-        append(r->cmd, 4, argv);
+        append(r, 4, argv);
         snprintf(na, sizeof(na), "%lld", (long long) c->not_after);
         append_hset(r, key, fv, sizeof(fv) / sizeof(fv[0]));
         free(key);

@@ -1,5 +1,8 @@
 /* The blocking plan runner (mdm_sync.h). */
 #include "mdm_sync.h"
+#include "mdm_redislink.h"
+
+#include <string.h>
 
 #include <stdlib.h>
 
@@ -48,6 +51,43 @@ mdm_exec_sync(redisContext *c, mdm_req_t *tx)
         step = mdm_req_feed(tx, broken ? NULL : rep, broken ? 0 : got);
         for (i = 0; i < got; i++) {
             freeReplyObject(rep[i]);
+        }
+        if (rep != stack) {
+            free(rep);
+        }
+    }
+    return step;
+}
+
+mdm_step_t
+mdm_redislink_exec(mdm_redislink_t *l, mdm_req_t *tx)
+{
+    const mdm_plan_t *p;
+    redisReply *stack[MDM_SYNC_MAX_REPLIES], **rep;
+    mdm_step_t step = MDM_STEP_REDIS;
+    size_t i, n;
+    int ok;
+
+    while (step == MDM_STEP_REDIS) {
+        p = mdm_req_plan(tx);
+        if (p == NULL) {
+            step = mdm_req_feed(tx, NULL, 0); /* no plan: a storage failure */
+            continue;
+        }
+        rep = p->ncmds <= MDM_SYNC_MAX_REPLIES ? stack
+                                               : calloc(p->ncmds, sizeof(*rep));
+        if (rep == NULL) {
+            step = mdm_req_feed(tx, NULL, 0);
+            continue;
+        }
+        n = p->ncmds; /* p is gone once fed */
+        memset(rep, 0, n * sizeof(*rep));
+        ok = mdm_redislink_run(l, p, rep) == 0;
+        step = mdm_req_feed(tx, ok ? rep : NULL, ok ? p->nreplies : 0);
+        for (i = 0; i < n; i++) {
+            if (rep[i]) {
+                freeReplyObject(rep[i]);
+            }
         }
         if (rep != stack) {
             free(rep);

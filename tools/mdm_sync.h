@@ -27,4 +27,12 @@ mdm_scep_exec_sync(struct redisContext *c, mdm_scep_req_t *r)
     return mdm_exec_sync(c, mdm_scep_req_tx(r));
 }
 
+struct mdm_redislink_s;
+
+/**
+ * The same over a link (mdm_redislink.h): single server, Sentinel or
+ * Cluster, each plan routed. A failure feeds NULL (503 + Retry-After).
+ */
+mdm_step_t mdm_redislink_exec(struct mdm_redislink_s *l, mdm_req_t *r);
+
 #endif

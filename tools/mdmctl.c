@@ -14,13 +14,16 @@
 #include <jansson.h>
 
 #include "mdm.h"
+#include "mdm_redislink.h"
 #include "mdm_sync.h"
 #include "mdmctl_cert.h"
 #include "mdmctl_dep.h"
 #include "mdmctl_push.h"
 
 static const char usage[] =
-    "usage: mdmctl [--redis ADDR] [--prefix P] COMMAND ARGS\n"
+    "usage: mdmctl [--redis ADDR | --redis-sentinel MASTER,ADDR[,ADDR...] |\n"
+    "               --redis-cluster ADDR[,ADDR...]] [--redis-user NAME]\n"
+    "              [--redis-password-file PATH] [--prefix P] COMMAND ARGS\n"
     "\n"
     "  enqueue ID[,ID...] FILE [--nopush]\n"
     "                     queue a command (plist or JSON; '-' = stdin) for\n"
@@ -79,8 +82,18 @@ static const char usage[] =
     "  ddm sync ID[,ID...]\n"
     "                     recompute enrollments' "
     "declarations\n" MDMCTL_PUSH_USAGE MDMCTL_DEP_USAGE "\n"
-    "  --redis ADDR       host:port, or a unix socket path\n"
+    "  --redis ADDR       IP:PORT, unix:PATH or a socket path\n"
     "                     (default 127.0.0.1:6379, or $MDM_REDIS)\n"
+    "  --redis-sentinel MASTER,ADDR[,ADDR...]\n"
+    "                     the master these sentinels name\n"
+    "  --redis-cluster ADDR[,ADDR...]\n"
+    "                     Redis Cluster seed nodes\n"
+    "  --redis-user NAME  ACL user (or $MDM_REDIS_USER)\n"
+    "  --redis-password-file PATH\n"
+    "                     the password is its first line (or\n"
+    "                     $MDM_REDIS_PASSWORD_FILE)\n"
+    "  --redis-sentinel-password-file PATH\n"
+    "                     the sentinels' password (default: none)\n"
     "  --prefix P         key prefix (default mdm:)\n"
     "\n"
     "Prints the JSON answer; exits 0 on success, 1 when the operation was\n"
@@ -88,46 +101,101 @@ static const char usage[] =
     "connection errors. ca, profile, push csr|vendor-sign|check and dep\n"
     "work offline (no Redis; dep token-decrypt --redis excepted).\n";
 
-static redisContext *
-connect_redis(const char *addr)
-{
-    struct timeval tv = {5, 0};
-    char host[256];
-    const char *colon;
-    long port;
-    char *end;
-    redisContext *c;
+/* --redis, --redis-sentinel, --redis-cluster and the credentials */
+typedef struct {
+    const char *addr, *sentinel, *cluster, *user, *password_file;
+    const char *sentinel_password_file;
+} redis_opts_t;
 
-    if (addr[0] == '/' || strncmp(addr, "unix:", 5) == 0) {
-        c = redisConnectUnixWithTimeout(addr[0] == '/' ? addr : addr + 5, tv);
-    } else {
-        colon = strrchr(addr, ':');
-        if (colon == NULL || (size_t) (colon - addr) >= sizeof(host)) {
-            fprintf(stderr,
-                    "mdmctl: --redis: expected host:port or a "
-                    "socket path, got \"%s\"\n",
-                    addr);
-            return NULL;
-        }
-        errno = 0;
-        port = strtol(colon + 1, &end, 10);
-        if (errno || *end || port <= 0 || port > 65535) {
-            fprintf(stderr, "mdmctl: --redis: bad port in \"%s\"\n", addr);
-            return NULL;
-        }
-        snprintf(host, sizeof(host), "%.*s", (int) (colon - addr), addr);
-        c = redisConnectWithTimeout(host, (int) port, tv);
-    }
-    if (c == NULL || c->err) {
-        fprintf(stderr, "mdmctl: cannot connect to Redis at %s: %s\n", addr,
-                c ? c->errstr : "out of memory");
-        if (c) {
-            redisFree(c);
-        }
+static void
+log_link(void *data, int level, const char *msg)
+{
+    (void) data;
+    (void) level;
+    fprintf(stderr, "mdmctl: %s\n", msg);
+}
+
+static mdm_redislink_t *
+connect_redis(const redis_opts_t *o)
+{
+    static mdm_redis_target_t t;
+    const char *words[MDM_REDIS_MAX_ADDRS + 1], *kind;
+    char buf[2048], err[700], addr[600];
+    mdm_redislink_t *l;
+    int n, rc, loose = 0;
+
+    memset(&t, 0, sizeof(t));
+    if ((o->sentinel != NULL) + (o->cluster != NULL) + (o->addr != NULL) > 1) {
+        fprintf(stderr, "mdmctl: --redis, --redis-sentinel and "
+                        "--redis-cluster exclude each other\n");
         return NULL;
     }
-    redisSetTimeout(c, tv);
-    return c;
+    if (o->sentinel) {
+        kind = "--redis-sentinel";
+        snprintf(buf, sizeof(buf), "%s", o->sentinel);
+        n = mdm_redis_split(buf, ",", words, MDM_REDIS_MAX_ADDRS + 1);
+        rc = n < 2 ? (snprintf(err, sizeof(err),
+                               "%s: expected MASTER,ADDR[,ADDR...]", kind),
+                      -1)
+                   : mdm_redis_target_sentinel(&t, kind, words[0], words + 1,
+                                               n - 1, err, sizeof(err));
+    } else if (o->cluster) {
+        kind = "--redis-cluster";
+        snprintf(buf, sizeof(buf), "%s", o->cluster);
+        n = mdm_redis_split(buf, ",", words, MDM_REDIS_MAX_ADDRS + 1);
+        rc = mdm_redis_target_cluster(&t, kind, words, n, err, sizeof(err));
+    } else {
+        const char *a = o->addr ? o->addr : getenv("MDM_REDIS");
+
+        kind = "--redis";
+        if (a == NULL) {
+            a = "127.0.0.1:6379";
+        }
+        /* a bare socket path, as before */
+        snprintf(addr, sizeof(addr), "%s%s", a[0] == '/' ? "unix:" : "", a);
+        rc = mdm_redis_target_single(&t, kind, addr, err, sizeof(err));
+    }
+    if (rc == 0 && o->user) {
+        if (strlen(o->user) >= sizeof(t.user) || o->user[0] == '\0') {
+            snprintf(err, sizeof(err), "--redis-user: invalid user name");
+            rc = -1;
+        } else {
+            snprintf(t.user, sizeof(t.user), "%s", o->user);
+        }
+    }
+    if (rc == 0 && o->password_file) {
+        rc = mdm_redis_target_password(
+            t.password, sizeof(t.password), "--redis-password-file",
+            o->password_file, &loose, err, sizeof(err));
+        if (rc == 0 && loose) {
+            fprintf(stderr,
+                    "mdmctl: %s --redis-password-file: \"%s\" is "
+                    "readable by group or others\n",
+                    MDM_ID_REDIS_PWFILE_MODE, o->password_file);
+        }
+    }
+    if (rc == 0 && o->sentinel_password_file) {
+        rc = mdm_redis_target_password(
+            t.sentinel_password, sizeof(t.sentinel_password),
+            "--redis-sentinel-password-file", o->sentinel_password_file, &loose,
+            err, sizeof(err));
+    }
+    if (rc != 0) {
+        fprintf(stderr, "mdmctl: %s\n", err);
+        return NULL;
+    }
+    t.connect_timeout_ms = 5000;
+    t.timeout_ms = 5000;
+    l = mdm_redislink_new(&t, log_link, NULL);
+    memset(t.password, 0, sizeof(t.password));
+    memset(t.sentinel_password, 0, sizeof(t.sentinel_password));
+    if (l == NULL || mdm_redislink_ready(l) != 0) {
+        fprintf(stderr, "mdmctl: cannot reach Redis (%s)\n",
+                mdm_redis_target_name(&t, buf, sizeof(buf)));
+        mdm_redislink_free(l);
+        return NULL;
+    }
+    return l;
 }
 
 static char *
@@ -203,25 +271,28 @@ hash_json(const redisReply *x)
  * <P>pushd:<name>:topics its topics, <P>pushd:<name>:<topic> each
  * topic's certificate and counters. */
 static int
-push_status(redisContext *rc, const char *prefix)
+push_status(mdm_redislink_t *rc, const char *prefix)
 {
     redisReply *names, *d, *topics, *t;
     json_t *out = json_object(), *daemons = json_array(), *dj, *tl;
     time_t now = time(NULL);
     size_t i, k;
-    char *s;
+    char *s, key[1024];
 
-    names = redisCommand(rc, "SMEMBERS %spushd", prefix);
+    snprintf(key, sizeof(key), "%spushd", prefix);
+    names = mdm_redislink_cmdl(rc, "SMEMBERS", key, NULL);
     if (names == NULL || names->type != REDIS_REPLY_ARRAY) {
         fprintf(stderr, "mdmctl: Redis failed: %s\n",
-                names ? names->str : rc->errstr);
+                names ? names->str : "no connection");
         return 2;
     }
     for (i = 0; i < names->elements; i++) {
         const char *n = names->element[i]->str;
 
-        d = redisCommand(rc, "HGETALL %spushd:%s", prefix, n);
-        topics = redisCommand(rc, "SMEMBERS %spushd:%s:topics", prefix, n);
+        snprintf(key, sizeof(key), "%spushd:%s", prefix, n);
+        d = mdm_redislink_cmdl(rc, "HGETALL", key, NULL);
+        snprintf(key, sizeof(key), "%spushd:%s:topics", prefix, n);
+        topics = mdm_redislink_cmdl(rc, "SMEMBERS", key, NULL);
         dj = hash_json(d);
         json_object_set_new(dj, "name", json_string(n));
         if (json_string_value(json_object_get(dj, "updated"))) {
@@ -235,8 +306,9 @@ push_status(redisContext *rc, const char *prefix)
         for (k = 0; topics && topics->type == REDIS_REPLY_ARRAY &&
                     k < topics->elements;
              k++) {
-            t = redisCommand(rc, "HGETALL %spushd:%s:%s", prefix, n,
-                             topics->element[k]->str);
+            snprintf(key, sizeof(key), "%spushd:%s:%s", prefix, n,
+                     topics->element[k]->str);
+            t = mdm_redislink_cmdl(rc, "HGETALL", key, NULL);
             json_array_append_new(tl, hash_json(t));
             if (t) {
                 freeReplyObject(t);
@@ -377,11 +449,17 @@ ddm_args(int argc, char **argv, const char **method, char *path, size_t size,
 int
 main(int argc, char **argv)
 {
-    const char *addr = getenv("MDM_REDIS"), *prefix = "mdm:";
+    const char *prefix = "mdm:";
+    redis_opts_t ro = {NULL,
+                       NULL,
+                       NULL,
+                       getenv("MDM_REDIS_USER"),
+                       getenv("MDM_REDIS_PASSWORD_FILE"),
+                       NULL};
     const char *ids[1024];
     mdm_admin_args_t a;
     mdm_conf_t *conf;
-    redisContext *rc;
+    mdm_redislink_t *rc;
     mdm_req_t *r;
     const mdm_response_t *resp;
     char err[512], *body = NULL, *op;
@@ -395,15 +473,24 @@ main(int argc, char **argv)
     int i, status;
 
     memset(&a, 0, sizeof(a));
-    if (addr == NULL) {
-        addr = "127.0.0.1:6379";
-    }
     for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
         if (strcmp(argv[i], "--help") == 0) {
             fputs(usage, stdout);
             return 0;
         } else if (strcmp(argv[i], "--redis") == 0 && i + 1 < argc) {
-            addr = argv[++i];
+            ro.addr = argv[++i];
+        } else if (strcmp(argv[i], "--redis-sentinel") == 0 && i + 1 < argc) {
+            ro.sentinel = argv[++i];
+        } else if (strcmp(argv[i], "--redis-cluster") == 0 && i + 1 < argc) {
+            ro.cluster = argv[++i];
+        } else if (strcmp(argv[i], "--redis-user") == 0 && i + 1 < argc) {
+            ro.user = argv[++i];
+        } else if (strcmp(argv[i], "--redis-password-file") == 0 &&
+                   i + 1 < argc) {
+            ro.password_file = argv[++i];
+        } else if (strcmp(argv[i], "--redis-sentinel-password-file") == 0 &&
+                   i + 1 < argc) {
+            ro.sentinel_password_file = argv[++i];
         } else if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc) {
             prefix = argv[++i];
         } else if (strcmp(argv[i], "--ca") == 0 && i + 1 < argc) {
@@ -559,12 +646,12 @@ main(int argc, char **argv)
         a.body = (const unsigned char *) body;
     } else if (strcmp(op, "push") == 0 && argc == 1 &&
                strcmp(argv[0], "status") == 0) {
-        rc = connect_redis(addr);
+        rc = connect_redis(&ro);
         if (rc == NULL) {
             return 2;
         }
         status = push_status(rc, prefix);
-        redisFree(rc);
+        mdm_redislink_free(rc);
         return status;
     } else if (strcmp(op, "push") == 0) {
         NEED(1);
@@ -623,7 +710,7 @@ main(int argc, char **argv)
         mdm_conf_free(conf);
         return 2;
     }
-    rc = connect_redis(addr);
+    rc = connect_redis(&ro);
     if (rc == NULL) {
         mdm_conf_free(conf);
         free(body);
@@ -664,7 +751,7 @@ main(int argc, char **argv)
     }
     mdm_req_set_logger(r, log_stderr, NULL);
     if (mdm_req_start(r) == MDM_STEP_REDIS) {
-        mdm_exec_sync(rc, r);
+        mdm_redislink_exec(rc, r);
     }
     resp = mdm_req_response(r);
     status = resp->status;
@@ -673,11 +760,10 @@ main(int argc, char **argv)
         fputc('\n', stdout);
     }
     if (status == 503) {
-        fprintf(stderr, "mdmctl: Redis at %s failed: %s\n", addr,
-                rc->err ? rc->errstr : "see the message above");
+        fprintf(stderr, "mdmctl: Redis failed (see the message above)\n");
     }
     mdm_req_free(r);
-    redisFree(rc);
+    mdm_redislink_free(rc);
     mdm_conf_free(conf);
     free(body);
     return status >= 200 && status < 300 ? 0 : (status == 503 ? 2 : 1);

@@ -23,7 +23,8 @@ apache2 apache2-dev
 curl libcurl4-openssl-dev nghttp2-client libnghttp2-dev"
 if [ "$what" = test ]; then
     pkgs="$pkgs clang libclang-rt-14-dev clang-format python3-pytest
-python3-redis scep python3-h2 wrk python3-acme python3-cbor2"
+python3-redis scep python3-h2 wrk python3-acme python3-cbor2
+redis-sentinel redis-tools"
 fi
 missing=""
 for p in $pkgs; do

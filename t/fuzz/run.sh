@@ -47,11 +47,14 @@ build fuzz_ddm core/mdm_ddm_json.c t/fuzz/fuzz_ddm.c -- $jansson $ssl
 # ACME: JWS, CBOR, the attestation statement, the finalize CSR
 build fuzz_acme core/mdm_acme_jws.c core/mdm_cbor.c core/mdm_acme_attest.c \
     core/mdm_acme_issue.c t/fuzz/fuzz_acme.c -- $jansson $ssl
+# Redis topology: addresses, redirects, slot maps, Sentinel/ROLE replies
+build fuzz_redis_topo core/mdm_redis_topo.c t/fuzz/fuzz_redis_topo.c -- \
+    $hiredis
 MDM_SAMPLES=$src/t/samples
 export MDM_SAMPLES
 
 status=0
-for t in msg signature scep ddm acme; do
+for t in msg signature scep ddm acme redis_topo; do
     rm -rf "$out/corpus-$t"
     mkdir -p "$out/corpus-$t"
     cp "$src/t/fuzz/corpus/$t/"* "$out/corpus-$t/"
