@@ -286,7 +286,8 @@ def udid_on(cluster, node, taken):
 
 
 def test_cluster(apache, pki, redis, upstream, tmp_path):
-    """Devices on all 3 masters; then a device's slot moves (MOVED)."""
+    """Devices on all 3 masters; then a device's slot moves: ASK while it
+    migrates, MOVED once it has."""
     cl = redistopo.Cluster(topo_dir(tmp_path, "cluster")).start()
     try:
         srv = topo_server(tmp_path, "c", pki, redis, upstream,
@@ -299,11 +300,24 @@ def test_cluster(apache, pki, redis, upstream, tmp_path):
                 u = udid_on(cl, node, taken)
                 devs.append(delivers(srv, pki, ident=ident, udid=u))
                 assert node.client().exists("mdm:{%s}:rec" % u)
-            # move the first device's slot to the next master
             d = devs[0]
             slot = cl.slot(d.udid)
+            # half-moved: its keys on the next master, the owner answers
+            # ASK: single-key reads follow it; a script over keys of which
+            # some have moved gets TRYAGAIN from Redis: 503 + Retry-After
             mark = srv.log_mark()
-            cl.move_slot(slot, cl.nodes[1])
+            cl.start_migration(slot, cl.nodes[1])
+            a = Admin(srv, pki)
+            r = a.enrollment(d.udid)
+            assert r.status_code == 200, (r.status_code, r.text)
+            r = d.idle()
+            assert r.status_code in (200, 503), (r.status_code, r.text)
+            if r.status_code == 503:
+                assert r.headers.get("Retry-After")
+            assert not srv.bad_lines(mark)
+            # then moved for good: MOVED
+            mark = srv.log_mark()
+            cl.finish_migration(slot, cl.nodes[1])
             assert cl.nodes[1].client().exists("mdm:{%s}:rec" % d.udid)
             a = Admin(srv, pki)
             c = command("DeviceInformation", Queries=["UDID"])
