@@ -696,6 +696,24 @@ writes(const mdm_cmd_t *c)
     return 1;
 }
 
+/* MDM14010 at most once a minute per process: without replicas every
+   write would log it */
+static int
+wait_warn_due(void)
+{
+    static int64_t last;
+    int64_t now = now_ms();
+    int due;
+
+    pthread_mutex_lock(&master_lock);
+    due = last == 0 || now - last >= 60000;
+    if (due) {
+        last = now;
+    }
+    pthread_mutex_unlock(&master_lock);
+    return due;
+}
+
 static void
 wait_replicas(mdm_redislink_t *l, redisContext **c)
 {
@@ -709,10 +727,11 @@ wait_replicas(mdm_redislink_t *l, redisContext **c)
         broke(l, c);
         return;
     }
-    if (r->type != REDIS_REPLY_INTEGER || r->integer < l->t.wait_replicas) {
+    if ((r->type != REDIS_REPLY_INTEGER || r->integer < l->t.wait_replicas) &&
+        wait_warn_due()) {
         logf_(l->o.log, l->o.logdata, 1,
               "%s WAIT %d %d: %lld replica(s) acknowledged the write (it is "
-              "on the master)",
+              "on the master; said at most once a minute)",
               MDM_ID_REDIS_WAIT, l->t.wait_replicas, l->t.wait_ms,
               r->type == REDIS_REPLY_INTEGER ? r->integer : -1LL);
     }

@@ -189,6 +189,24 @@ def test_config_loose_password_file(apache, pki, redis, upstream, tmp_path):
     assert "MDM14002" in t.stderr + t.stdout, t.stderr
 
 
+def test_wait_without_replicas(apache, pki, redis, upstream, tmp_path):
+    """MDMRedisWait on a master without replicas: the writes are answered
+    (they happened on the master), MDM14010 is logged once per process,
+    not per write."""
+    srv = topo_server(tmp_path, "w", pki, redis, upstream,
+                      "MDMRedis 127.0.0.1:%d\nMDMRedisWait 1 50" % redis.port)
+    srv.start()
+    try:
+        mark = srv.log_mark()
+        delivers(srv, pki)
+        lines = srv.wait_log_id("MDM14010", mark)
+        # once per child process (the example runs 2), not per write
+        assert 1 <= len(lines) <= srv.workers, lines
+    finally:
+        srv.stop()
+    assert not srv.bad_lines(), srv.bad_lines()
+
+
 # -------------------------------------------------------------- Sentinel
 
 def test_sentinel_failover_under_load(apache, pki, redis, upstream,
