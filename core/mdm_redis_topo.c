@@ -315,8 +315,10 @@ mdm_redis_redirect(const char *err, size_t len, int *ask, unsigned *slot,
 int
 mdm_redis_error_failover(const char *err, size_t len)
 {
-    static const char *const words[] = {"READONLY",    "MASTERDOWN", "LOADING",
-                                        "CLUSTERDOWN", "TRYAGAIN",   NULL};
+    /* not TRYAGAIN: a multi-key call during a slot migration, answered
+       503 by the core (an error reply) without dropping anything */
+    static const char *const words[] = {"READONLY", "MASTERDOWN", "LOADING",
+                                        "CLUSTERDOWN", NULL};
     int i;
 
     if (err == NULL) {

@@ -101,7 +101,9 @@ int mdm_redis_redirect(const char *err, size_t len, int *ask, unsigned *slot,
 /**
  * 1 when a reply error says the node cannot serve writes now and the
  * connection should be dropped and the master found again: READONLY,
- * MASTERDOWN, LOADING, CLUSTERDOWN, TRYAGAIN. 0 otherwise.
+ * MASTERDOWN, LOADING, CLUSTERDOWN. 0 otherwise (TRYAGAIN, a multi-key
+ * call during a slot migration, is an error reply like any other: the
+ * core answers 503 + Retry-After, MDM04002).
  */
 int mdm_redis_error_failover(const char *err, size_t len);
 

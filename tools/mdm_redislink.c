@@ -356,6 +356,7 @@ struct mdm_redislink_s {
     mdm_slotmap_t *map;                      /* Cluster */
     redisContext *node[MDM_REDIS_MAX_NODES]; /* by map index */
     int map_ok;
+    int64_t refresh_at, loaded_at; /* after MOVED: read the map again */
     int64_t retry_at, backoff;
     mdm_link_err_t err;
 };
@@ -435,33 +436,63 @@ failed_attempt(mdm_redislink_t *l)
     l->err = MDM_LINK_ERR_CONNECT;
 }
 
-/* the slot map from the first seed (or known node) that answers */
+/* take the connection to a out of old[] (NULL: none) */
+static redisContext *
+take_conn(mdm_redislink_t *l, redisContext **old, const mdm_redis_addr_t *a)
+{
+    redisContext *c;
+    int i;
+
+    for (i = 0; i < MDM_REDIS_MAX_NODES; i++) {
+        if (old[i] && mdm_redis_addr_eq(&l->map->node[i], a)) {
+            c = old[i];
+            old[i] = NULL;
+            if (c->err == 0) {
+                return c;
+            }
+            redisFree(c);
+        }
+    }
+    return NULL;
+}
+
+/*
+ * The slot map from the first known master or seed that answers. The
+ * connections to masters that stay are kept (a refresh after MOVED costs
+ * one round trip); the map is replaced only by a good one.
+ */
 static int
 load_map(mdm_redislink_t *l)
 {
     mdm_redis_addr_t seeds[MDM_REDIS_MAX_ADDRS + MDM_REDIS_MAX_NODES];
-    redisContext *c;
+    redisContext *old[MDM_REDIS_MAX_NODES], *c, *keep[MDM_REDIS_MAX_NODES];
+    mdm_slotmap_t *m = malloc(sizeof(*m));
     redisReply *r;
     int i, n = 0, ok, k;
 
+    memcpy(old, l->node, sizeof(old));
+    memset(l->node, 0, sizeof(l->node));
     /* known masters first (the seeds may be gone), then the seeds */
-    for (i = 0; l->map_ok && i < l->map->nnodes && n < MDM_REDIS_MAX_NODES;
-         i++) {
+    for (i = 0; i < l->map->nnodes && n < MDM_REDIS_MAX_NODES; i++) {
         seeds[n++] = l->map->node[i];
     }
     for (i = 0; i < l->t.naddr; i++) {
         seeds[n++] = l->t.addr[i];
     }
-    drop_nodes(l);
     l->map_ok = 0;
-    for (i = 0; i < n; i++) {
-        c = connect_auth(&l->o, &seeds[i], l->t.user, l->t.password,
-                         timeout_of(l));
+    l->refresh_at = 0;
+    l->loaded_at = now_ms();
+    for (i = 0; m != NULL && i < n; i++) {
+        c = take_conn(l, old, &seeds[i]);
+        if (c == NULL) {
+            c = connect_auth(&l->o, &seeds[i], l->t.user, l->t.password,
+                             timeout_of(l));
+        }
         if (c == NULL) {
             continue;
         }
         r = redisCommand(c, "CLUSTER SLOTS");
-        ok = mdm_slotmap_load(l->map, r) == 0 && l->map->nnodes > 0;
+        ok = mdm_slotmap_load(m, r) == 0 && m->nnodes > 0;
         if (r) {
             freeReplyObject(r);
         }
@@ -469,24 +500,39 @@ load_map(mdm_redislink_t *l)
             redisFree(c);
             continue;
         }
-        for (k = 0; k < l->map->nnodes; k++) {
-            if (l->map->node[k].host[0] == '\0') {
+        memset(keep, 0, sizeof(keep));
+        for (k = 0; k < m->nnodes; k++) {
+            if (m->node[k].host[0] == '\0') {
                 /* announced without an IP: the one we asked */
-                memcpy(l->map->node[k].host, seeds[i].host,
-                       sizeof(seeds[i].host));
+                memcpy(m->node[k].host, seeds[i].host, sizeof(seeds[i].host));
             }
-            if (l->node[k] == NULL &&
-                mdm_redis_addr_eq(&l->map->node[k], &seeds[i])) {
-                l->node[k] = c;
+            if (c && mdm_redis_addr_eq(&m->node[k], &seeds[i])) {
+                keep[k] = c;
                 c = NULL;
+            } else {
+                keep[k] = take_conn(l, old, &m->node[k]);
             }
         }
         if (c) {
             redisFree(c);
         }
+        memcpy(l->map, m, sizeof(*m));
+        memcpy(l->node, keep, sizeof(keep));
+        for (k = 0; k < MDM_REDIS_MAX_NODES; k++) {
+            if (old[k]) {
+                redisFree(old[k]);
+            }
+        }
         l->map_ok = 1;
+        free(m);
         return 0;
     }
+    for (k = 0; k < MDM_REDIS_MAX_NODES; k++) {
+        if (old[k]) {
+            redisFree(old[k]);
+        }
+    }
+    free(m);
     logf_(l->o.log, l->o.logdata, 0,
           "%s no Cluster node of %d answered CLUSTER SLOTS", MDM_ID_CLUSTER_MAP,
           n);
@@ -525,6 +571,12 @@ mdm_redislink_ready(mdm_redislink_t *l)
     int ok;
 
     l->err = MDM_LINK_OK;
+    if (l->t.mode == MDM_REDIS_CLUSTER && l->map_ok && l->refresh_at &&
+        now_ms() >= l->refresh_at) {
+        /* a slot moved: the others may have too; a failure keeps going
+           with what is known (MOVED still works) */
+        (void) load_map(l);
+    }
     if (l->t.mode == MDM_REDIS_CLUSTER ? l->map_ok : l->c != NULL) {
         return 0;
     }
@@ -644,6 +696,24 @@ writes(const mdm_cmd_t *c)
     return 1;
 }
 
+/* MDM14010 at most once a minute per process: without replicas every
+   write would log it */
+static int
+wait_warn_due(void)
+{
+    static int64_t last;
+    int64_t now = now_ms();
+    int due;
+
+    pthread_mutex_lock(&master_lock);
+    due = last == 0 || now - last >= 60000;
+    if (due) {
+        last = now;
+    }
+    pthread_mutex_unlock(&master_lock);
+    return due;
+}
+
 static void
 wait_replicas(mdm_redislink_t *l, redisContext **c)
 {
@@ -657,10 +727,11 @@ wait_replicas(mdm_redislink_t *l, redisContext **c)
         broke(l, c);
         return;
     }
-    if (r->type != REDIS_REPLY_INTEGER || r->integer < l->t.wait_replicas) {
+    if ((r->type != REDIS_REPLY_INTEGER || r->integer < l->t.wait_replicas) &&
+        wait_warn_due()) {
         logf_(l->o.log, l->o.logdata, 1,
               "%s WAIT %d %d: %lld replica(s) acknowledged the write (it is "
-              "on the master)",
+              "on the master; said at most once a minute)",
               MDM_ID_REDIS_WAIT, l->t.wait_replicas, l->t.wait_ms,
               r->type == REDIS_REPLY_INTEGER ? r->integer : -1LL);
     }
@@ -712,6 +783,8 @@ static int
 node_ctx(mdm_redislink_t *l, int idx)
 {
     if (idx < 0 || idx >= l->map->nnodes) {
+        l->err = MDM_LINK_ERR_REPLY;
+        l->map_ok = 0;
         return -1;
     }
     if (l->node[idx] == NULL) {
@@ -774,6 +847,12 @@ redirect(mdm_redislink_t *l, const mdm_cmd_t *c, redisReply **r)
             logf_(l->o.log, l->o.logdata, 3, "%s slot %u moved to %s",
                   MDM_ID_CLUSTER_MOVED, slot,
                   mdm_redis_addr_format(&to, name, sizeof(name)));
+            /* the whole map again soon: at most once a second */
+            if (l->refresh_at == 0) {
+                l->refresh_at = l->loaded_at + 1000 > now_ms()
+                                    ? l->loaded_at + 1000
+                                    : now_ms();
+            }
         }
         if (node_ctx(l, idx) != 0) {
             return -1;

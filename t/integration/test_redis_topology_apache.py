@@ -40,14 +40,14 @@ class TopoApache(ApacheServer):
         return text
 
 
-def topo_server(tmp_path, name, pki, redis, upstream, lines):
+def topo_server(tmp_path, name, pki, redis, upstream, lines, workers=2):
     run = str(tmp_path / name)
     os.makedirs(run, exist_ok=True)
     open_parents(run, os.path.dirname(os.path.dirname(run)))
 
     class S(TopoApache):
         redis_lines = lines
-    return S(run, pki, redis, upstream)
+    return S(run, pki, redis, upstream, workers=workers)
 
 
 def topo_dir(tmp_path, name):
@@ -189,6 +189,24 @@ def test_config_loose_password_file(apache, pki, redis, upstream, tmp_path):
     assert "MDM14002" in t.stderr + t.stdout, t.stderr
 
 
+def test_wait_without_replicas(apache, pki, redis, upstream, tmp_path):
+    """MDMRedisWait on a master without replicas: the writes are answered
+    (they happened on the master), MDM14010 is logged once per process,
+    not per write."""
+    srv = topo_server(tmp_path, "w", pki, redis, upstream,
+                      "MDMRedis 127.0.0.1:%d\nMDMRedisWait 1 50" % redis.port)
+    srv.start()
+    try:
+        mark = srv.log_mark()
+        delivers(srv, pki)
+        lines = srv.wait_log_id("MDM14010", mark)
+        # once per child process (the example runs 2), not per write
+        assert 1 <= len(lines) <= srv.workers, lines
+    finally:
+        srv.stop()
+    assert not srv.bad_lines(), srv.bad_lines()
+
+
 # -------------------------------------------------------------- Sentinel
 
 def test_sentinel_failover_under_load(apache, pki, redis, upstream,
@@ -286,11 +304,15 @@ def udid_on(cluster, node, taken):
 
 
 def test_cluster(apache, pki, redis, upstream, tmp_path):
-    """Devices on all 3 masters; then a device's slot moves (MOVED)."""
+    """Devices on all 3 masters; then a device's slot moves: ASK while it
+    migrates, MOVED once it has."""
     cl = redistopo.Cluster(topo_dir(tmp_path, "cluster")).start()
     try:
+        # one child: its (reused) link has the old map when the slot
+        # moves, so MOVED is met and logged
         srv = topo_server(tmp_path, "c", pki, redis, upstream,
-                          "MDMRedisCluster %s" % " ".join(cl.addrs[:2]))
+                          "MDMRedisCluster %s" % " ".join(cl.addrs[:2]),
+                          workers=1)
         srv.start()
         try:
             taken = set()
@@ -299,11 +321,24 @@ def test_cluster(apache, pki, redis, upstream, tmp_path):
                 u = udid_on(cl, node, taken)
                 devs.append(delivers(srv, pki, ident=ident, udid=u))
                 assert node.client().exists("mdm:{%s}:rec" % u)
-            # move the first device's slot to the next master
             d = devs[0]
             slot = cl.slot(d.udid)
+            # half-moved: its keys on the next master, the owner answers
+            # ASK: single-key reads follow it; a script over keys of which
+            # some have moved gets TRYAGAIN from Redis: 503 + Retry-After
             mark = srv.log_mark()
-            cl.move_slot(slot, cl.nodes[1])
+            cl.start_migration(slot, cl.nodes[1])
+            a = Admin(srv, pki)
+            r = a.enrollment(d.udid)
+            assert r.status_code == 200, (r.status_code, r.text)
+            r = d.idle()
+            assert r.status_code in (200, 503), (r.status_code, r.text)
+            if r.status_code == 503:
+                assert r.headers.get("Retry-After")
+            assert not srv.bad_lines(mark)
+            # then moved for good: MOVED
+            mark = srv.log_mark()
+            cl.finish_migration(slot, cl.nodes[1])
             assert cl.nodes[1].client().exists("mdm:{%s}:rec" % d.udid)
             a = Admin(srv, pki)
             c = command("DeviceInformation", Queries=["UDID"])

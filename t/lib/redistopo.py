@@ -308,9 +308,16 @@ class Cluster:
     def move_slot(self, slot, to):
         """Move one slot (and its keys) to node `to`, the way
         redis-cli --cluster reshard does it."""
-        src = self.owner(slot)
-        if src is to:
+        if self.owner(slot) is to:
             return
+        self.start_migration(slot, to)
+        self.finish_migration(slot, to)
+
+    def start_migration(self, slot, to):
+        """The slot half-moved: MIGRATING on its owner, IMPORTING on `to`,
+        its keys moved; the owner answers ASK for them until
+        finish_migration()."""
+        src = self.owner(slot)
         sid, did = self.node_id(src), self.node_id(to)
         to.client().execute_command("CLUSTER", "SETSLOT", slot,
                                     "IMPORTING", sid)
@@ -324,6 +331,9 @@ class Cluster:
             src.client().execute_command(
                 "MIGRATE", "127.0.0.1", to.port, "", 0, 5000, "KEYS",
                 *keys)
+
+    def finish_migration(self, slot, to):
+        did = self.node_id(to)
         for n in self.nodes:
             n.client().execute_command("CLUSTER", "SETSLOT", slot, "NODE",
                                        did)

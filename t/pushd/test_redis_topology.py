@@ -206,5 +206,7 @@ def test_pushd_cluster(tmp_path, standin, make_pushd, topic_cert):
         assert wait_for(lambda: rc.hget(rec_key(ids[0]), "push_result") ==
                         "ok", 10), d.text()
         assert "MDM09121" not in d.text(), d.text()
+        # the daemon's link had the old map: it met MOVED and followed it
+        assert "MDM14009" in d.text(), d.text()
     finally:
         cl.stop()

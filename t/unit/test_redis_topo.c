@@ -363,7 +363,7 @@ test_redirect(void **state)
     assert_int_equal(mdm_redis_error_failover("LOADING Redis is loading", 24),
                      1);
     assert_int_equal(mdm_redis_error_failover("CLUSTERDOWN x", 13), 1);
-    assert_int_equal(mdm_redis_error_failover("TRYAGAIN x", 10), 1);
+    assert_int_equal(mdm_redis_error_failover("TRYAGAIN x", 10), 0);
     assert_int_equal(mdm_redis_error_failover("ERR READONLY", 12), 0);
     assert_int_equal(mdm_redis_error_failover("READONLYX", 9), 0);
     assert_int_equal(mdm_redis_error_failover("NOSCRIPT x", 10), 0);
