@@ -158,6 +158,22 @@ if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>
         bad "an expired token reached Redis"
     check 2 "token-decrypt --redis bad name" $bin dep token-decrypt $D \
         --in "$work/token.p7m" --redis "127.0.0.1:$port" --name "a b"
+    # the global connection options: "--redis -" as they are, AUTH from a
+    # password file (never on the command line)
+    check 0 "token-decrypt --redis - (global --redis)" $bin --redis \
+        "127.0.0.1:$port" dep token-decrypt $D --in "$work/token.p7m" \
+        --redis - --name global
+    [ "$(redis-cli -p "$port" EXISTS mdm:dep:token:global)" = 1 ] && ok ||
+        bad "--redis - did not store"
+    redis-cli -p "$port" CONFIG SET requirepass dep-pw-123 >/dev/null
+    (umask 077; echo dep-pw-123 >"$work/redis.pw")
+    check 2 "token-decrypt --redis, AUTH needed" $bin dep token-decrypt $D \
+        --in "$work/token.p7m" --redis "127.0.0.1:$port" --name noauth
+    check 0 "token-decrypt --redis with --redis-password-file" $bin \
+        --redis-password-file "$work/redis.pw" dep token-decrypt $D \
+        --in "$work/token.p7m" --redis "127.0.0.1:$port" --name authed
+    [ "$(redis-cli -p "$port" -a dep-pw-123 --no-auth-warning EXISTS \
+        mdm:dep:token:authed)" = 1 ] && ok || bad "AUTH store"
     kill $pid 2>/dev/null
     wait $pid 2>/dev/null
     pid=

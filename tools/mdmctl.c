@@ -99,7 +99,8 @@ static const char usage[] =
     "Prints the JSON answer; exits 0 on success, 1 when the operation was\n"
     "refused (unknown enrollment, duplicate uuid...), 2 on usage or\n"
     "connection errors. ca, profile, push csr|vendor-sign|check and dep\n"
-    "work offline (no Redis; dep token-decrypt --redis excepted).\n";
+    "work offline (no Redis; dep token-decrypt --redis excepted, which\n"
+    "uses the global Redis options).\n";
 
 /* --redis, --redis-sentinel, --redis-cluster and the credentials */
 typedef struct {
@@ -196,6 +197,23 @@ connect_redis(const redis_opts_t *o)
         return NULL;
     }
     return l;
+}
+
+/* dep token-decrypt --redis ADDR: the global options, ADDR "-" as they
+ * are, another ADDR in place of the global address (mdmctl_dep.h) */
+static const redis_opts_t *dep_ro;
+
+static mdm_redislink_t *
+dep_connect(const char *addr)
+{
+    redis_opts_t o = *dep_ro;
+
+    if (strcmp(addr, "-") != 0) {
+        o.addr = addr;
+        o.sentinel = NULL;
+        o.cluster = NULL;
+    }
+    return connect_redis(&o);
 }
 
 static char *
@@ -526,7 +544,8 @@ main(int argc, char **argv)
         return mdmctl_push(argc, argv);
     }
     if (strcmp(op, "dep") == 0) {
-        return mdmctl_dep(argc, argv);
+        dep_ro = &ro;
+        return mdmctl_dep(argc, argv, dep_connect);
     }
     if (strcmp(op, "scep") == 0) {
         int one = argc == 2 && (strcmp(argv[0], "revoke") == 0 ||

@@ -23,6 +23,8 @@
 #include <time.h>
 
 #include <hiredis.h>
+
+#include "mdm_redislink.h"
 #include <jansson.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -297,68 +299,41 @@ out:
     return rc;
 }
 
-static redisContext *
-connect_redis(const char *addr)
-{
-    struct timeval tv = {5, 0};
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    redisContext *c;
-    long port;
-    char *end;
-
-    if (addr[0] == '/') {
-        c = redisConnectUnixWithTimeout(addr, tv);
-    } else {
-        if (colon == NULL || (size_t) (colon - addr) >= sizeof(host)) {
-            fprintf(stderr, "mdmctl: --redis: expected host:port or a socket "
-                            "path\n");
-            return NULL;
-        }
-        errno = 0;
-        port = strtol(colon + 1, &end, 10);
-        if (errno || *end || port <= 0 || port > 65535) {
-            fprintf(stderr, "mdmctl: --redis: bad port in \"%s\"\n", addr);
-            return NULL;
-        }
-        snprintf(host, sizeof(host), "%.*s", (int) (colon - addr), addr);
-        c = redisConnectWithTimeout(host, (int) port, tv);
-    }
-    if (c == NULL || c->err) {
-        fprintf(stderr, "mdmctl: cannot connect to Redis at %s: %s\n", addr,
-                c ? c->errstr : "out of memory");
-        redisFree(c);
-        return NULL;
-    }
-    redisSetTimeout(c, tv);
-    return c;
-}
-
-/** SET prefix + "dep:token:" + name. Exit code. */
+/** SET prefix + "dep:token:" + name through mdmctl's Redis link. Exit
+ * code. */
 static int
-store_redis(const char *addr, const char *prefix, const char *name,
-            const char *json, size_t len)
+store_redis(mdmctl_connect_fn connect, const char *addr, const char *prefix,
+            const char *name, const char *json, size_t len)
 {
-    redisContext *c = connect_redis(addr);
+    mdm_redislink_t *l = connect(addr);
     redisReply *r;
+    char key[256];
+    const char *argv[3];
+    size_t lens[3];
     int rc;
 
-    if (c == NULL) {
+    if (l == NULL) {
         return 2;
     }
-    r = redisCommand(c, "SET %sdep:token:%s %b", prefix, name, json, len);
+    snprintf(key, sizeof(key), "%sdep:token:%s", prefix, name);
+    argv[0] = "SET";
+    argv[1] = key;
+    argv[2] = json;
+    lens[0] = 3;
+    lens[1] = strlen(key);
+    lens[2] = len;
+    r = mdm_redislink_cmd(l, 3, argv, lens);
     rc = r != NULL && r->type == REDIS_REPLY_STATUS ? 0 : 2;
     if (rc != 0) {
-        fprintf(stderr, "mdmctl: Redis at %s: SET failed: %s\n", addr,
-                r ? r->str : c->errstr);
+        fprintf(stderr, "mdmctl: Redis: SET failed%s%s\n", r ? ": " : "",
+                r && r->str ? r->str : "");
     } else {
-        printf("stored the token in Redis at %s as %sdep:token:%s\n", addr,
-               prefix, name);
+        printf("stored the token in Redis as %s\n", key);
     }
     if (r) {
         freeReplyObject(r);
     }
-    redisFree(c);
+    mdm_redislink_free(l);
     return rc;
 }
 
@@ -430,7 +405,7 @@ decrypt_token(const char *path, EVP_PKEY *key, X509 *cert, size_t *plen)
 }
 
 static int
-dep_token_decrypt(int argc, char **argv)
+dep_token_decrypt(int argc, char **argv, mdmctl_connect_fn connect)
 {
     const char *keyp = NULL, *certp = NULL, *in = NULL, *outp = NULL;
     const char *addr = NULL, *prefix = "mdm:", *name = "default";
@@ -487,7 +462,7 @@ dep_token_decrypt(int argc, char **argv)
     }
     strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%SZ", gmtime(&expiry));
     if (addr != NULL) {
-        rc = store_redis(addr, prefix, name, json, jlen);
+        rc = store_redis(connect, addr, prefix, name, json, jlen);
         goto out;
     }
     line = malloc(jlen + 2);
@@ -742,7 +717,7 @@ out:
 }
 
 int
-mdmctl_dep(int argc, char **argv)
+mdmctl_dep(int argc, char **argv, mdmctl_connect_fn connect)
 {
     if (argc >= 2 && strcmp(argv[1], "--help") == 0) {
         fputs(dep_usage, stdout);
@@ -752,7 +727,7 @@ mdmctl_dep(int argc, char **argv)
         return dep_keypair(argc - 1, argv + 1);
     }
     if (argc >= 1 && strcmp(argv[0], "token-decrypt") == 0) {
-        return dep_token_decrypt(argc - 1, argv + 1);
+        return dep_token_decrypt(argc - 1, argv + 1, connect);
     }
     if (argc >= 1 && strcmp(argv[0], "profile") == 0) {
         return dep_profile(argc - 1, argv + 1);
