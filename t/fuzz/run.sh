@@ -86,7 +86,17 @@ MDM_SAMPLES=$src/t/samples
 export MDM_SAMPLES
 
 # --- targets added for issue 14 (keep this block apart from the list above)
-# extra_targets="..."  (builds here)
+# whole transactions through the public loop (fuzz_tx.h): all of libmdm
+core_all=$(cd "$src" && ls core/*.c | grep -v '^core/mdm_lua.c$')
+# the admin API over HTTP: router, query strings, JSON/plist/DDM bodies
+# shellcheck disable=SC2086
+build fuzz_admin $core_all t/fuzz/fuzz_admin.c \
+    -- "$out/mdm_lua.c" $ssl $plist $hiredis $jansson
+# the device transaction behind the message parser (identity off)
+# shellcheck disable=SC2086
+build fuzz_device $core_all t/fuzz/fuzz_device.c \
+    -- "$out/mdm_lua.c" $ssl $plist $hiredis $jansson
+extra_targets="admin device"
 # --- end of the issue 14 block
 
 targets="msg signature scep ddm"
