@@ -12,7 +12,8 @@
  * is the body. Seeds in t/fuzz/corpus/device/.
  *
  * Contract on every input: an answer (fuzz_tx.h), never 401 (a device
- * that gets 401 may unenroll), and a refusal has a log id.
+ * that gets 401 may unenroll), and a refusal has a log id (a 410 to
+ * UserAuthenticate is the protocol's answer, not a refusal).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -43,7 +44,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         "application/x-apple-aspen-mdm-checkin",
         "application/x-apple-aspen-mdm", ""};
     const mdm_response_t *resp;
-    const char *ct;
+    const char *ct, *msg;
     mdm_req_t *r;
 
     if (size < 2) {
@@ -63,7 +64,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (resp->status == 401) {
             abort();
         }
+        msg = mdm_req_var(r, MDM_VAR_MESSAGE);
+        /* 410 is the answer to UserAuthenticate (user_auth gone), no
+           refusal */
         if (resp->status >= 400 &&
+            !(resp->status == 410 && msg &&
+              strcmp(msg, "UserAuthenticate") == 0) &&
             (mdm_req_var(r, MDM_VAR_ERROR_ID) == NULL || fz_logs == 0)) {
             fprintf(stderr, "fuzz_device: %d without a log id (%d lines)\n",
                     resp->status, fz_logs);
