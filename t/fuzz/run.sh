@@ -121,9 +121,11 @@ run_one() {
     mkdir -p "$out/corpus-$t"
     cp "$src/t/fuzz/corpus/$t/"* "$out/corpus-$t/"
     rc=0
+    t0=$(date +%s)
     "$out/fuzz_$t" -max_total_time="$secs" -rss_limit_mb=2048 \
         -max_len=65536 -print_final_stats=1 -artifact_prefix="$out/$t-" \
         "$out/corpus-$t" >"$out/fuzz_$t.log" 2>&1 || rc=$?
+    echo $(($(date +%s) - t0)) >"$out/fuzz_$t.secs"
     echo $rc >"$out/fuzz_$t.rc"
 }
 
@@ -168,6 +170,7 @@ while [ $# -gt 0 ]; do
 done
 
 if [ $keep = 1 ]; then
+    # seconds: the wall clock the run took (less than asked after a crash)
     echo "target seconds execs exec/s cov ft corpus-before corpus-after"
     for t in $targets; do
         dir=$src/t/fuzz/corpus/$t
@@ -179,7 +182,7 @@ if [ $keep = 1 ]; then
             status=1
         }
         after=$(ls "$dir" | wc -l)
-        echo "$t $secs $(figures "$t") $before $after"
+        echo "$t $(cat "$out/fuzz_$t.secs") $(figures "$t") $before $after"
     done
 fi
 exit $status
