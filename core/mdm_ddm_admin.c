@@ -22,6 +22,7 @@ static mdm_step_t ddm_start(mdm_tx_t *tx);
 static mdm_step_t ddm_feed(mdm_tx_t *tx, struct redisReply *const *rep,
                            size_t n);
 static void ddm_free(mdm_tx_t *tx);
+static mdm_step_t read_assign(ddm_admin_t *r, struct redisReply *const *rep);
 
 static const mdm_tx_ops_t ddm_ops = {"ddm-admin", ddm_start, ddm_feed,
                                      ddm_free};
@@ -281,7 +282,7 @@ start_assign(ddm_admin_t *r)
     }
     if (r->a.op == MDM_DDM_UNASSIGN) {
         r->state = S_READ;
-        return ddm_feed(&r->base, NULL, 0);
+        return read_assign(r, NULL); /* nothing to check first */
     }
     if (json_array_size(r->sets)) {
         ddm_cmd(r, "SMISMEMBER");
@@ -693,7 +694,8 @@ ddm_feed(mdm_tx_t *tx, struct redisReply *const *rep, size_t n)
     ddm_admin_t *r = (ddm_admin_t *) tx;
     size_t i;
 
-    if (rep && ddm_failed(r, rep, n, r->base.plan->nreplies)) {
+    /* rep NULL: the storage failed (mdm.h), a 503 like an error reply */
+    if (ddm_failed(r, rep, n, r->base.plan->nreplies)) {
         return MDM_STEP_DONE;
     }
     if (r->state >= RC_ASSIGN) {

@@ -16,6 +16,7 @@
 
 #include <hiredis.h>
 #include <jansson.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -142,6 +143,9 @@ bound_cert(mdm_encprofile_t *r, const redisReply *h, const redisReply *d,
         d->len > 0) {
         p = (const unsigned char *) d->str;
         x = d2i_X509(NULL, &p, (long) d->len);
+        if (x == NULL) {
+            ERR_clear_error(); /* a stored value that is no certificate */
+        }
         if (x && p == (const unsigned char *) d->str + d->len &&
             EVP_Digest(d->str, d->len, md, &mdlen, EVP_sha256(), NULL) &&
             mdlen == 32) {

@@ -87,7 +87,7 @@ void
 mdm_tx_vlog(mdm_tx_t *tx, mdm_log_level_t level, const char *id,
             const char *fmt, va_list ap)
 {
-    char buf[1024];
+    char buf[1024], *p;
     int n = 0;
 
     if (tx->log_fn == NULL) {
@@ -100,6 +100,13 @@ mdm_tx_vlog(mdm_tx_t *tx, mdm_log_level_t level, const char *id,
         }
     }
     vsnprintf(buf + n, sizeof(buf) - (size_t) n, fmt, ap);
+    /* device and admin input is quoted in messages: one line, always
+       (nginx and httpd write it to the error log unescaped) */
+    for (p = buf; *p; p++) {
+        if ((unsigned char) *p < 0x20 || *p == 0x7f) {
+            *p = '?';
+        }
+    }
     tx->log_fn(tx->log_data, level, id, buf);
 }
 
@@ -197,10 +204,22 @@ mdm_tx_json(mdm_tx_t *tx, int status, struct json_t *j)
 mdm_step_t
 mdm_tx_json_error(mdm_tx_t *tx, int status, const char *id, const char *msg)
 {
+    json_t *j;
+    char safe[512];
+    size_t i;
+
     mdm_tx_log(tx, MDM_LOG_NOTICE, id, "admin request refused: %s", msg);
     tx->vars[MDM_VAR_ERROR_ID] = id;
-    return mdm_tx_json(tx, status,
-                       json_pack("{s:s,s:s}", "error", msg, "id", id));
+    j = json_pack("{s:s,s:s}", "error", msg, "id", id);
+    if (j == NULL) {
+        /* msg quotes input that is not UTF-8: answer 400, not 500 */
+        for (i = 0; msg[i] && i < sizeof(safe) - 1; i++) {
+            safe[i] = (unsigned char) msg[i] < 0x80 ? msg[i] : '?';
+        }
+        safe[i] = '\0';
+        j = json_pack("{s:s,s:s}", "error", safe, "id", id);
+    }
+    return mdm_tx_json(tx, status, j);
 }
 
 /* ---------------------------------------------------------------- */
