@@ -366,21 +366,35 @@ ngx_http_mdm_read_body(ngx_http_request_t *r,
     return NGX_DONE;
 }
 
+/*
+ * Read the body of a request whose method is in allowed, then go on in
+ * handler; any other method: 405 and one log line ("ID method M not
+ * allowed on WHERE").
+ */
+static ngx_int_t
+ngx_http_mdm_method_body(ngx_http_request_t *r, ngx_uint_t allowed,
+                         const char *id, const char *where,
+                         ngx_http_client_body_handler_pt handler)
+{
+    if (!(r->method & allowed)) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "%s method %V not allowed on %s", id, &r->method_name,
+                      where);
+        ngx_http_mdm_metrics_refusal(r, id);
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+    return ngx_http_mdm_read_body(r, handler);
+}
+
 /* ---------------------------------------------------------------- */
 /* device endpoints                                                 */
 
 ngx_int_t
 ngx_http_mdm_device_handler(ngx_http_request_t *r)
 {
-    if (!(r->method & NGX_HTTP_PUT)) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "MDM06001 method %V not allowed on an MDM endpoint "
-                      "(devices use PUT)",
-                      &r->method_name);
-        ngx_http_mdm_metrics_refusal(r, "MDM06001");
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-    return ngx_http_mdm_read_body(r, ngx_http_mdm_device_body);
+    return ngx_http_mdm_method_body(r, NGX_HTTP_PUT, "MDM06001",
+                                    "an MDM endpoint (devices use PUT)",
+                                    ngx_http_mdm_device_body);
 }
 
 static void
@@ -414,14 +428,9 @@ ngx_http_mdm_device_body(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_mdm_admin_handler(ngx_http_request_t *r)
 {
-    if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_POST | NGX_HTTP_DELETE))) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "MDM05011 method %V not allowed on the admin API",
-                      &r->method_name);
-        ngx_http_mdm_metrics_refusal(r, "MDM05011");
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-    return ngx_http_mdm_read_body(r, ngx_http_mdm_admin_body);
+    return ngx_http_mdm_method_body(
+        r, NGX_HTTP_GET | NGX_HTTP_POST | NGX_HTTP_DELETE, "MDM05011",
+        "the admin API", ngx_http_mdm_admin_body);
 }
 
 static void
@@ -512,15 +521,9 @@ ngx_http_mdm_admin_body(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_mdm_scep_handler(ngx_http_request_t *r)
 {
-    if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_POST))) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "MDM06002 method %V not allowed on a SCEP endpoint "
-                      "(GET or POST)",
-                      &r->method_name);
-        ngx_http_mdm_metrics_refusal(r, "MDM06002");
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-    return ngx_http_mdm_read_body(r, ngx_http_mdm_scep_body);
+    return ngx_http_mdm_method_body(r, NGX_HTTP_GET | NGX_HTTP_POST, "MDM06002",
+                                    "a SCEP endpoint (GET or POST)",
+                                    ngx_http_mdm_scep_body);
 }
 
 static void
@@ -587,14 +590,9 @@ ngx_http_mdm_profile_handler(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_mdm_acme_handler(ngx_http_request_t *r)
 {
-    if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD | NGX_HTTP_POST))) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "MDM15001 method %V not allowed on an ACME endpoint",
-                      &r->method_name);
-        ngx_http_mdm_metrics_refusal(r, "MDM15001");
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-    return ngx_http_mdm_read_body(r, ngx_http_mdm_acme_body);
+    return ngx_http_mdm_method_body(
+        r, NGX_HTTP_GET | NGX_HTTP_HEAD | NGX_HTTP_POST, "MDM15001",
+        "an ACME endpoint", ngx_http_mdm_acme_body);
 }
 
 static void
