@@ -32,6 +32,7 @@
 #include "mdm_redis_topo.h"
 #include "redis_fixture.h"
 #include "sim.h"
+#include "store_fixture.h"
 
 #define TOPIC "com.apple.mgmt.External.test-0001"
 #define UDID1 "UDID-T0001"
@@ -270,43 +271,20 @@ admin_http(const char *method, const char *path, const char *body)
     return status;
 }
 
-static void
-load(sim_device_t *d, const char *pki, const char *name)
-{
-    char c[600], k[600];
-
-    snprintf(c, sizeof(c), "%s/%s.pem", pki, name);
-    snprintf(k, sizeof(k), "%s/%s.key", pki, name);
-    if (sim_device_load(d, c, k) != 0) {
-        fail_msg("cannot load %s", c);
-    }
-}
-
 static int
 setup(void **state)
 {
     const char *pki = getenv("MDM_TEST_PKI");
-    char err[512], ca[600];
-
     (void) state;
     if (pki == NULL || node_start() != 0) {
         fprintf(stderr, "MDM_TEST_PKI unset, or no cluster node\n");
         return -1;
     }
-    load(&dev1, pki, "dev1");
-    load(&dev2, pki, "dev2");
-    snprintf(ca, sizeof(ca), "%s/cafile.pem", pki);
-    conf = mdm_conf_new();
-    if (mdm_conf_set(conf, "prefix", "t:", err, sizeof(err)) != 0 ||
-        mdm_conf_set(conf, "ca_file", ca, err, sizeof(err)) != 0 ||
-        mdm_conf_set(conf, "topic", TOPIC, err, sizeof(err)) != 0 ||
-        mdm_conf_set(conf, "binding", "strict", err, sizeof(err)) != 0 ||
-        mdm_conf_set(conf, "results_ttl", "60", err, sizeof(err)) != 0 ||
-        mdm_conf_finish(conf, err, sizeof(err)) != 0) {
-        fprintf(stderr, "conf: %s\n", err);
-        return -1;
-    }
-    return 0;
+    store_fixture_load(&dev1, pki, "dev1");
+    store_fixture_load(&dev2, pki, "dev2");
+    conf = store_fixture_conf(pki, TOPIC, "binding", "strict", "results_ttl",
+                              "60", (char *) NULL);
+    return conf ? 0 : -1;
 }
 
 static int
