@@ -329,6 +329,7 @@ static int
 setup(void **state)
 {
     const char *p = getenv("MDM_TEST_PKI");
+
     (void) state;
     if (p == NULL || redis_fixture_start(&fx) != 0) {
         return -1;

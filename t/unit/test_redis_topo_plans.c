@@ -275,6 +275,7 @@ static int
 setup(void **state)
 {
     const char *pki = getenv("MDM_TEST_PKI");
+
     (void) state;
     if (pki == NULL || node_start() != 0) {
         fprintf(stderr, "MDM_TEST_PKI unset, or no cluster node\n");
