@@ -13,7 +13,6 @@
 
 #include <openssl/bn.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #define OID_PERMANENT_ID "1.3.6.1.5.5.7.8.3"
@@ -55,16 +54,6 @@ mdm_acme_csr(const unsigned char *der, size_t len, char keyhash[65],
 fail:
     X509_REQ_free(req);
     return NULL;
-}
-
-static int
-add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
-{
-    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
-    int ok = e != NULL && X509_add_ext(x, e, -1) == 1;
-
-    X509_EXTENSION_free(e);
-    return ok;
 }
 
 /* DER tag + length (short or one-byte long form) into p; bytes written. */
@@ -165,28 +154,21 @@ int
 mdm_acme_issue(const struct mdm_scep_ca_s *ca, X509_REQ *csr, const char *ident,
                char **pem, char serial[48])
 {
-    unsigned char rnd[16];
     X509V3_CTX ctx;
-    ASN1_INTEGER *sn = NULL;
     BIGNUM *bn = NULL;
     X509_NAME *subj = X509_REQ_get_subject_name(csr), *own = NULL;
     X509 *x = NULL;
     BIO *b = NULL;
     BUF_MEM *mem;
     char *hex = NULL;
-    time_t now = time(NULL);
     int i, ok = 0;
 
     *pem = NULL;
     serial[0] = '\0';
-    do {
-        if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
-            goto done;
-        }
-        rnd[0] &= 0x7f;
-        BN_free(bn);
-        bn = BN_bin2bn(rnd, sizeof(rnd), NULL);
-    } while (bn != NULL && BN_is_zero(bn));
+    /* 127 random bits: the serial's DER needs no sign byte */
+    if ((bn = mdm_scep_serial_new(0x7f)) == NULL) {
+        goto done;
+    }
     if (X509_NAME_entry_count(subj) == 0) {
         own = X509_NAME_new();
         if (own == NULL || X509_NAME_add_entry_by_txt(
@@ -196,39 +178,12 @@ mdm_acme_issue(const struct mdm_scep_ca_s *ca, X509_REQ *csr, const char *ident,
         }
         subj = own;
     }
-    if (bn == NULL || (sn = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
-        (x = X509_new()) == NULL || X509_set_version(x, 2) != 1 ||
-        X509_set_serialNumber(x, sn) != 1 ||
-        X509_set_issuer_name(x, X509_get_subject_name(ca->ca)) != 1 ||
-        X509_set_subject_name(x, subj) != 1 ||
+    if ((x = X509_new()) == NULL ||
         X509_set_pubkey(x, X509_REQ_get0_pubkey(csr)) != 1 ||
-        X509_time_adj_ex(X509_getm_notBefore(x), 0, -MDM_SCEP_SKEW, &now) ==
-            NULL ||
-        X509_time_adj_ex(X509_getm_notAfter(x), (int) ca->validity_days, 0,
-                         &now) == NULL) {
+        !mdm_scep_cert_frame(x, ca, bn, subj, time(NULL), &ctx) ||
+        !add_san(x, csr, ident) ||
+        (ca->crl_url && !mdm_scep_add_crl_dp(x, &ctx, ca->crl_url))) {
         goto done;
-    }
-    if (ASN1_TIME_compare(X509_get0_notAfter(x), X509_get0_notAfter(ca->ca)) >
-            0 &&
-        X509_set1_notAfter(x, X509_get0_notAfter(ca->ca)) != 1) {
-        goto done;
-    }
-    X509V3_set_ctx(&ctx, ca->ca, x, NULL, NULL, 0);
-    if (!add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") ||
-        !add_ext(x, &ctx, NID_key_usage, "critical,digitalSignature") ||
-        !add_ext(x, &ctx, NID_ext_key_usage, "clientAuth") ||
-        !add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
-        !add_ext(x, &ctx, NID_authority_key_identifier, "keyid,issuer") ||
-        !add_san(x, csr, ident)) {
-        goto done;
-    }
-    if (ca->crl_url) {
-        char v[1100];
-
-        snprintf(v, sizeof(v), "URI:%s", ca->crl_url);
-        if (!add_ext(x, &ctx, NID_crl_distribution_points, v)) {
-            goto done;
-        }
     }
     if (X509_sign(x, ca->ca_key, EVP_sha256()) <= 0) {
         goto done;
@@ -258,7 +213,6 @@ done:
     BIO_free(b);
     X509_free(x);
     X509_NAME_free(own);
-    ASN1_INTEGER_free(sn);
     BN_free(bn);
     if (!ok) {
         OPENSSL_free(*pem);

@@ -300,6 +300,23 @@ mdm_step_t mdm_scep_fail_rep(mdm_scep_req_t *r, int fail, const char *id,
 
 /** Sign the certificate for csr into r->cert; -1 on failure. */
 int mdm_scep_issue(mdm_scep_req_t *r, const mdm_scep_csr_t *csr);
+/**
+ * A random nonzero 128-bit serial, its first byte masked with top_mask
+ * (0x7f: DER needs no sign byte); NULL on failure.
+ */
+BIGNUM *mdm_scep_serial_new(unsigned char top_mask);
+/**
+ * The frame of a certificate of ca's whose public key x has already (the
+ * subjectKeyIdentifier hashes it): version 3, serial, issuer, subject,
+ * valid from MDM_SCEP_SKEW before now for validity_days but never past the
+ * CA, and the client-authentication leaf's five extensions (basic
+ * constraints, key usage, clientAuth, SKI, AKI). ctx is left set for the
+ * caller's own extensions. 1 done, 0 on failure.
+ */
+int mdm_scep_cert_frame(X509 *x, const mdm_scep_ca_t *ca, const BIGNUM *serial,
+                        const X509_NAME *subject, time_t now, X509V3_CTX *ctx);
+/** The CRL distribution point extension (URI url) into x; 0 on failure. */
+int mdm_scep_add_crl_dp(X509 *x, X509V3_CTX *ctx, const char *url);
 
 /* ---- PKIOperation (mdm_scep_pki.c) ---- */
 

@@ -23,16 +23,6 @@ add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
     return ok;
 }
 
-/* where relying parties find the CRL (GET ?operation=GetCRL, or a copy) */
-static int
-add_crl_dp(X509 *x, X509V3_CTX *ctx, const char *url)
-{
-    char v[1100];
-
-    snprintf(v, sizeof(v), "URI:%s", url);
-    return add_ext(x, ctx, NID_crl_distribution_points, v);
-}
-
 /*
  * The CSR's SubjectPublicKeyInfo copied into x as it is: algorithm,
  * parameters and key bits. X509_set_pubkey() would encode the decoded key
@@ -117,35 +107,45 @@ static STACK_OF(X509_EXTENSION) * csr_extensions(const mdm_scep_csr_t *csr)
         ASN1_ITEM_rptr(X509_EXTENSIONS));
 }
 
-/* Sign the certificate for csr into r->cert. */
+/* where relying parties find the CRL (GET ?operation=GetCRL, or a copy) */
 int
-mdm_scep_issue(mdm_scep_req_t *r, const mdm_scep_csr_t *csr)
+mdm_scep_add_crl_dp(X509 *x, X509V3_CTX *ctx, const char *url)
 {
-    const mdm_scep_ca_t *ca = r->ca;
-    STACK_OF(X509_EXTENSION) *exts = NULL;
-    unsigned char rnd[16];
-    X509V3_CTX ctx;
-    ASN1_INTEGER *sn = NULL;
-    BIGNUM *bn = NULL;
-    X509 *x = NULL;
-    X509_EXTENSION *e;
-    time_t now = r->now;
-    int i, ok = 0;
+    char v[1100];
 
-    /* 128 random bits, made positive by the DER encoding's sign byte */
+    snprintf(v, sizeof(v), "URI:%s", url);
+    return add_ext(x, ctx, NID_crl_distribution_points, v);
+}
+
+BIGNUM *
+mdm_scep_serial_new(unsigned char top_mask)
+{
+    unsigned char rnd[16];
+    BIGNUM *bn = NULL;
+
     do {
         if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
-            goto done;
+            BN_free(bn);
+            return NULL;
         }
+        rnd[0] &= top_mask;
         BN_free(bn);
         bn = BN_bin2bn(rnd, sizeof(rnd), NULL);
     } while (bn != NULL && BN_is_zero(bn));
-    if (bn == NULL || (sn = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
-        (x = X509_new()) == NULL || X509_set_version(x, 2) != 1 ||
+    return bn;
+}
+
+int
+mdm_scep_cert_frame(X509 *x, const mdm_scep_ca_t *ca, const BIGNUM *serial,
+                    const X509_NAME *subject, time_t now, X509V3_CTX *ctx)
+{
+    ASN1_INTEGER *sn = BN_to_ASN1_INTEGER(serial, NULL);
+    int ok = 0;
+
+    if (sn == NULL || X509_set_version(x, 2) != 1 ||
         X509_set_serialNumber(x, sn) != 1 ||
         X509_set_issuer_name(x, X509_get_subject_name(ca->ca)) != 1 ||
-        X509_set_subject_name(x, csr->der->info->subject) != 1 ||
-        !copy_spki(x, csr->der->info->spki) ||
+        X509_set_subject_name(x, subject) != 1 ||
         X509_time_adj_ex(X509_getm_notBefore(x), 0, -MDM_SCEP_SKEW, &now) ==
             NULL ||
         X509_time_adj_ex(X509_getm_notAfter(x), (int) ca->validity_days, 0,
@@ -158,13 +158,35 @@ mdm_scep_issue(mdm_scep_req_t *r, const mdm_scep_csr_t *csr)
         X509_set1_notAfter(x, X509_get0_notAfter(ca->ca)) != 1) {
         goto done;
     }
-    X509V3_set_ctx(&ctx, ca->ca, x, NULL, NULL, 0);
-    if (!add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") ||
-        !add_ext(x, &ctx, NID_key_usage, "critical,digitalSignature") ||
-        !add_ext(x, &ctx, NID_ext_key_usage, "clientAuth") ||
-        !add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
-        !add_ext(x, &ctx, NID_authority_key_identifier, "keyid,issuer") ||
-        (ca->crl_url && !add_crl_dp(x, &ctx, ca->crl_url))) {
+    X509V3_set_ctx(ctx, ca->ca, x, NULL, NULL, 0);
+    ok = add_ext(x, ctx, NID_basic_constraints, "critical,CA:FALSE") &&
+         add_ext(x, ctx, NID_key_usage, "critical,digitalSignature") &&
+         add_ext(x, ctx, NID_ext_key_usage, "clientAuth") &&
+         add_ext(x, ctx, NID_subject_key_identifier, "hash") &&
+         add_ext(x, ctx, NID_authority_key_identifier, "keyid,issuer");
+done:
+    ASN1_INTEGER_free(sn);
+    return ok;
+}
+
+/* Sign the certificate for csr into r->cert. */
+int
+mdm_scep_issue(mdm_scep_req_t *r, const mdm_scep_csr_t *csr)
+{
+    const mdm_scep_ca_t *ca = r->ca;
+    STACK_OF(X509_EXTENSION) *exts = NULL;
+    X509V3_CTX ctx;
+    BIGNUM *bn = NULL;
+    X509 *x = NULL;
+    X509_EXTENSION *e;
+    int i, ok = 0;
+
+    /* 128 random bits, made positive by the DER encoding's sign byte */
+    if ((bn = mdm_scep_serial_new(0xff)) == NULL || (x = X509_new()) == NULL ||
+        !copy_spki(x, csr->der->info->spki) ||
+        !mdm_scep_cert_frame(x, ca, bn, csr->der->info->subject, r->now,
+                             &ctx) ||
+        (ca->crl_url && !mdm_scep_add_crl_dp(x, &ctx, ca->crl_url))) {
         goto done;
     }
     /* the payload's SubjectAltName travels as a requested extension */
@@ -182,7 +204,6 @@ mdm_scep_issue(mdm_scep_req_t *r, const mdm_scep_csr_t *csr)
     ok = 1;
 done:
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-    ASN1_INTEGER_free(sn);
     BN_free(bn);
     if (!ok) {
         X509_free(x);

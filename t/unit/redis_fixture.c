@@ -35,11 +35,11 @@ free_port(void)
     return port;
 }
 
-int
-redis_fixture_start(redis_fixture_t *f)
+static int
+start(redis_fixture_t *f, int cluster)
 {
     const char *bin = getenv("REDIS_SERVER");
-    char port[16];
+    char port[16], nodes[300];
     struct timespec ts = {0, 20 * 1000 * 1000};
     int i;
     redisContext *c;
@@ -52,25 +52,43 @@ redis_fixture_start(redis_fixture_t *f)
     if (mkdtemp(f->dir) == NULL) {
         return -1;
     }
-    f->port = free_port();
+    /* a cluster node's bus listens on port + 10000 */
+    do {
+        f->port = free_port();
+    } while (cluster && f->port > 55535);
     if (f->port <= 0 || f->port == 6379) {
         return -1;
     }
     snprintf(port, sizeof(port), "%d", f->port);
+    snprintf(nodes, sizeof(nodes), "%s/nodes.conf", f->dir);
     f->pid = fork();
     if (f->pid < 0) {
         return -1;
     }
     if (f->pid == 0) {
+        const char *argv[24] = {bin,         "--port",
+                                port,        "--bind",
+                                "127.0.0.1", "--save",
+                                "",          "--appendonly",
+                                "no",        "--dir",
+                                f->dir,      "--daemonize",
+                                "no",        "--enable-debug-command",
+                                "yes",       "--loglevel",
+                                "warning"};
+        int n = 17;
         int devnull = open("/dev/null", O_WRONLY);
 
         if (devnull >= 0) {
             dup2(devnull, 1);
         }
-        execlp(bin, bin, "--port", port, "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--dir", f->dir, "--daemonize", "no",
-               "--enable-debug-command", "yes", "--loglevel", "warning",
-               (char *) NULL);
+        if (cluster) {
+            argv[n++] = "--cluster-enabled";
+            argv[n++] = "yes";
+            argv[n++] = "--cluster-config-file";
+            argv[n++] = nodes;
+        }
+        argv[n] = NULL;
+        execvp(bin, (char *const *) argv);
         _exit(127);
     }
     for (i = 0; i < 250; i++) {
@@ -89,6 +107,18 @@ redis_fixture_start(redis_fixture_t *f)
     }
     redis_fixture_stop(f);
     return -1;
+}
+
+int
+redis_fixture_start(redis_fixture_t *f)
+{
+    return start(f, 0);
+}
+
+int
+redis_fixture_start_cluster(redis_fixture_t *f)
+{
+    return start(f, 1);
 }
 
 void

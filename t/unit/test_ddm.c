@@ -19,6 +19,7 @@
 #include "mdm_sync.h"
 #include "redis_fixture.h"
 #include "sim.h"
+#include "store_fixture.h"
 
 #define TOPIC "com.apple.mgmt.External.test-0001"
 #define UDID1 "UDID-DDM-1"
@@ -328,33 +329,19 @@ static int
 setup(void **state)
 {
     const char *p = getenv("MDM_TEST_PKI");
-    char c[600], k[600], err[512];
 
     (void) state;
     if (p == NULL || redis_fixture_start(&fx) != 0) {
         return -1;
     }
     rc = redis_fixture_connect(&fx);
-    snprintf(c, sizeof(c), "%s/dev1.pem", p);
-    snprintf(k, sizeof(k), "%s/dev1.key", p);
-    if (rc == NULL || sim_device_load(&dev1, c, k) != 0) {
+    if (rc == NULL) {
         return -1;
     }
-    snprintf(c, sizeof(c), "%s/dev2.pem", p);
-    snprintf(k, sizeof(k), "%s/dev2.key", p);
-    if (sim_device_load(&dev2, c, k) != 0) {
-        return -1;
-    }
-    snprintf(c, sizeof(c), "%s/cafile.pem", p);
-    conf = mdm_conf_new();
-    if (mdm_conf_set(conf, "prefix", "t:", err, sizeof(err)) != 0 ||
-        mdm_conf_set(conf, "ca_file", c, err, sizeof(err)) != 0 ||
-        mdm_conf_set(conf, "topic", TOPIC, err, sizeof(err)) != 0 ||
-        mdm_conf_finish(conf, err, sizeof(err)) != 0) {
-        fprintf(stderr, "conf: %s\n", err);
-        return -1;
-    }
-    return 0;
+    store_fixture_load(&dev1, p, "dev1");
+    store_fixture_load(&dev2, p, "dev2");
+    conf = store_fixture_conf(p, TOPIC, (char *) NULL);
+    return conf ? 0 : -1;
 }
 
 static int

@@ -21,6 +21,7 @@
 #include "mdm_sync.h"
 #include "redis_fixture.h"
 #include "sim.h"
+#include "store_fixture.h"
 
 #define TOPIC "com.apple.mgmt.External.0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 
@@ -57,18 +58,6 @@ path(const char *name)
     return buf[i];
 }
 
-static void
-load(sim_device_t *d, const char *name)
-{
-    char c[600], k[600];
-
-    snprintf(c, sizeof(c), "%s/%s.pem", pki, name);
-    snprintf(k, sizeof(k), "%s/%s.key", pki, name);
-    if (sim_device_load(d, c, k) != 0) {
-        fail_msg("cannot load %s", c);
-    }
-}
-
 static int
 group_setup(void **state)
 {
@@ -84,8 +73,8 @@ group_setup(void **state)
         return -1;
     }
     rc = redis_fixture_connect(&fx);
-    load(&dev1, "dev1");
-    load(&devec, "devec");
+    store_fixture_load(&dev1, pki, "dev1");
+    store_fixture_load(&devec, pki, "devec");
     return rc ? 0 : -1;
 }
 

@@ -13,13 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +22,7 @@
 #include <hiredis.h>
 
 #include "mdm_redis_topo.h"
+#include "redis_fixture.h"
 
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
@@ -155,101 +151,10 @@ test_slot_known(void **state)
                      mdm_redis_slot("mdm:{UDID-1}:user:q", 19));
 }
 
-typedef struct {
-    pid_t pid;
-    int port;
-    char dir[64];
-} cluster_node_t;
-
-static int
-free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int s = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (s >= 0 && bind(s, (struct sockaddr *) &a, sizeof(a)) == 0 &&
-        getsockname(s, (struct sockaddr *) &a, &len) == 0) {
-        port = ntohs(a.sin_port);
-    }
-    if (s >= 0) {
-        close(s);
-    }
-    return port;
-}
-
-/* a cluster-enabled redis-server (no slots assigned: enough for KEYSLOT) */
-static redisContext *
-cluster_node_start(cluster_node_t *n)
-{
-    const char *bin = getenv("REDIS_SERVER");
-    struct timespec ts = {0, 20 * 1000 * 1000};
-    struct timeval tv = {2, 0};
-    char port[16], conf[128];
-    redisContext *c;
-    int i;
-
-    if (bin == NULL || *bin == '\0') {
-        bin = "redis-server";
-    }
-    snprintf(n->dir, sizeof(n->dir), "/tmp/mdm-topo-XXXXXX");
-    if (mkdtemp(n->dir) == NULL) {
-        return NULL;
-    }
-    do {
-        n->port = free_port();
-    } while (n->port > 55535 || n->port == 6379);
-    snprintf(port, sizeof(port), "%d", n->port);
-    snprintf(conf, sizeof(conf), "%s/nodes.conf", n->dir);
-    n->pid = fork();
-    if (n->pid == 0) {
-        int devnull = open("/dev/null", O_WRONLY);
-
-        if (devnull >= 0) {
-            dup2(devnull, 1);
-        }
-        execlp(bin, bin, "--port", port, "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--dir", n->dir, "--cluster-enabled",
-               "yes", "--cluster-config-file", conf, "--loglevel", "warning",
-               (char *) NULL);
-        _exit(127);
-    }
-    for (i = 0; i < 250; i++) {
-        c = redisConnectWithTimeout("127.0.0.1", n->port, tv);
-        if (c != NULL && c->err == 0) {
-            redisSetTimeout(c, tv);
-            return c;
-        }
-        if (c) {
-            redisFree(c);
-        }
-        nanosleep(&ts, NULL);
-    }
-    return NULL;
-}
-
-static void
-cluster_node_stop(cluster_node_t *n)
-{
-    char cmd[128];
-
-    if (n->pid > 0) {
-        kill(n->pid, SIGTERM);
-        waitpid(n->pid, NULL, 0);
-    }
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", n->dir);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "could not remove %s\n", n->dir);
-    }
-}
-
 static void
 test_slot_vs_redis(void **state)
 {
-    cluster_node_t n;
+    redis_fixture_t n;
     redisContext *c;
     redisReply *r;
     char key[64];
@@ -259,7 +164,9 @@ test_slot_vs_redis(void **state)
     int i, j, len;
 
     (void) state;
-    c = cluster_node_start(&n);
+    /* a cluster-enabled redis-server, no slots assigned: enough for KEYSLOT */
+    assert_int_equal(redis_fixture_start_cluster(&n), 0);
+    c = redis_fixture_connect(&n);
     assert_non_null(c);
     for (i = 0; i < 600; i++) {
         len = (int) (rand_r(&seed) % 24);
@@ -280,7 +187,7 @@ test_slot_vs_redis(void **state)
         freeReplyObject(r);
     }
     redisFree(c);
-    cluster_node_stop(&n);
+    redis_fixture_stop(&n);
 }
 
 /* ------------------------------------------------------------------ */

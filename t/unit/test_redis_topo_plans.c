@@ -21,12 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,15 +30,16 @@
 
 #include "mdm.h"
 #include "mdm_redis_topo.h"
+#include "redis_fixture.h"
 #include "sim.h"
+#include "store_fixture.h"
 
 #define TOPIC "com.apple.mgmt.External.test-0001"
 #define UDID1 "UDID-T0001"
 #define UDID2 "UDID-T0002"
 #define USER1 "11111111-2222-3333-4444-555555555555"
 
-static pid_t node_pid;
-static char node_dir[64];
+static redis_fixture_t node;
 static redisContext *rc;
 static sim_device_t dev1, dev2;
 static mdm_conf_t *conf;
@@ -53,69 +49,15 @@ static unsigned checked_cmds, checked_scripts;
 /* a cluster-enabled redis-server serving every slot                   */
 
 static int
-free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int s = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (s >= 0 && bind(s, (struct sockaddr *) &a, sizeof(a)) == 0 &&
-        getsockname(s, (struct sockaddr *) &a, &len) == 0) {
-        port = ntohs(a.sin_port);
-    }
-    if (s >= 0) {
-        close(s);
-    }
-    return port;
-}
-
-static int
 node_start(void)
 {
-    const char *bin = getenv("REDIS_SERVER");
     struct timespec ts = {0, 20 * 1000 * 1000};
     struct timeval tv = {5, 0};
-    char port[16], conf_file[128];
     redisReply *r;
-    int i, p;
+    int i;
 
-    if (bin == NULL || *bin == '\0') {
-        bin = "redis-server";
-    }
-    snprintf(node_dir, sizeof(node_dir), "/tmp/mdm-topo-plans-XXXXXX");
-    if (mkdtemp(node_dir) == NULL) {
-        return -1;
-    }
-    do {
-        p = free_port();
-    } while (p > 55535 || p == 6379 || p <= 0);
-    snprintf(port, sizeof(port), "%d", p);
-    snprintf(conf_file, sizeof(conf_file), "%s/nodes.conf", node_dir);
-    node_pid = fork();
-    if (node_pid == 0) {
-        int devnull = open("/dev/null", O_WRONLY);
-
-        if (devnull >= 0) {
-            dup2(devnull, 1);
-        }
-        execlp(bin, bin, "--port", port, "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--dir", node_dir, "--cluster-enabled",
-               "yes", "--cluster-config-file", conf_file, "--loglevel",
-               "warning", (char *) NULL);
-        _exit(127);
-    }
-    for (i = 0; i < 250 && rc == NULL; i++) {
-        rc = redisConnectWithTimeout("127.0.0.1", p, tv);
-        if (rc != NULL && rc->err) {
-            redisFree(rc);
-            rc = NULL;
-            nanosleep(&ts, NULL);
-        }
-    }
-    if (rc == NULL) {
+    if (redis_fixture_start_cluster(&node) != 0 ||
+        (rc = redis_fixture_connect(&node)) == NULL) {
         return -1;
     }
     redisSetTimeout(rc, tv);
@@ -142,19 +84,10 @@ node_start(void)
 static void
 node_stop(void)
 {
-    char cmd[128];
-
     if (rc) {
         redisFree(rc);
     }
-    if (node_pid > 0) {
-        kill(node_pid, SIGTERM);
-        waitpid(node_pid, NULL, 0);
-    }
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", node_dir);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "could not remove %s\n", node_dir);
-    }
+    redis_fixture_stop(&node);
 }
 
 /* ------------------------------------------------------------------ */
@@ -338,43 +271,21 @@ admin_http(const char *method, const char *path, const char *body)
     return status;
 }
 
-static void
-load(sim_device_t *d, const char *pki, const char *name)
-{
-    char c[600], k[600];
-
-    snprintf(c, sizeof(c), "%s/%s.pem", pki, name);
-    snprintf(k, sizeof(k), "%s/%s.key", pki, name);
-    if (sim_device_load(d, c, k) != 0) {
-        fail_msg("cannot load %s", c);
-    }
-}
-
 static int
 setup(void **state)
 {
     const char *pki = getenv("MDM_TEST_PKI");
-    char err[512], ca[600];
 
     (void) state;
     if (pki == NULL || node_start() != 0) {
         fprintf(stderr, "MDM_TEST_PKI unset, or no cluster node\n");
         return -1;
     }
-    load(&dev1, pki, "dev1");
-    load(&dev2, pki, "dev2");
-    snprintf(ca, sizeof(ca), "%s/cafile.pem", pki);
-    conf = mdm_conf_new();
-    if (mdm_conf_set(conf, "prefix", "t:", err, sizeof(err)) != 0 ||
-        mdm_conf_set(conf, "ca_file", ca, err, sizeof(err)) != 0 ||
-        mdm_conf_set(conf, "topic", TOPIC, err, sizeof(err)) != 0 ||
-        mdm_conf_set(conf, "binding", "strict", err, sizeof(err)) != 0 ||
-        mdm_conf_set(conf, "results_ttl", "60", err, sizeof(err)) != 0 ||
-        mdm_conf_finish(conf, err, sizeof(err)) != 0) {
-        fprintf(stderr, "conf: %s\n", err);
-        return -1;
-    }
-    return 0;
+    store_fixture_load(&dev1, pki, "dev1");
+    store_fixture_load(&dev2, pki, "dev2");
+    conf = store_fixture_conf(pki, TOPIC, "binding", "strict", "results_ttl",
+                              "60", (char *) NULL);
+    return conf ? 0 : -1;
 }
 
 static int

@@ -18,6 +18,7 @@
 #include "mdm_sync.h"
 #include "redis_fixture.h"
 #include "sim.h"
+#include "store_fixture.h"
 
 #define TOPIC  "com.apple.mgmt.External.test-0001"
 #define UDID1  "UDID-0001"
@@ -42,36 +43,15 @@ log_sink(void *data, mdm_log_level_t level, const char *id, const char *msg)
 static mdm_conf_t *
 make_conf(const char *binding, const char *extra_name, const char *extra_value)
 {
-    mdm_conf_t *c = mdm_conf_new();
-    char err[512], ca[600];
+    /* a NULL extra_name ends the list early */
+    mdm_conf_t *c =
+        store_fixture_conf(pki, TOPIC, "binding", binding, "results_ttl", "60",
+                           extra_name, extra_value, (char *) NULL);
 
-    snprintf(ca, sizeof(ca), "%s/cafile.pem", pki);
-    assert_non_null(c);
-    assert_int_equal(mdm_conf_set(c, "prefix", "t:", err, sizeof(err)), 0);
-    assert_int_equal(mdm_conf_set(c, "ca_file", ca, err, sizeof(err)), 0);
-    assert_int_equal(mdm_conf_set(c, "topic", TOPIC, err, sizeof(err)), 0);
-    assert_int_equal(mdm_conf_set(c, "binding", binding, err, sizeof(err)), 0);
-    assert_int_equal(mdm_conf_set(c, "results_ttl", "60", err, sizeof(err)), 0);
-    if (extra_name) {
-        assert_int_equal(
-            mdm_conf_set(c, extra_name, extra_value, err, sizeof(err)), 0);
-    }
-    if (mdm_conf_finish(c, err, sizeof(err)) != 0) {
-        fail_msg("conf: %s", err);
+    if (c == NULL) {
+        fail_msg("conf refused");
     }
     return c;
-}
-
-static void
-load(sim_device_t *d, const char *name)
-{
-    char c[600], k[600];
-
-    snprintf(c, sizeof(c), "%s/%s.pem", pki, name);
-    snprintf(k, sizeof(k), "%s/%s.key", pki, name);
-    if (sim_device_load(d, c, k) != 0) {
-        fail_msg("cannot load %s", c);
-    }
 }
 
 static int
@@ -90,10 +70,10 @@ group_setup(void **state)
         return -1;
     }
     rc = redis_fixture_connect(&fx);
-    load(&dev1, "dev1");
-    load(&dev2, "dev2");
-    load(&expired, "expired");
-    load(&stranger, "stranger");
+    store_fixture_load(&dev1, pki, "dev1");
+    store_fixture_load(&dev2, pki, "dev2");
+    store_fixture_load(&expired, pki, "expired");
+    store_fixture_load(&stranger, pki, "stranger");
     return rc ? 0 : -1;
 }
 
