@@ -84,7 +84,8 @@ build fuzz_scep core/mdm_scep.c core/mdm_scep_ca.c \
 build fuzz_ddm core/mdm_ddm_json.c t/fuzz/fuzz_ddm.c -- $jansson $ssl
 # ACME: JWS, CBOR, the attestation statement, the finalize CSR
 build fuzz_acme core/mdm_acme_jws.c core/mdm_cbor.c core/mdm_acme_attest.c \
-    core/mdm_acme_issue.c t/fuzz/fuzz_acme.c -- $jansson $ssl
+    core/mdm_acme_issue.c core/mdm_scep_issue.c t/fuzz/fuzz_acme.c -- \
+    $jansson $ssl
 # Redis topology: addresses, redirects, slot maps, Sentinel/ROLE replies
 build fuzz_redis_topo core/mdm_redis_topo.c t/fuzz/fuzz_redis_topo.c -- \
     $hiredis
