@@ -750,7 +750,9 @@ run_one(mdm_redislink_t *l, const mdm_plan_t *p, redisReply **rep)
     int w = 0, bad = 0;
 
     for (i = 0; i < p->ncmds; i++) {
-        w |= writes(&p->cmds[i]);
+        if (l->t.wait_replicas > 0) {
+            w |= writes(&p->cmds[i]); /* only WAIT needs to know */
+        }
         if (redisAppendCommandArgv(l->c, p->cmds[i].argc, p->cmds[i].argv,
                                    p->cmds[i].argvlen) != REDIS_OK) {
             broke(l, &l->c);
