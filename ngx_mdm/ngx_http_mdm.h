@@ -8,7 +8,9 @@
  * t/check-call-cycles.py -v ngx_mdm prints them:
  *   layer 0: ngx_http_mdm_conf.c ngx_http_mdm_metrics.c
  *            ngx_http_mdm_redis.c ngx_http_mdm_variables.c
- *   layer 1: ngx_http_mdm_handler.c
+ *   layer 1: ngx_http_mdm_handler.c ngx_http_mdm_redis_topo.c (it reaches
+ *            ngx_http_mdm_redis.c's plans through pointers, see
+ *            ngx_http_mdm_redis_int.h)
  *   layer 2: ngx_http_mdm_directives.c
  *   layer 3: ngx_http_mdm_module.c
  */
@@ -145,6 +147,7 @@ ngx_http_mdm_batch_t *ngx_http_mdm_redis_send(ngx_http_mdm_main_conf_t *mcf,
                                               void *data);
 /** The caller is going away: done will not run for this batch (or NULL). */
 void ngx_http_mdm_redis_detach(ngx_http_mdm_batch_t *b);
+/* ngx_http_mdm_redis_topo.c */
 /** Worker start: Sentinel/Cluster discovery begins at once. */
 ngx_int_t ngx_http_mdm_redis_init_process(ngx_cycle_t *cycle);
 void ngx_http_mdm_redis_exit_process(ngx_cycle_t *cycle);

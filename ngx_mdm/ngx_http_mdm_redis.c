@@ -18,100 +18,13 @@
  *   before anything else, and, to a master named by the sentinels, ROLE.
  *   A refused AUTH or a master that is not one drops the connection (the
  *   commands queued behind get no reply: 503) and backs off.
- * - Nothing here blocks: Sentinel discovery and the Cluster slot map are
- *   asked on the event loop; requests meanwhile get 503 + Retry-After.
+ * - Nothing here blocks: Sentinel discovery and the Cluster slot map
+ *   (ngx_http_mdm_redis_topo.c) are asked on the event loop; requests
+ *   meanwhile get 503 + Retry-After.
  */
-#include "ngx_http_mdm.h"
+#include "ngx_http_mdm_redis_int.h"
 
-#include <async.h>
-
-#define NGX_HTTP_MDM_BACKOFF_MIN 100
-#define NGX_HTTP_MDM_BACKOFF_MAX 5000
-
-typedef struct ngx_http_mdm_node_s ngx_http_mdm_node_t;
-
-typedef enum {
-    NGX_HTTP_MDM_NODE_DATA = 0, /* plans go here */
-    NGX_HTTP_MDM_NODE_SENTINEL  /* asked for the master's address */
-} ngx_http_mdm_node_kind_e;
-
-struct ngx_http_mdm_node_s {
-    redisAsyncContext *ac;
-    ngx_event_t timer; /* connect (sentinel: until it answers) */
-    ngx_msec_t retry_at;
-    ngx_msec_t backoff;
-    ngx_msec_t last_reply;
-    mdm_redis_addr_t addr;
-    char name[300]; /* the address, for messages */
-    ngx_uint_t kind;
-    unsigned connected : 1;
-    unsigned want_write : 1;  /* hiredis has output to send */
-    unsigned auth_logged : 1; /* a refused AUTH was logged */
-    unsigned check_role : 1;  /* ROLE must say master */
-    unsigned failover_logged : 1;
-    unsigned wait_short : 1; /* WAIT fell short: skipped until wait_retry */
-    ngx_msec_t wait_retry;
-};
-
-/* One plan command's callback state. */
-typedef struct {
-    ngx_http_mdm_batch_t *b;
-    ngx_http_mdm_node_t *node; /* where it waits; NULL once answered */
-    unsigned idx;
-    unsigned redirects;
-    unsigned wait : 1; /* a WAIT after the writes */
-} ngx_http_mdm_ref_t;
-
-struct ngx_http_mdm_batch_s {
-    ngx_http_mdm_redis_done_pt done; /* NULL once nobody waits */
-    void *data;
-    size_t nreplies;    /* the replies the caller needs: cmds[0..n) */
-    size_t missing;     /* of those (and WAITs), not arrived yet */
-    size_t outstanding; /* callbacks hiredis still owes */
-    size_t nref;
-    ngx_http_mdm_ref_t *refs;
-    mdm_cmd_t *cmds; /* Cluster: copies, for redirects */
-    unsigned failed : 1;
-    redisReply *replies[1];
-};
-
-typedef struct {
-    ngx_log_t *log;
-    ngx_http_mdm_main_conf_t *mcf;
-    ngx_connection_t dummy; /* ev->data of timers and posted events */
-    ngx_event_t kick;       /* Sentinel/Cluster discovery, posted */
-    unsigned exiting : 1;
-
-    ngx_http_mdm_node_t main; /* mdm_redis, or the Sentinel master */
-
-    /* Sentinel */
-    ngx_http_mdm_node_t sentinel; /* the one being asked */
-    ngx_uint_t sentinel_next;     /* index of the next one to ask */
-    unsigned master_known : 1;
-    unsigned resolving : 1;
-    unsigned asking : 1; /* a sentinel's answer is awaited */
-
-    /* Cluster */
-    ngx_http_mdm_node_t *nodes; /* MDM_REDIS_MAX_NODES */
-    ngx_uint_t nnodes;
-    mdm_slotmap_t *map;
-    mdm_slotmap_t *map_new; /* CLUSTER SLOTS is loaded here, then swapped */
-    ngx_http_mdm_node_t *owner[MDM_REDIS_MAX_NODES]; /* map index -> node */
-    ngx_uint_t map_next;  /* the next node to ask for CLUSTER SLOTS */
-    ngx_uint_t map_tries; /* asked in this round */
-    ngx_msec_t map_retry_at;
-    ngx_msec_t map_backoff;
-    unsigned map_ok : 1;
-    unsigned map_loading : 1;
-    unsigned map_stale : 1;
-    unsigned map_logged : 1;
-} ngx_http_mdm_redis_t;
-
-static ngx_http_mdm_redis_t ngx_http_mdm_rds;
-
-static void ngx_http_mdm_node_drop(ngx_http_mdm_node_t *node);
-static void ngx_http_mdm_kick_post(void);
-static void ngx_http_mdm_kick_later(ngx_msec_t delay);
+ngx_http_mdm_redis_t ngx_http_mdm_rds;
 
 /* ---------------------------------------------------------------- */
 /* hiredis event hooks                                              */
@@ -255,8 +168,8 @@ ngx_http_mdm_attach(redisAsyncContext *ac, ngx_log_t *log)
 /* ---------------------------------------------------------------- */
 /* one connection                                                   */
 
-static void
-ngx_http_mdm_failed(ngx_http_mdm_node_t *node)
+void
+ngx_http_mdm_node_failed(ngx_http_mdm_node_t *node)
 {
     node->backoff = node->backoff
                         ? ngx_min(node->backoff * 2, NGX_HTTP_MDM_BACKOFF_MAX)
@@ -264,29 +177,13 @@ ngx_http_mdm_failed(ngx_http_mdm_node_t *node)
     node->retry_at = ngx_current_msec + node->backoff;
 }
 
-static void
+void
 ngx_http_mdm_node_set(ngx_http_mdm_node_t *node, const mdm_redis_addr_t *a,
                       ngx_uint_t kind)
 {
     node->addr = *a;
     node->kind = kind;
     mdm_redis_addr_format(a, node->name, sizeof(node->name));
-}
-
-/* The master is no longer known: ask the sentinels again (Sentinel). */
-static void
-ngx_http_mdm_lost_master(ngx_http_mdm_node_t *node)
-{
-    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
-
-    if (node == &rds->main &&
-        rds->mcf->redis_mode == NGX_HTTP_MDM_REDIS_SENTINEL) {
-        rds->master_known = 0;
-        ngx_http_mdm_kick_later(node->backoff ? node->backoff : 1);
-    } else if (rds->mcf->redis_mode == NGX_HTTP_MDM_REDIS_CLUSTER &&
-               node->kind == NGX_HTTP_MDM_NODE_DATA) {
-        rds->map_stale = 1;
-    }
 }
 
 static void
@@ -310,8 +207,8 @@ ngx_http_mdm_on_connect(const redisAsyncContext *ac, int status)
             node->ac = NULL;
         }
         node->connected = 0;
-        ngx_http_mdm_failed(node);
-        ngx_http_mdm_lost_master(node);
+        ngx_http_mdm_node_failed(node);
+        ngx_http_mdm_rds.topo.lost_master(node);
         return;
     }
     node->connected = 1;
@@ -340,13 +237,13 @@ ngx_http_mdm_on_disconnect(const redisAsyncContext *ac, int status)
         ngx_log_error(NGX_LOG_ERR, ngx_http_mdm_rds.log, 0,
                       "MDM04004 lost the Redis connection to %s: %s",
                       node->name, ac->errstr);
-        ngx_http_mdm_lost_master(node);
+        ngx_http_mdm_rds.topo.lost_master(node);
     }
 }
 
 /* Drop the connection: pending callbacks run (now, or once the current
  * callback returns) with no reply. */
-static void
+void
 ngx_http_mdm_node_drop(ngx_http_mdm_node_t *node)
 {
     redisAsyncContext *ac = node->ac;
@@ -374,8 +271,8 @@ ngx_http_mdm_node_timeout(ngx_event_t *ev)
                   node->connected ? "answer" : "accept the connection",
                   ngx_http_mdm_rds.mcf->connect_timeout);
     ngx_http_mdm_node_drop(node);
-    ngx_http_mdm_failed(node);
-    ngx_http_mdm_lost_master(node);
+    ngx_http_mdm_node_failed(node);
+    ngx_http_mdm_rds.topo.lost_master(node);
 }
 
 /* AUTH's answer: a refusal is a connection failure (logged once). */
@@ -404,7 +301,7 @@ ngx_http_mdm_auth_done(redisAsyncContext *ac, void *reply, void *privdata)
                       node->name, (size_t) ngx_min(r->len, 200), r->str);
     }
     ngx_http_mdm_node_drop(node);
-    ngx_http_mdm_failed(node);
+    ngx_http_mdm_node_failed(node);
 }
 
 /* ROLE's answer on a master named by the sentinels. */
@@ -435,12 +332,11 @@ ngx_http_mdm_role_done(redisAsyncContext *ac, void *reply, void *privdata)
                       ? r->element[0]->str
                       : (r->str ? r->str : ""));
     ngx_http_mdm_node_drop(node);
-    ngx_http_mdm_failed(node);
-    ngx_http_mdm_lost_master(node);
+    ngx_http_mdm_node_failed(node);
+    ngx_http_mdm_rds.topo.lost_master(node);
 }
 
-/* The node's context (connecting, commands queue), or NULL: backing off. */
-static redisAsyncContext *
+redisAsyncContext *
 ngx_http_mdm_node_get(ngx_http_mdm_node_t *node)
 {
     ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
@@ -467,7 +363,7 @@ ngx_http_mdm_node_get(ngx_http_mdm_node_t *node)
                       "MDM04003 cannot connect to Redis at %s: not an IP "
                       "address (a worker never resolves names)",
                       node->name);
-        ngx_http_mdm_failed(node);
+        ngx_http_mdm_node_failed(node);
         return NULL;
     }
     if (node->addr.port) {
@@ -476,7 +372,7 @@ ngx_http_mdm_node_get(ngx_http_mdm_node_t *node)
         ac = redisAsyncConnectUnix(node->addr.host);
     }
     if (ac == NULL) {
-        ngx_http_mdm_failed(node);
+        ngx_http_mdm_node_failed(node);
         return NULL;
     }
     if (ac->err) {
@@ -484,8 +380,8 @@ ngx_http_mdm_node_get(ngx_http_mdm_node_t *node)
                       "MDM04003 cannot connect to Redis at %s: %s", node->name,
                       ac->errstr);
         redisAsyncFree(ac);
-        ngx_http_mdm_failed(node);
-        ngx_http_mdm_lost_master(node);
+        ngx_http_mdm_node_failed(node);
+        rds->topo.lost_master(node);
         return NULL;
     }
     ac->data = node;
@@ -494,7 +390,7 @@ ngx_http_mdm_node_get(ngx_http_mdm_node_t *node)
     /* attach before the connect callback: setting it asks for a write */
     if (ngx_http_mdm_attach(ac, rds->log) != NGX_OK) {
         redisAsyncFree(ac);
-        ngx_http_mdm_failed(node);
+        ngx_http_mdm_node_failed(node);
         return NULL;
     }
     redisAsyncSetConnectCallback(ac, ngx_http_mdm_on_connect);
@@ -518,342 +414,6 @@ ngx_http_mdm_node_get(ngx_http_mdm_node_t *node)
         redisAsyncCommand(ac, ngx_http_mdm_role_done, node, "ROLE");
     }
     return ac;
-}
-
-/* ---------------------------------------------------------------- */
-/* Sentinel: SENTINEL get-master-addr-by-name, asked in order        */
-
-static void
-ngx_http_mdm_sentinel_done(redisAsyncContext *ac, void *reply, void *privdata)
-{
-    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
-    ngx_http_mdm_node_t *s = privdata;
-    mdm_redis_addr_t a;
-
-    if (s->ac == ac && s->timer.timer_set) {
-        ngx_del_timer(&s->timer);
-    }
-    rds->asking = 0;
-    if (!rds->resolving || rds->exiting) {
-        return;
-    }
-    if (reply == NULL || mdm_redis_sentinel_addr(reply, &a) != 0) {
-        if (reply) {
-            ngx_log_error(NGX_LOG_WARN, rds->log, 0,
-                          "sentinel %s does not know master \"%V\"", s->name,
-                          &rds->mcf->sentinel_master);
-        }
-        if (s->ac == ac) {
-            ngx_http_mdm_node_drop(s);
-        }
-        ngx_http_mdm_kick_post(); /* the next sentinel */
-        return;
-    }
-    if (!mdm_redis_addr_eq(&a, &rds->main.addr) || rds->main.name[0] == 0) {
-        /* still resolving: requests failed by this drop get 503 */
-        ngx_http_mdm_node_drop(&rds->main);
-        ngx_http_mdm_node_set(&rds->main, &a, NGX_HTTP_MDM_NODE_DATA);
-        ngx_log_error(NGX_LOG_NOTICE, rds->log, 0,
-                      MDM_ID_SENTINEL_MASTER " sentinel %s: master \"%V\" "
-                                             "is %s",
-                      s->name, &rds->mcf->sentinel_master, rds->main.name);
-    }
-    rds->resolving = 0;
-    rds->master_known = 1;
-    rds->main.check_role = 1;
-    if (s->ac == ac) {
-        ngx_http_mdm_node_drop(s);
-    }
-    /* connect now: the next requests find it ready */
-    (void) ngx_http_mdm_node_get(&rds->main);
-}
-
-static void
-ngx_http_mdm_sentinel_step(void)
-{
-    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
-    ngx_http_mdm_redis_addr_t *sa = rds->mcf->redis_addrs->elts;
-    ngx_http_mdm_node_t *s = &rds->sentinel;
-    mdm_redis_addr_t a;
-    redisAsyncContext *ac;
-
-    while (rds->resolving && !rds->exiting) {
-        if (rds->sentinel_next >= rds->mcf->redis_addrs->nelts) {
-            ngx_log_error(NGX_LOG_ERR, rds->log, 0,
-                          MDM_ID_SENTINEL_NONE " no sentinel named master "
-                                               "\"%V\"; trying again later",
-                          &rds->mcf->sentinel_master);
-            rds->resolving = 0;
-            ngx_http_mdm_failed(&rds->main);
-            ngx_http_mdm_kick_later(rds->main.backoff);
-            return;
-        }
-        ngx_memzero(&a, sizeof(a));
-        ngx_cpystrn((u_char *) a.host, sa[rds->sentinel_next].host.data,
-                    sizeof(a.host));
-        a.port = (int) sa[rds->sentinel_next].port;
-        rds->sentinel_next++;
-        ngx_http_mdm_node_drop(s);
-        ngx_http_mdm_node_set(s, &a, NGX_HTTP_MDM_NODE_SENTINEL);
-        s->backoff = 0;
-        ac = ngx_http_mdm_node_get(s);
-        if (ac == NULL) {
-            continue;
-        }
-        if (redisAsyncCommand(ac, ngx_http_mdm_sentinel_done, s,
-                              "SENTINEL get-master-addr-by-name %b",
-                              rds->mcf->sentinel_master.data,
-                              rds->mcf->sentinel_master.len) == REDIS_OK) {
-            rds->asking = 1;
-            return;
-        }
-    }
-}
-
-/* Start asking the sentinels (unless asking already, or backing off). */
-static void
-ngx_http_mdm_sentinel_resolve(void)
-{
-    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
-
-    if (rds->resolving || rds->exiting) {
-        return;
-    }
-    if (rds->main.backoff &&
-        (ngx_msec_int_t) (rds->main.retry_at - ngx_current_msec) > 0) {
-        ngx_http_mdm_kick_later(rds->main.retry_at - ngx_current_msec);
-        return;
-    }
-    rds->resolving = 1;
-    rds->sentinel_next = 0;
-    ngx_http_mdm_sentinel_step();
-}
-
-/* ---------------------------------------------------------------- */
-/* Cluster: the slot map, one connection per master                 */
-
-static ngx_http_mdm_node_t *
-ngx_http_mdm_cluster_node(const mdm_redis_addr_t *a)
-{
-    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
-    ngx_http_mdm_node_t *node;
-    ngx_uint_t i;
-
-    for (i = 0; i < rds->nnodes; i++) {
-        if (mdm_redis_addr_eq(&rds->nodes[i].addr, a)) {
-            return &rds->nodes[i];
-        }
-    }
-    if (rds->nnodes == MDM_REDIS_MAX_NODES) {
-        return NULL;
-    }
-    node = &rds->nodes[rds->nnodes++];
-    ngx_http_mdm_node_set(node, a, NGX_HTTP_MDM_NODE_DATA);
-    return node;
-}
-
-/* map index -> our connection, after the map changed */
-static void
-ngx_http_mdm_cluster_owners(void)
-{
-    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
-    int i;
-
-    for (i = 0; i < rds->map->nnodes; i++) {
-        rds->owner[i] = ngx_http_mdm_cluster_node(&rds->map->node[i]);
-    }
-}
-
-static void ngx_http_mdm_cluster_load(void);
-
-static void
-ngx_http_mdm_cluster_slots_done(redisAsyncContext *ac, void *reply,
-                                void *privdata)
-{
-    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
-    ngx_http_mdm_node_t *node = privdata;
-    mdm_slotmap_t *m = rds->map_new;
-    int i;
-
-    (void) ac;
-    if (rds->exiting || !rds->map_loading) {
-        return;
-    }
-    rds->map_loading = 0;
-    if (reply != NULL && mdm_slotmap_load(m, reply) == 0 && m->nnodes > 0) {
-        for (i = 0; i < m->nnodes; i++) {
-            if (m->node[i].host[0] == '\0') {
-                /* "?" or "": the node we asked */
-                ngx_cpystrn((u_char *) m->node[i].host,
-                            (u_char *) node->addr.host,
-                            sizeof(m->node[i].host));
-            }
-        }
-        rds->map_new = rds->map;
-        rds->map = m;
-        ngx_http_mdm_cluster_owners();
-        rds->map_ok = 1;
-        rds->map_stale = 0;
-        rds->map_backoff = 0;
-        rds->map_logged = 0;
-        rds->map_tries = 0;
-        ngx_log_error(NGX_LOG_INFO, rds->log, 0,
-                      "Redis Cluster slot map from %s: %d masters", node->name,
-                      rds->map->nnodes);
-        return;
-    }
-    if (reply != NULL) {
-        ngx_log_error(NGX_LOG_WARN, rds->log, 0,
-                      "Redis at %s gave no usable CLUSTER SLOTS reply",
-                      node->name);
-    }
-    rds->map_next++;
-    ngx_http_mdm_kick_post(); /* the next node */
-}
-
-/* Ask one node after the other for CLUSTER SLOTS (the seeds, then the
- * nodes we know), until one answers; then back off. */
-static void
-ngx_http_mdm_cluster_load(void)
-{
-    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
-    ngx_http_mdm_redis_addr_t *seeds = rds->mcf->redis_addrs->elts;
-    ngx_uint_t nseeds = rds->mcf->redis_addrs->nelts;
-    ngx_http_mdm_node_t *node;
-    redisAsyncContext *ac;
-    mdm_redis_addr_t a;
-    ngx_uint_t k;
-
-    while (!rds->map_loading && !rds->exiting) {
-        if (rds->map_tries >= nseeds + rds->nnodes) {
-            if (!rds->map_logged) {
-                rds->map_logged = 1;
-                ngx_log_error(NGX_LOG_ERR, rds->log, 0,
-                              MDM_ID_CLUSTER_MAP
-                              " no Redis Cluster node "
-                              "answered CLUSTER SLOTS; trying again later");
-            }
-            rds->map_tries = 0;
-            rds->map_backoff =
-                rds->map_backoff
-                    ? ngx_min(rds->map_backoff * 2, NGX_HTTP_MDM_BACKOFF_MAX)
-                    : NGX_HTTP_MDM_BACKOFF_MIN;
-            rds->map_retry_at = ngx_current_msec + rds->map_backoff;
-            return;
-        }
-        rds->map_tries++;
-        k = rds->map_next % (nseeds + rds->nnodes);
-        if (k < nseeds) {
-            ngx_memzero(&a, sizeof(a));
-            ngx_cpystrn((u_char *) a.host, seeds[k].host.data, sizeof(a.host));
-            a.port = (int) seeds[k].port;
-            node = ngx_http_mdm_cluster_node(&a);
-        } else {
-            node = &rds->nodes[k - nseeds];
-        }
-        ac = node ? ngx_http_mdm_node_get(node) : NULL;
-        if (ac == NULL ||
-            redisAsyncCommand(ac, ngx_http_mdm_cluster_slots_done, node,
-                              "CLUSTER SLOTS") != REDIS_OK) {
-            rds->map_next++;
-            continue;
-        }
-        rds->map_loading = 1;
-    }
-}
-
-/* (Re)load the map unless loading already or backing off. */
-static void
-ngx_http_mdm_cluster_refresh(void)
-{
-    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
-
-    if (rds->map_loading || rds->exiting ||
-        (rds->map_backoff &&
-         (ngx_msec_int_t) (rds->map_retry_at - ngx_current_msec) > 0)) {
-        return;
-    }
-    rds->map_tries = 0;
-    ngx_http_mdm_cluster_load();
-}
-
-/* The node serving the slot of a plan command (NULL: none known). */
-static ngx_http_mdm_node_t *
-ngx_http_mdm_cluster_route(const mdm_cmd_t *c)
-{
-    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
-    const char *key;
-    size_t len;
-    int i;
-
-    key = mdm_cmd_route_key(c, &len);
-    if (key == NULL) {
-        /* no key: any master */
-        for (i = 0; i < rds->map->nnodes; i++) {
-            if (rds->owner[i]) {
-                return rds->owner[i];
-            }
-        }
-        return NULL;
-    }
-    i = mdm_slotmap_owner(rds->map, mdm_redis_slot(key, len));
-    return i < 0 ? NULL : rds->owner[i];
-}
-
-/* ---------------------------------------------------------------- */
-/* discovery, posted to run outside hiredis's callbacks             */
-
-static void
-ngx_http_mdm_kick_handler(ngx_event_t *ev)
-{
-    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
-
-    (void) ev;
-    if (rds->exiting) {
-        return;
-    }
-    if (rds->mcf->redis_mode == NGX_HTTP_MDM_REDIS_SENTINEL) {
-        if (rds->resolving) {
-            if (!rds->asking) {
-                ngx_http_mdm_sentinel_step();
-            }
-        } else if (!rds->master_known) {
-            ngx_http_mdm_sentinel_resolve();
-        }
-    } else if (rds->mcf->redis_mode == NGX_HTTP_MDM_REDIS_CLUSTER) {
-        if (rds->map_loading) {
-            return;
-        }
-        if (!rds->map_ok || rds->map_stale || rds->map_tries) {
-            if (rds->map_tries) {
-                ngx_http_mdm_cluster_load(); /* go on with this round */
-            } else {
-                ngx_http_mdm_cluster_refresh();
-            }
-        }
-    }
-}
-
-/* Discovery again after delay, without waiting for a request: idle
- * workers find the new master too. */
-static void
-ngx_http_mdm_kick_later(ngx_msec_t delay)
-{
-    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
-
-    if (!rds->exiting && !rds->kick.timer_set) {
-        ngx_add_timer(&rds->kick, delay);
-    }
-}
-
-static void
-ngx_http_mdm_kick_post(void)
-{
-    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
-
-    if (!rds->exiting && !rds->kick.posted) {
-        ngx_post_event(&rds->kick, &ngx_posted_events);
-    }
 }
 
 /* ---------------------------------------------------------------- */
@@ -931,8 +491,7 @@ ngx_http_mdm_batch_finish(ngx_http_mdm_batch_t *b)
 static void ngx_http_mdm_callback(redisAsyncContext *ac, void *reply,
                                   void *privdata);
 
-/* Send command ref->idx of the batch to node (ASK: after ASKING). */
-static ngx_int_t
+ngx_int_t
 ngx_http_mdm_send_one(ngx_http_mdm_batch_t *b, ngx_http_mdm_ref_t *ref,
                       const mdm_cmd_t *c, ngx_http_mdm_node_t *node, int ask)
 {
@@ -956,55 +515,6 @@ ngx_http_mdm_send_one(ngx_http_mdm_batch_t *b, ngx_http_mdm_ref_t *ref,
     }
     (void) b;
     return NGX_OK;
-}
-
-/* MOVED/ASK (Cluster): send the command where the reply says, a few
- * times at most. NGX_OK: sent again, the callback runs again later. */
-static ngx_int_t
-ngx_http_mdm_redirect(ngx_http_mdm_ref_t *ref, const redisReply *r)
-{
-    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
-    ngx_http_mdm_batch_t *b = ref->b;
-    ngx_http_mdm_node_t *node;
-    mdm_redis_addr_t to;
-    unsigned slot;
-    int ask, i;
-    char name[300];
-
-    if (mdm_redis_redirect(r->str, r->len, &ask, &slot, &to) != 1) {
-        return NGX_DECLINED;
-    }
-    if (++ref->redirects > MDM_REDIS_MAX_REDIRECT) {
-        ngx_log_error(NGX_LOG_ERR, rds->log, 0,
-                      MDM_ID_CLUSTER_REDIRECTS
-                      " Redis Cluster redirected a "
-                      "command %d times (last: %*s); answering 503",
-                      MDM_REDIS_MAX_REDIRECT, (size_t) ngx_min(r->len, 100),
-                      r->str);
-        rds->map_stale = 1;
-        ngx_http_mdm_kick_post();
-        return NGX_ERROR;
-    }
-    if (!ask) {
-        i = mdm_slotmap_set(rds->map, slot, &to);
-        if (i >= 0) {
-            ngx_http_mdm_cluster_owners();
-        }
-        if (!rds->map_stale) {
-            ngx_log_error(NGX_LOG_INFO, rds->log, 0,
-                          MDM_ID_CLUSTER_MOVED " slot %ui moved to %s; "
-                                               "refreshing the slot map",
-                          (ngx_uint_t) slot,
-                          mdm_redis_addr_format(&to, name, sizeof(name)));
-        }
-        rds->map_stale = 1;
-        ngx_http_mdm_kick_post();
-    }
-    node = ngx_http_mdm_cluster_node(&to);
-    if (node == NULL || b->cmds == NULL) {
-        return NGX_ERROR;
-    }
-    return ngx_http_mdm_send_one(b, ref, &b->cmds[ref->idx], node, ask);
 }
 
 /*
@@ -1070,7 +580,7 @@ ngx_http_mdm_callback(redisAsyncContext *ac, void *reply, void *privdata)
         if (r->type == REDIS_REPLY_ERROR &&
             rds->mcf->redis_mode == NGX_HTTP_MDM_REDIS_CLUSTER &&
             !rds->exiting) {
-            rc = ngx_http_mdm_redirect(ref, r);
+            rc = rds->topo.redirect(ref, r);
             if (rc == NGX_OK) {
                 return; /* sent again: outstanding unchanged */
             }
@@ -1094,12 +604,11 @@ ngx_http_mdm_callback(redisAsyncContext *ac, void *reply, void *privdata)
             b->failed = 1;
             if (rds->mcf->redis_mode == NGX_HTTP_MDM_REDIS_SENTINEL &&
                 node->ac == ac) {
-                ngx_http_mdm_lost_master(node);
+                rds->topo.lost_master(node);
                 ngx_http_mdm_node_drop(node);
-                ngx_http_mdm_failed(node);
+                ngx_http_mdm_node_failed(node);
             } else if (rds->mcf->redis_mode == NGX_HTTP_MDM_REDIS_CLUSTER) {
-                rds->map_stale = 1;
-                ngx_http_mdm_kick_post();
+                rds->topo.stale();
             }
         } else if (!b->failed) {
             node->failover_logged = 0;
@@ -1218,19 +727,8 @@ ngx_http_mdm_redis_send(ngx_http_mdm_main_conf_t *mcf, const mdm_plan_t *p,
     cluster = mcf->redis_mode == NGX_HTTP_MDM_REDIS_CLUSTER;
 
     /* where each command goes; unavailable now: NULL (503) */
-    if (cluster) {
-        if (!rds->map_ok || rds->map_stale) {
-            ngx_http_mdm_cluster_refresh();
-            if (!rds->map_ok) {
-                return NULL;
-            }
-        }
-    } else if (mcf->redis_mode == NGX_HTTP_MDM_REDIS_SENTINEL &&
-               !rds->master_known) {
-        ngx_http_mdm_sentinel_resolve();
-        if (!rds->master_known) {
-            return NULL;
-        }
+    if (rds->topo.ready() != NGX_OK) {
+        return NULL;
     }
     route = p->ncmds <= 64 ? one : malloc(p->ncmds * sizeof(*route));
     if (route == NULL) {
@@ -1238,11 +736,10 @@ ngx_http_mdm_redis_send(ngx_http_mdm_main_conf_t *mcf, const mdm_plan_t *p,
     }
     writes = 0;
     for (i = 0; i < p->ncmds; i++) {
-        node = cluster ? ngx_http_mdm_cluster_route(&p->cmds[i]) : &rds->main;
+        node = cluster ? rds->topo.route(&p->cmds[i]) : &rds->main;
         if (node == NULL || ngx_http_mdm_node_get(node) == NULL) {
             if (cluster && node == NULL) {
-                rds->map_stale = 1;
-                ngx_http_mdm_kick_post();
+                rds->topo.stale();
             }
             goto fail;
         }
@@ -1380,71 +877,7 @@ ngx_http_mdm_redis_detach(ngx_http_mdm_batch_t *b)
                       "MDM04006 Redis at %s did not answer within %M ms; "
                       "reconnecting",
                       dead[j]->name, rds->mcf->timeout);
-        ngx_http_mdm_lost_master(dead[j]);
+        rds->topo.lost_master(dead[j]);
         ngx_http_mdm_node_drop(dead[j]);
-    }
-}
-
-ngx_int_t
-ngx_http_mdm_redis_init_process(ngx_cycle_t *cycle)
-{
-    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
-    ngx_http_mdm_main_conf_t *mcf;
-    mdm_redis_addr_t a;
-
-    ngx_memzero(rds, sizeof(*rds));
-    rds->log = cycle->log;
-    rds->dummy.fd = (ngx_socket_t) -1;
-    rds->kick.handler = ngx_http_mdm_kick_handler;
-    rds->kick.data = &rds->dummy;
-    rds->kick.log = cycle->log;
-    rds->kick.cancelable = 1;
-    mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_mdm_module);
-    if (mcf == NULL || mcf->redis_mode == NGX_HTTP_MDM_REDIS_NONE) {
-        return NGX_OK;
-    }
-    rds->mcf = mcf;
-    if (mcf->redis_mode == NGX_HTTP_MDM_REDIS_SINGLE) {
-        ngx_memzero(&a, sizeof(a));
-        ngx_cpystrn((u_char *) a.host, mcf->server.host.data, sizeof(a.host));
-        a.port = (int) mcf->server.port;
-        ngx_http_mdm_node_set(&rds->main, &a, NGX_HTTP_MDM_NODE_DATA);
-        return NGX_OK;
-    }
-    if (mcf->redis_mode == NGX_HTTP_MDM_REDIS_CLUSTER) {
-        rds->nodes = ngx_pcalloc(cycle->pool, MDM_REDIS_MAX_NODES *
-                                                  sizeof(ngx_http_mdm_node_t));
-        rds->map = ngx_palloc(cycle->pool, sizeof(mdm_slotmap_t));
-        rds->map_new = ngx_palloc(cycle->pool, sizeof(mdm_slotmap_t));
-        if (rds->nodes == NULL || rds->map == NULL || rds->map_new == NULL) {
-            return NGX_ERROR;
-        }
-        mdm_slotmap_init(rds->map);
-    }
-    /* discovery starts now in workers (not in cache helpers) */
-    if (ngx_process == NGX_PROCESS_WORKER && mcf->used) {
-        ngx_post_event(&rds->kick, &ngx_posted_next_events);
-    }
-    return NGX_OK;
-}
-
-void
-ngx_http_mdm_redis_exit_process(ngx_cycle_t *cycle)
-{
-    ngx_http_mdm_redis_t *rds = &ngx_http_mdm_rds;
-    ngx_uint_t i;
-
-    (void) cycle;
-    rds->exiting = 1;
-    if (rds->kick.posted) {
-        ngx_delete_posted_event(&rds->kick);
-    }
-    if (rds->kick.timer_set) {
-        ngx_del_timer(&rds->kick);
-    }
-    ngx_http_mdm_node_drop(&rds->main);
-    ngx_http_mdm_node_drop(&rds->sentinel);
-    for (i = 0; i < rds->nnodes; i++) {
-        ngx_http_mdm_node_drop(&rds->nodes[i]);
     }
 }
